@@ -1,0 +1,139 @@
+//! The catalog's rows. Every row carries the Raft log index that created it and last changed it.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+/// Health of a check. Ordered from best to worst, so `max` is the aggregate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum CheckStatus {
+    Passing,
+    Warning,
+    Critical,
+}
+
+impl CheckStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CheckStatus::Passing => "passing",
+            CheckStatus::Warning => "warning",
+            CheckStatus::Critical => "critical",
+        }
+    }
+
+    /// Reads Consul's status words; anything else is `None`.
+    pub fn parse(s: &str) -> Option<CheckStatus> {
+        match s.to_ascii_lowercase().as_str() {
+            "passing" => Some(CheckStatus::Passing),
+            "warning" => Some(CheckStatus::Warning),
+            "critical" => Some(CheckStatus::Critical),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeRecord {
+    pub id: String,
+    pub name: String,
+    pub address: String,
+    pub datacenter: String,
+    pub tagged_addresses: BTreeMap<String, String>,
+    pub meta: BTreeMap<String, String>,
+    pub create_index: u64,
+    pub modify_index: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Weights {
+    pub passing: u32,
+    pub warning: u32,
+}
+
+impl Default for Weights {
+    fn default() -> Self {
+        Weights { passing: 1, warning: 1 }
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TaggedAddress {
+    pub address: String,
+    pub port: u16,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServiceRecord {
+    pub node: String,
+    pub id: String,
+    pub name: String,
+    pub kind: String,
+    pub tags: Vec<String>,
+    pub address: String,
+    pub tagged_addresses: BTreeMap<String, TaggedAddress>,
+    pub meta: BTreeMap<String, String>,
+    pub port: u16,
+    pub weights: Weights,
+    pub enable_tag_override: bool,
+    pub create_index: u64,
+    pub modify_index: u64,
+}
+
+/// How a check is run. `Recorded` checks are statuses written by someone else (catalog register).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum CheckKind {
+    #[default]
+    Recorded,
+    Http { url: String, method: String, header: BTreeMap<String, Vec<String>>, body: String, tls_skip_verify: bool },
+    Tcp { address: String },
+    Ttl { ttl_ms: u64 },
+}
+
+impl CheckKind {
+    /// Consul's `Type` field.
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            CheckKind::Recorded => "",
+            CheckKind::Http { .. } => "http",
+            CheckKind::Tcp { .. } => "tcp",
+            CheckKind::Ttl { .. } => "ttl",
+        }
+    }
+}
+
+/// What an agent needs to run a check; stored with the check so any restart resumes it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CheckSpec {
+    pub kind: CheckKind,
+    pub interval_ms: u64,
+    pub timeout_ms: u64,
+    pub deregister_critical_after_ms: u64,
+    pub output_max_size: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CheckRecord {
+    pub node: String,
+    pub id: String,
+    pub name: String,
+    pub status: CheckStatus,
+    pub notes: String,
+    pub output: String,
+    pub service_id: String,
+    pub service_name: String,
+    pub service_tags: Vec<String>,
+    pub spec: CheckSpec,
+    pub create_index: u64,
+    pub modify_index: u64,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KvRecord {
+    pub key: String,
+    pub value: Vec<u8>,
+    pub flags: u64,
+    pub lock_index: u64,
+    pub session: Option<String>,
+    pub create_index: u64,
+    pub modify_index: u64,
+}
