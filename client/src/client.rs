@@ -8,8 +8,8 @@ use serde::de::DeserializeOwned;
 
 use crate::duration::format_duration;
 use crate::types::{
-    AgentService, AgentServiceRegistration, AgentSelf, CatalogService, HealthCheck, KvPair, Member,
-    Node, RaftConfiguration, ServiceEntry,
+    AgentSelf, AgentService, AgentServiceRegistration, CatalogService, HealthCheck, KvPair, Member, Node,
+    RaftConfiguration, ServiceEntry,
 };
 
 /// What went wrong talking to an agent.
@@ -112,7 +112,8 @@ impl Client {
             .or_else(|_| std::env::var("CONSUL_HTTP_ADDR"))
             .unwrap_or_else(|_| "127.0.0.1:8500".to_string());
         let mut client = Client::new(&addr)?;
-        client.token = std::env::var("CENSUS_HTTP_TOKEN").or_else(|_| std::env::var("CONSUL_HTTP_TOKEN")).ok();
+        client.token =
+            std::env::var("CENSUS_HTTP_TOKEN").or_else(|_| std::env::var("CONSUL_HTTP_TOKEN")).ok();
         Ok(client)
     }
 
@@ -136,10 +137,7 @@ impl Client {
     ) -> Result<(StatusCode, reqwest::header::HeaderMap, Vec<u8>)> {
         let url = format!("{}{}", self.base, path);
         let mut req = self.http.request(method, &url);
-        let params: Vec<(&str, &str)> = params
-            .iter()
-            .map(|(k, v)| (*k, v.as_str()))
-            .collect();
+        let params: Vec<(&str, &str)> = params.iter().map(|(k, v)| (*k, v.as_str())).collect();
         if !params.is_empty() {
             req = req.query(&params);
         }
@@ -194,7 +192,12 @@ impl Client {
         Ok((value, query_meta(&headers)))
     }
 
-    async fn put_json<B: Serialize>(&self, path: &str, params: &[(&str, String)], body: &B) -> Result<Vec<u8>> {
+    async fn put_json<B: Serialize>(
+        &self,
+        path: &str,
+        params: &[(&str, String)],
+        body: &B,
+    ) -> Result<Vec<u8>> {
         let body = serde_json::to_vec(body).map_err(|e| ClientError::Decode(e.to_string()))?;
         let (_, bytes) = self.call(Method::PUT, path, params, Some(body), None).await?;
         Ok(bytes)
@@ -330,7 +333,11 @@ impl Client {
         self.query(&format!("/v1/health/service/{}", encode_segment(name)), &params, opts).await
     }
 
-    pub async fn health_state(&self, state: &str, opts: &QueryOptions) -> Result<(Vec<HealthCheck>, QueryMeta)> {
+    pub async fn health_state(
+        &self,
+        state: &str,
+        opts: &QueryOptions,
+    ) -> Result<(Vec<HealthCheck>, QueryMeta)> {
         self.query(&format!("/v1/health/state/{}", encode_segment(state)), &[], opts).await
     }
 

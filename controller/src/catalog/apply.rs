@@ -25,11 +25,17 @@ impl CatalogState {
             Command::UpdateCheck { node, check_id, status, output } => {
                 self.update_check(index, node, check_id, *status, output, &mut changes)
             }
-            Command::KvSet { key, value, flags, cas } => self.kv_set(index, key, value, *flags, *cas, &mut changes),
+            Command::KvSet { key, value, flags, cas } => {
+                self.kv_set(index, key, value, *flags, *cas, &mut changes)
+            }
             Command::KvDelete { key, cas } => self.kv_delete(index, key, *cas, &mut changes),
             Command::KvDeleteTree { prefix } => {
-                let keys: Vec<String> =
-                    self.kv.range(prefix.clone()..).take_while(|(k, _)| k.starts_with(prefix)).map(|(k, _)| k.clone()).collect();
+                let keys: Vec<String> = self
+                    .kv
+                    .range(prefix.clone()..)
+                    .take_while(|(k, _)| k.starts_with(prefix))
+                    .map(|(k, _)| k.clone())
+                    .collect();
                 for key in keys {
                     self.kv_remove(index, &key, &mut changes);
                 }
@@ -224,7 +230,13 @@ impl CatalogState {
     }
 
     /// Keeps `ServiceName`/`ServiceTags` of a service's checks in step with the service.
-    fn refresh_check_service_fields(&mut self, index: u64, node: &str, service_id: &str, changes: &mut Changes) {
+    fn refresh_check_service_fields(
+        &mut self,
+        index: u64,
+        node: &str,
+        service_id: &str,
+        changes: &mut Changes,
+    ) {
         let Some(svc) = self.services.get(&(node.to_string(), service_id.to_string())) else { return };
         let (name, tags) = (svc.name.clone(), svc.tags.clone());
         let mut touched = false;
@@ -262,7 +274,8 @@ impl CatalogState {
         for id in service_ids {
             self.deregister_service(index, node, &id, changes);
         }
-        let check_ids: Vec<(String, String)> = self.checks_on(node).map(|c| (c.node.clone(), c.id.clone())).collect();
+        let check_ids: Vec<(String, String)> =
+            self.checks_on(node).map(|c| (c.node.clone(), c.id.clone())).collect();
         if !check_ids.is_empty() {
             for key in check_ids {
                 self.checks.remove(&key);
@@ -272,7 +285,13 @@ impl CatalogState {
         CommandResult::Done
     }
 
-    fn deregister_service(&mut self, index: u64, node: &str, service_id: &str, changes: &mut Changes) -> CommandResult {
+    fn deregister_service(
+        &mut self,
+        index: u64,
+        node: &str,
+        service_id: &str,
+        changes: &mut Changes,
+    ) -> CommandResult {
         let key = (node.to_string(), service_id.to_string());
         let Some(svc) = self.services.remove(&key) else { return CommandResult::Done };
         self.unlink_service_name(&svc.name, &key);

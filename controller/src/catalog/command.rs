@@ -11,17 +11,40 @@ pub enum Command {
     /// Upsert a node, optionally one of its services and checks (catalog and agent registration).
     Register(Registration),
     /// Remove a node with all its services and checks.
-    DeregisterNode { node: String },
+    DeregisterNode {
+        node: String,
+    },
     /// Remove one service instance and its checks.
-    DeregisterService { node: String, service_id: String },
-    DeregisterCheck { node: String, check_id: String },
+    DeregisterService {
+        node: String,
+        service_id: String,
+    },
+    DeregisterCheck {
+        node: String,
+        check_id: String,
+    },
     /// A new status or output of a check; a no-op when both are unchanged.
-    UpdateCheck { node: String, check_id: String, status: CheckStatus, output: String },
+    UpdateCheck {
+        node: String,
+        check_id: String,
+        status: CheckStatus,
+        output: String,
+    },
     /// `cas`: `Some(0)` creates only; `Some(n)` writes only if the key's ModifyIndex is `n`.
-    KvSet { key: String, value: Vec<u8>, flags: u64, cas: Option<u64> },
+    KvSet {
+        key: String,
+        value: Vec<u8>,
+        flags: u64,
+        cas: Option<u64>,
+    },
     /// `cas`: `Some(n)` deletes only if the key's ModifyIndex is `n` (0 never matches).
-    KvDelete { key: String, cas: Option<u64> },
-    KvDeleteTree { prefix: String },
+    KvDelete {
+        key: String,
+        cas: Option<u64>,
+    },
+    KvDeleteTree {
+        prefix: String,
+    },
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]

@@ -84,9 +84,19 @@ pub struct ServiceRecord {
 pub enum CheckKind {
     #[default]
     Recorded,
-    Http { url: String, method: String, header: BTreeMap<String, Vec<String>>, body: String, tls_skip_verify: bool },
-    Tcp { address: String },
-    Ttl { ttl_ms: u64 },
+    Http {
+        url: String,
+        method: String,
+        header: BTreeMap<String, Vec<String>>,
+        body: String,
+        tls_skip_verify: bool,
+    },
+    Tcp {
+        address: String,
+    },
+    Ttl {
+        ttl_ms: u64,
+    },
 }
 
 impl CheckKind {

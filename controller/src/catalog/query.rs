@@ -108,7 +108,11 @@ impl CatalogState {
     }
 
     pub fn kv_list(&self, prefix: &str) -> Vec<&KvRecord> {
-        self.kv.range(prefix.to_string()..).take_while(|(k, _)| k.starts_with(prefix)).map(|(_, r)| r).collect()
+        self.kv
+            .range(prefix.to_string()..)
+            .take_while(|(k, _)| k.starts_with(prefix))
+            .map(|(_, r)| r)
+            .collect()
     }
 
     /// Keys under `prefix`; with a separator, keys are cut after the first separator past the prefix

@@ -7,7 +7,13 @@ fn node(name: &str) -> NodeSpec {
 fn web(node_name: &str, id: &str, check_status: Option<CheckStatus>) -> Command {
     Command::Register(Registration {
         node: node(node_name),
-        service: Some(ServiceSpec { id: id.into(), name: "web".into(), port: 80, tags: vec!["v1".into()], ..Default::default() }),
+        service: Some(ServiceSpec {
+            id: id.into(),
+            name: "web".into(),
+            port: 80,
+            tags: vec!["v1".into()],
+            ..Default::default()
+        }),
         checks: vec![CheckRegistration {
             id: format!("service:{id}"),
             name: "web check".into(),
@@ -52,12 +58,15 @@ fn identical_reregistration_changes_nothing() {
 fn reregistration_without_status_keeps_the_check_status() {
     let mut state = CatalogState::default();
     state.apply(5, &web("n1", "web-1", None));
-    state.apply(6, &Command::UpdateCheck {
-        node: "n1".into(),
-        check_id: "service:web-1".into(),
-        status: CheckStatus::Passing,
-        output: "ok".into(),
-    });
+    state.apply(
+        6,
+        &Command::UpdateCheck {
+            node: "n1".into(),
+            check_id: "service:web-1".into(),
+            status: CheckStatus::Passing,
+            output: "ok".into(),
+        },
+    );
     state.apply(7, &web("n1", "web-1", None));
     assert_eq!(state.check("n1", "service:web-1").map(|c| c.status), Some(CheckStatus::Passing));
 }
@@ -135,14 +144,31 @@ fn deregister_node_removes_services_and_checks() {
 fn kv_cas_semantics() {
     let mut state = CatalogState::default();
     assert_eq!(state.apply(1, &kv_set("a", "1", Some(0))).0, CommandResult::Bool(true), "cas=0 creates");
-    assert_eq!(state.apply(2, &kv_set("a", "2", Some(0))).0, CommandResult::Bool(false), "cas=0 refuses existing");
-    assert_eq!(state.apply(3, &kv_set("a", "3", Some(7))).0, CommandResult::Bool(false), "stale index refused");
+    assert_eq!(
+        state.apply(2, &kv_set("a", "2", Some(0))).0,
+        CommandResult::Bool(false),
+        "cas=0 refuses existing"
+    );
+    assert_eq!(
+        state.apply(3, &kv_set("a", "3", Some(7))).0,
+        CommandResult::Bool(false),
+        "stale index refused"
+    );
     assert_eq!(state.apply(4, &kv_set("a", "4", Some(1))).0, CommandResult::Bool(true), "matching index");
     let rec = state.kv_get("a").expect("key");
     assert_eq!((rec.value.as_slice(), rec.create_index, rec.modify_index), (&b"4"[..], 1, 4));
-    assert_eq!(state.apply(5, &Command::KvDelete { key: "a".into(), cas: Some(0) }).0, CommandResult::Bool(false));
-    assert_eq!(state.apply(6, &Command::KvDelete { key: "a".into(), cas: Some(1) }).0, CommandResult::Bool(false));
-    assert_eq!(state.apply(7, &Command::KvDelete { key: "a".into(), cas: Some(4) }).0, CommandResult::Bool(true));
+    assert_eq!(
+        state.apply(5, &Command::KvDelete { key: "a".into(), cas: Some(0) }).0,
+        CommandResult::Bool(false)
+    );
+    assert_eq!(
+        state.apply(6, &Command::KvDelete { key: "a".into(), cas: Some(1) }).0,
+        CommandResult::Bool(false)
+    );
+    assert_eq!(
+        state.apply(7, &Command::KvDelete { key: "a".into(), cas: Some(4) }).0,
+        CommandResult::Bool(true)
+    );
     assert!(state.kv_get("a").is_none());
 }
 

@@ -81,7 +81,9 @@ impl WatchHub {
     pub fn subscribe(&self, key: &WatchKey) -> Subscription {
         let mut receivers = vec![self.reset.subscribe()];
         match key {
-            WatchKey::Tables(tables) => receivers.extend(tables.iter().map(|t| self.tables[t.slot()].subscribe())),
+            WatchKey::Tables(tables) => {
+                receivers.extend(tables.iter().map(|t| self.tables[t.slot()].subscribe()))
+            }
             WatchKey::Service(name) => receivers.push(subscribe_named(&self.services, name)),
             WatchKey::KvPrefix(prefix) => receivers.push(subscribe_named(&self.kv_prefixes, prefix)),
         }

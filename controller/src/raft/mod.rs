@@ -1,0 +1,16 @@
+//! The Raft adapter around the catalog: log store, state machine, network, membership.
+
+pub mod bootstrap;
+pub mod log_store;
+pub mod network;
+pub mod node;
+pub mod rpc_server;
+pub mod state_machine;
+pub mod types;
+pub mod wal;
+
+#[cfg(test)]
+mod storage_suite;
+
+pub use node::{ClusterError, ClusterNode, RaftTiming, ReadMode};
+pub use types::{NodeId, ServerNode};

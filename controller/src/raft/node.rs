@@ -1,0 +1,387 @@
+//! A running Raft member: the write path (propose here, or forward to the leader), read barriers
+//! for the three consistency modes, and membership changes.
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use openraft::error::{ClientWriteError, RaftError};
+use openraft::{ChangeMembers, Config, ServerState, SnapshotPolicy};
+
+use super::log_store::LogStore;
+use super::network::{Network, PeerError, PeerTransport};
+use super::state_machine::StateMachine;
+use super::types::{NodeId, Raft, ServerNode};
+use crate::catalog::{Catalog, Command, CommandResult};
+
+/// Consul's read consistency modes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReadMode {
+    Default,
+    Stale,
+    Consistent,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClusterError {
+    #[error("No cluster leader")]
+    NoLeader,
+    #[error("this server has not caught up with the cluster yet; retry, or read from another server")]
+    NotCaughtUp,
+    #[error("timed out waiting for the cluster")]
+    Timeout,
+    #[error("raft: {0}")]
+    Raft(String),
+    #[error("leader: {0}")]
+    Forward(String),
+    #[error("storage: {0}")]
+    Storage(String),
+}
+
+/// Answer of a forwarded write or read-index request, as sent over the Raft port.
+pub type Remote<T> = Result<T, String>;
+pub const NOT_LEADER: &str = "not leader";
+
+/// Timing of elections and heartbeats, in milliseconds.
+#[derive(Debug, Clone, Copy)]
+pub struct RaftTiming {
+    pub heartbeat_ms: u64,
+    pub election_min_ms: u64,
+    pub election_max_ms: u64,
+}
+
+impl Default for RaftTiming {
+    fn default() -> Self {
+        RaftTiming { heartbeat_ms: 100, election_min_ms: 500, election_max_ms: 1000 }
+    }
+}
+
+pub struct ClusterNode {
+    pub id: NodeId,
+    pub me: ServerNode,
+    pub raft: Raft,
+    pub catalog: Arc<Catalog>,
+    pub transport: PeerTransport,
+    log_store: LogStore,
+    /// Last log index on disk at start: stale reads wait until it is applied again.
+    startup_index: u64,
+    /// Leader commit index seen in the first append from a leader (u64::MAX until then).
+    first_leader_commit: AtomicU64,
+    last_leader_contact: Mutex<Option<Instant>>,
+}
+
+const FORWARD_TIMEOUT: Duration = Duration::from_secs(10);
+const LEADER_WAIT: Duration = Duration::from_secs(8);
+
+impl ClusterNode {
+    pub async fn start(
+        id: NodeId,
+        me: ServerNode,
+        data_dir: Option<PathBuf>,
+        timing: RaftTiming,
+        catalog: Arc<Catalog>,
+    ) -> Result<Arc<ClusterNode>, ClusterError> {
+        let storage = |e: &dyn std::fmt::Display| ClusterError::Storage(e.to_string());
+        let raft_dir = data_dir.as_ref().map(|d| d.join("raft"));
+        let log_store = LogStore::open(raft_dir.as_deref()).map_err(|e| storage(&e))?;
+        let state_machine =
+            StateMachine::open(catalog.clone(), raft_dir.as_deref()).map_err(|e| storage(&e))?;
+        let config = Config {
+            cluster_name: "census".into(),
+            heartbeat_interval: timing.heartbeat_ms,
+            election_timeout_min: timing.election_min_ms,
+            election_timeout_max: timing.election_max_ms,
+            snapshot_policy: SnapshotPolicy::LogsSinceLast(8192),
+            max_in_snapshot_log_to_keep: 1024,
+            max_payload_entries: 256,
+            ..Default::default()
+        }
+        .validate()
+        .map_err(|e| ClusterError::Raft(e.to_string()))?;
+        let transport = PeerTransport::new().map_err(|e| ClusterError::Raft(e.to_string()))?;
+        let mut reader = log_store.clone();
+        let startup_index = openraft::storage::RaftLogStorage::get_log_state(&mut reader)
+            .await
+            .map_err(|e| storage(&e))?
+            .last_log_id
+            .map(|l| l.index)
+            .unwrap_or(0);
+        let raft = Raft::new(
+            id,
+            Arc::new(config),
+            Network::new(transport.clone()),
+            log_store.clone(),
+            state_machine,
+        )
+        .await
+        .map_err(|e| ClusterError::Raft(e.to_string()))?;
+        Ok(Arc::new(ClusterNode {
+            id,
+            me,
+            raft,
+            catalog,
+            transport,
+            log_store,
+            startup_index,
+            first_leader_commit: AtomicU64::new(u64::MAX),
+            last_leader_contact: Mutex::new(None),
+        }))
+    }
+
+    pub fn metrics(&self) -> openraft::RaftMetrics<NodeId, ServerNode> {
+        self.raft.metrics().borrow().clone()
+    }
+
+    /// The current leader and its addresses, if one is known.
+    pub fn leader(&self) -> Option<(NodeId, ServerNode)> {
+        let m = self.raft.metrics();
+        let m = m.borrow();
+        let id = m.current_leader?;
+        let node = m.membership_config.membership().get_node(&id).cloned()?;
+        Some((id, node))
+    }
+
+    pub fn is_leader(&self) -> bool {
+        let m = self.raft.metrics();
+        let m = m.borrow();
+        m.state == ServerState::Leader && m.current_leader == Some(self.id)
+    }
+
+    pub fn known_leader(&self) -> bool {
+        self.raft.metrics().borrow().current_leader.is_some()
+    }
+
+    /// Milliseconds since the leader was last heard from (0 on the leader).
+    pub fn last_contact_ms(&self) -> u64 {
+        if self.is_leader() {
+            return 0;
+        }
+        let contact = self.last_leader_contact.lock().unwrap_or_else(|p| p.into_inner());
+        contact.map(|t| t.elapsed().as_millis() as u64).unwrap_or(u64::MAX / 2)
+    }
+
+    /// Called by the Raft RPC server for every append from a leader.
+    pub fn note_leader_contact(&self, leader_commit: u64) {
+        *self.last_leader_contact.lock().unwrap_or_else(|p| p.into_inner()) = Some(Instant::now());
+        let _ = self.first_leader_commit.compare_exchange(
+            u64::MAX,
+            leader_commit,
+            Ordering::Relaxed,
+            Ordering::Relaxed,
+        );
+    }
+
+    /// True once this server holds at least what it had before a restart and, on a follower, what
+    /// the leader had committed when it first heard from it.
+    pub fn ready_for_stale(&self) -> bool {
+        let applied = self.catalog.hub().applied();
+        if applied < self.startup_index {
+            return false;
+        }
+        self.is_leader() || applied >= self.first_leader_commit.load(Ordering::Relaxed)
+    }
+
+    /// Waits until a leader is known, up to `timeout`.
+    async fn wait_for_leader(&self, timeout: Duration) -> Option<(NodeId, ServerNode)> {
+        let mut rx = self.raft.metrics();
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            if let Some(leader) = self.leader() {
+                return Some(leader);
+            }
+            if tokio::time::timeout_at(deadline, rx.changed()).await.is_err() {
+                return None;
+            }
+        }
+    }
+
+    /// Proposes `cmd` through the leader and returns its log index and result.
+    pub async fn write(&self, cmd: Command) -> Result<(u64, CommandResult), ClusterError> {
+        let deadline = Instant::now() + LEADER_WAIT;
+        loop {
+            let remaining = deadline.saturating_duration_since(Instant::now());
+            let Some((leader_id, leader)) = self.wait_for_leader(remaining).await else {
+                return Err(ClusterError::NoLeader);
+            };
+            if leader_id == self.id {
+                match self.raft.client_write(cmd.clone()).await {
+                    Ok(resp) => return Ok((resp.log_id.index, resp.data)),
+                    Err(RaftError::APIError(ClientWriteError::ForwardToLeader(_))) => {}
+                    Err(e) => return Err(ClusterError::Raft(e.to_string())),
+                }
+            } else {
+                let answer: Result<Remote<(u64, CommandResult)>, PeerError> =
+                    self.transport.call(&leader.raft_addr, "forward", &cmd, FORWARD_TIMEOUT).await;
+                match answer {
+                    Ok(Ok(done)) => return Ok(done),
+                    Ok(Err(msg)) if msg == NOT_LEADER => {}
+                    Ok(Err(msg)) => return Err(ClusterError::Forward(msg)),
+                    // Connection refused: the leader is gone; wait for the next one.
+                    Err(PeerError::Unreachable { source, .. }) if source.is_connect() => {}
+                    Err(e) => return Err(ClusterError::Forward(e.to_string())),
+                }
+            }
+            if Instant::now() >= deadline {
+                return Err(ClusterError::NoLeader);
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Leader side of a forwarded write.
+    pub async fn write_as_leader(&self, cmd: Command) -> Remote<(u64, CommandResult)> {
+        match self.raft.client_write(cmd).await {
+            Ok(resp) => Ok((resp.log_id.index, resp.data)),
+            Err(RaftError::APIError(ClientWriteError::ForwardToLeader(_))) => Err(NOT_LEADER.into()),
+            Err(e) => Err(e.to_string()),
+        }
+    }
+
+    /// Leader side of a read barrier: the index a reader must have applied.
+    pub async fn read_index_as_leader(&self, linearizable: bool) -> Remote<u64> {
+        if !self.is_leader() {
+            return Err(NOT_LEADER.into());
+        }
+        if !linearizable {
+            return Ok(self.catalog.hub().applied());
+        }
+        match self.raft.get_read_log_id().await {
+            Ok((read, _)) => Ok(read.map(|l| l.index).unwrap_or(0)),
+            Err(e) => Err(e.to_string()),
+        }
+    }
+
+    /// Makes a local read safe for `mode` (see Consul's consistency modes).
+    pub async fn read_barrier(&self, mode: ReadMode) -> Result<(), ClusterError> {
+        match mode {
+            ReadMode::Stale => {
+                if self.ready_for_stale() {
+                    Ok(())
+                } else {
+                    Err(ClusterError::NotCaughtUp)
+                }
+            }
+            ReadMode::Default if self.is_leader() => Ok(()),
+            ReadMode::Consistent if self.is_leader() => {
+                self.raft.ensure_linearizable().await.map(drop).map_err(|_| ClusterError::NoLeader)
+            }
+            _ => {
+                let (_, leader) = self.leader().ok_or(ClusterError::NoLeader)?;
+                let linearizable = mode == ReadMode::Consistent;
+                let answer: Result<Remote<u64>, PeerError> = self
+                    .transport
+                    .call(&leader.raft_addr, "read-index", &linearizable, FORWARD_TIMEOUT)
+                    .await;
+                let index = match answer {
+                    Ok(Ok(index)) => index,
+                    Ok(Err(_)) | Err(_) => return Err(ClusterError::NoLeader),
+                };
+                tokio::time::timeout(FORWARD_TIMEOUT, self.catalog.hub().wait_applied(index))
+                    .await
+                    .map_err(|_| ClusterError::Timeout)
+            }
+        }
+    }
+
+    /// Every server in the Raft configuration, with whether it votes.
+    pub fn servers(&self) -> Vec<(NodeId, ServerNode, bool)> {
+        let m = self.raft.metrics();
+        let m = m.borrow();
+        let membership = m.membership_config.membership();
+        let voters: BTreeSet<NodeId> = membership.voter_ids().collect();
+        membership.nodes().map(|(id, node)| (*id, node.clone(), voters.contains(id))).collect()
+    }
+
+    pub fn is_initialized(&self) -> bool {
+        let m = self.raft.metrics();
+        let m = m.borrow();
+        m.membership_config.membership().voter_ids().next().is_some()
+    }
+
+    /// Leader side: adds (or re-addresses) a server as a voter.
+    pub async fn add_server_as_leader(&self, id: NodeId, node: ServerNode) -> Remote<()> {
+        if !self.is_leader() {
+            return Err(NOT_LEADER.into());
+        }
+        let known = self.servers().into_iter().find(|(sid, _, _)| *sid == id);
+        if let Some((_, existing, true)) = &known {
+            if *existing == node {
+                return Ok(());
+            }
+        }
+        self.raft.add_learner(id, node, true).await.map_err(|e| e.to_string())?;
+        self.raft
+            .change_membership(ChangeMembers::AddVoterIds(BTreeSet::from([id])), false)
+            .await
+            .map(drop)
+            .map_err(|e| e.to_string())
+    }
+
+    /// Leader side: removes a server from the configuration.
+    pub async fn remove_server_as_leader(&self, id: NodeId) -> Remote<()> {
+        if !self.is_leader() {
+            return Err(NOT_LEADER.into());
+        }
+        let voters: BTreeSet<NodeId> =
+            self.servers().into_iter().filter(|(_, _, voter)| *voter).map(|(id, _, _)| id).collect();
+        let change = if voters.contains(&id) {
+            ChangeMembers::RemoveVoters(BTreeSet::from([id]))
+        } else {
+            ChangeMembers::RemoveNodes(BTreeSet::from([id]))
+        };
+        self.raft.change_membership(change, false).await.map(drop).map_err(|e| e.to_string())
+    }
+
+    /// Runs a membership change on the leader, wherever it is.
+    pub async fn membership_via_leader(&self, change: MembershipChange) -> Result<(), ClusterError> {
+        let deadline = Instant::now() + LEADER_WAIT;
+        loop {
+            let remaining = deadline.saturating_duration_since(Instant::now());
+            let (leader_id, leader) = self.wait_for_leader(remaining).await.ok_or(ClusterError::NoLeader)?;
+            let answer = if leader_id == self.id {
+                change.run_here(self).await
+            } else {
+                match self
+                    .transport
+                    .call::<_, Remote<()>>(&leader.raft_addr, "membership", &change, FORWARD_TIMEOUT)
+                    .await
+                {
+                    Ok(answer) => answer,
+                    Err(e) => Err(e.to_string()),
+                }
+            };
+            match answer {
+                Ok(()) => return Ok(()),
+                Err(msg) if msg == NOT_LEADER && Instant::now() < deadline => {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                Err(msg) => return Err(ClusterError::Forward(msg)),
+            }
+        }
+    }
+
+    pub async fn shutdown(&self) {
+        let _ = self.raft.shutdown().await;
+        self.log_store.close();
+    }
+}
+
+/// A membership change that any server can ask the leader to make.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub enum MembershipChange {
+    Add { id: NodeId, node: ServerNode },
+    Remove { id: NodeId },
+}
+
+impl MembershipChange {
+    pub async fn run_here(&self, node: &ClusterNode) -> Remote<()> {
+        match self {
+            MembershipChange::Add { id, node: server } => {
+                node.add_server_as_leader(*id, server.clone()).await
+            }
+            MembershipChange::Remove { id } => node.remove_server_as_leader(*id).await,
+        }
+    }
+}

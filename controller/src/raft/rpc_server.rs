@@ -1,0 +1,121 @@
+//! The Raft port's HTTP routes: Raft's own RPCs, forwarded writes and read barriers, discovery.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use openraft::raft::{AppendEntriesRequest, InstallSnapshotRequest, VoteRequest};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use super::bootstrap::{Discovery, Hello};
+use super::node::{ClusterNode, MembershipChange, Remote};
+use super::types::{NodeId, TypeConfig};
+use crate::catalog::Command;
+
+#[derive(Clone)]
+pub struct RaftService {
+    pub node: Arc<ClusterNode>,
+    pub discovery: Arc<Discovery>,
+}
+
+fn encode<T: Serialize>(value: &T) -> Response {
+    match bincode::serialize(value) {
+        Ok(bytes) => (StatusCode::OK, bytes).into_response(),
+        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
+    }
+}
+
+fn decode<T: DeserializeOwned>(body: &Bytes) -> Result<T, Response> {
+    bincode::deserialize(body).map_err(|e| (StatusCode::BAD_REQUEST, e.to_string()).into_response())
+}
+
+async fn append(State(svc): State<RaftService>, body: Bytes) -> Response {
+    let req: AppendEntriesRequest<TypeConfig> = match decode(&body) {
+        Ok(r) => r,
+        Err(resp) => return resp,
+    };
+    let leader_commit = req.leader_commit.map(|l| l.index).unwrap_or(0);
+    let answer = svc.node.raft.append_entries(req).await;
+    if answer.is_ok() {
+        svc.node.note_leader_contact(leader_commit);
+    }
+    encode(&answer)
+}
+
+async fn vote(State(svc): State<RaftService>, body: Bytes) -> Response {
+    let req: VoteRequest<NodeId> = match decode(&body) {
+        Ok(r) => r,
+        Err(resp) => return resp,
+    };
+    encode(&svc.node.raft.vote(req).await)
+}
+
+async fn snapshot(State(svc): State<RaftService>, body: Bytes) -> Response {
+    let req: InstallSnapshotRequest<TypeConfig> = match decode(&body) {
+        Ok(r) => r,
+        Err(resp) => return resp,
+    };
+    encode(&svc.node.raft.install_snapshot(req).await)
+}
+
+async fn forward(State(svc): State<RaftService>, body: Bytes) -> Response {
+    let cmd: Command = match decode(&body) {
+        Ok(c) => c,
+        Err(resp) => return resp,
+    };
+    encode(&svc.node.write_as_leader(cmd).await)
+}
+
+async fn read_index(State(svc): State<RaftService>, body: Bytes) -> Response {
+    let linearizable: bool = match decode(&body) {
+        Ok(l) => l,
+        Err(resp) => return resp,
+    };
+    encode(&svc.node.read_index_as_leader(linearizable).await)
+}
+
+async fn membership(State(svc): State<RaftService>, body: Bytes) -> Response {
+    let change: MembershipChange = match decode(&body) {
+        Ok(c) => c,
+        Err(resp) => return resp,
+    };
+    encode(&change.run_here(&svc.node).await)
+}
+
+/// A peer asks this server to get it into the cluster (through the leader).
+async fn join(State(svc): State<RaftService>, body: Bytes) -> Response {
+    let change: MembershipChange = match decode(&body) {
+        Ok(c) => c,
+        Err(resp) => return resp,
+    };
+    let answer: Remote<()> = svc.node.membership_via_leader(change).await.map_err(|e| e.to_string());
+    encode(&answer)
+}
+
+async fn hello(State(svc): State<RaftService>, body: Bytes) -> Response {
+    let theirs: Hello = match decode(&body) {
+        Ok(h) => h,
+        Err(resp) => return resp,
+    };
+    svc.discovery.learn(&theirs);
+    encode(&svc.discovery.hello(&svc.node))
+}
+
+pub fn router(svc: RaftService) -> Router {
+    Router::new()
+        .route("/raft/append", post(append))
+        .route("/raft/vote", post(vote))
+        .route("/raft/snapshot", post(snapshot))
+        .route("/raft/forward", post(forward))
+        .route("/raft/read-index", post(read_index))
+        .route("/raft/membership", post(membership))
+        .route("/raft/join", post(join))
+        .route("/raft/hello", post(hello))
+        .layer(DefaultBodyLimit::disable())
+        .with_state(svc)
+}

@@ -1,0 +1,175 @@
+//! The Raft state machine: the catalog in memory, snapshotted to disk.
+
+use std::io::Cursor;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use openraft::storage::{RaftStateMachine, Snapshot};
+use openraft::{AnyError, EntryPayload, OptionalSend, RaftSnapshotBuilder, StorageIOError};
+use serde::{Deserialize, Serialize};
+
+use super::types::{Entry, LogId, SnapshotMeta, StorageError, StoredMembership, TypeConfig};
+use crate::catalog::{Catalog, CatalogState, CommandResult, LogItem};
+
+/// What was applied last; kept beside the catalog under one lock so snapshots are consistent.
+#[derive(Debug, Clone, Default)]
+struct Applied {
+    log_id: Option<LogId>,
+    membership: StoredMembership,
+}
+
+/// A snapshot as stored on disk.
+#[derive(Serialize, Deserialize)]
+struct SnapshotFile {
+    meta: SnapshotMeta,
+    data: Vec<u8>,
+}
+
+struct Inner {
+    catalog: Arc<Catalog>,
+    applied: Mutex<Applied>,
+    dir: Option<PathBuf>,
+    current: Mutex<Option<(SnapshotMeta, Vec<u8>)>>,
+}
+
+#[derive(Clone)]
+pub struct StateMachine {
+    inner: Arc<Inner>,
+}
+
+fn sm_err(e: impl std::error::Error + 'static) -> StorageError {
+    StorageError::IO { source: StorageIOError::write_state_machine(AnyError::new(&e)) }
+}
+
+fn snap_err(e: impl std::error::Error + 'static) -> StorageError {
+    StorageError::IO { source: StorageIOError::write_snapshot(None, AnyError::new(&e)) }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl StateMachine {
+    /// Loads the last snapshot under `dir`, if any, into `catalog`.
+    pub fn open(catalog: Arc<Catalog>, dir: Option<&Path>) -> Result<StateMachine, StorageError> {
+        let inner = Inner {
+            catalog,
+            applied: Mutex::new(Applied::default()),
+            dir: dir.map(Path::to_path_buf),
+            current: Mutex::new(None),
+        };
+        if let Some(path) = dir.map(|d| d.join("snapshot.bin")) {
+            if path.exists() {
+                let bytes = std::fs::read(&path).map_err(snap_err)?;
+                let file: SnapshotFile = bincode::deserialize(&bytes).map_err(snap_err)?;
+                let state = CatalogState::from_bytes(&file.data).map_err(snap_err)?;
+                inner.catalog.replace(state);
+                *lock(&inner.applied) =
+                    Applied { log_id: file.meta.last_log_id, membership: file.meta.last_membership.clone() };
+                *lock(&inner.current) = Some((file.meta, file.data));
+            }
+        }
+        Ok(StateMachine { inner: Arc::new(inner) })
+    }
+
+    fn persist(&self, meta: &SnapshotMeta, data: &[u8]) -> Result<(), StorageError> {
+        if let Some(dir) = &self.inner.dir {
+            let file = SnapshotFile { meta: meta.clone(), data: data.to_vec() };
+            let bytes = bincode::serialize(&file).map_err(snap_err)?;
+            let tmp = dir.join("snapshot.bin.tmp");
+            std::fs::write(&tmp, &bytes).map_err(snap_err)?;
+            std::fs::File::open(&tmp).and_then(|f| f.sync_all()).map_err(snap_err)?;
+            std::fs::rename(&tmp, dir.join("snapshot.bin")).map_err(snap_err)?;
+            std::fs::File::open(dir).and_then(|d| d.sync_all()).map_err(snap_err)?;
+        }
+        *lock(&self.inner.current) = Some((meta.clone(), data.to_vec()));
+        Ok(())
+    }
+}
+
+impl RaftSnapshotBuilder<TypeConfig> for StateMachine {
+    async fn build_snapshot(&mut self) -> Result<Snapshot<TypeConfig>, StorageError> {
+        let (applied, state) = {
+            let applied = lock(&self.inner.applied);
+            (applied.clone(), self.inner.catalog.read(CatalogState::clone))
+        };
+        let data = state.to_bytes().map_err(sm_err)?;
+        let snapshot_id = match applied.log_id {
+            Some(id) => format!("{}-{}-{}", id.leader_id, id.index, data.len()),
+            None => format!("empty-{}", data.len()),
+        };
+        let meta =
+            SnapshotMeta { last_log_id: applied.log_id, last_membership: applied.membership, snapshot_id };
+        self.persist(&meta, &data)?;
+        Ok(Snapshot { meta, snapshot: Box::new(Cursor::new(data)) })
+    }
+}
+
+impl RaftStateMachine<TypeConfig> for StateMachine {
+    type SnapshotBuilder = StateMachine;
+
+    async fn applied_state(&mut self) -> Result<(Option<LogId>, StoredMembership), StorageError> {
+        let applied = lock(&self.inner.applied);
+        Ok((applied.log_id, applied.membership.clone()))
+    }
+
+    async fn apply<I>(&mut self, entries: I) -> Result<Vec<CommandResult>, StorageError>
+    where
+        I: IntoIterator<Item = Entry> + OptionalSend,
+        I::IntoIter: OptionalSend,
+    {
+        let entries: Vec<Entry> = entries.into_iter().collect();
+        let mut applied = lock(&self.inner.applied);
+        let items = entries.iter().map(|e| LogItem {
+            index: e.log_id.index,
+            command: match &e.payload {
+                EntryPayload::Normal(cmd) => Some(cmd),
+                _ => None,
+            },
+        });
+        let mut results = self.inner.catalog.apply_batch(items).into_iter();
+        let mut out = Vec::with_capacity(entries.len());
+        for entry in &entries {
+            applied.log_id = Some(entry.log_id);
+            match &entry.payload {
+                EntryPayload::Normal(_) => out.push(results.next().unwrap_or(CommandResult::Done)),
+                EntryPayload::Membership(m) => {
+                    applied.membership = StoredMembership::new(Some(entry.log_id), m.clone());
+                    out.push(CommandResult::Done);
+                }
+                EntryPayload::Blank => out.push(CommandResult::Done),
+            }
+        }
+        Ok(out)
+    }
+
+    async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
+        self.clone()
+    }
+
+    async fn begin_receiving_snapshot(&mut self) -> Result<Box<Cursor<Vec<u8>>>, StorageError> {
+        Ok(Box::new(Cursor::new(Vec::new())))
+    }
+
+    async fn install_snapshot(
+        &mut self,
+        meta: &SnapshotMeta,
+        snapshot: Box<Cursor<Vec<u8>>>,
+    ) -> Result<(), StorageError> {
+        let data = snapshot.into_inner();
+        let state = CatalogState::from_bytes(&data).map_err(snap_err)?;
+        {
+            let mut applied = lock(&self.inner.applied);
+            self.inner.catalog.replace(state);
+            *applied = Applied { log_id: meta.last_log_id, membership: meta.last_membership.clone() };
+        }
+        self.persist(meta, &data)
+    }
+
+    async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot<TypeConfig>>, StorageError> {
+        Ok(lock(&self.inner.current).as_ref().map(|(meta, data)| Snapshot {
+            meta: meta.clone(),
+            snapshot: Box::new(Cursor::new(data.clone())),
+        }))
+    }
+}
