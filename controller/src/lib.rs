@@ -1,4 +1,7 @@
-//! census-controller: the catalog server, its HTTP API, the Raft adapter and the CLI.
+//! census-controller: the catalog server (`census agent`), its HTTP API, the Raft adapter and the CLI.
 
+pub mod agent;
 pub mod catalog;
+pub mod cli;
+pub mod http;
 pub mod raft;

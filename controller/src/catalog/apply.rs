@@ -113,11 +113,11 @@ impl CatalogState {
             });
             if !unchanged {
                 record.modify_index = index;
-                if let Some(old) = &existing {
-                    if old.name != record.name {
-                        self.unlink_service_name(&old.name, &key);
-                        self.bump_service(changes, &old.name, index);
-                    }
+                if let Some(old) = &existing
+                    && old.name != record.name
+                {
+                    self.unlink_service_name(&old.name, &key);
+                    self.bump_service(changes, &old.name, index);
                 }
                 self.by_service_name.entry(record.name.clone()).or_default().insert(key.clone());
                 self.bump_service(changes, &record.name, index);

@@ -6,6 +6,8 @@ use serde::{Deserialize, Serialize};
 
 use super::model::{CheckSpec, CheckStatus, TaggedAddress, Weights};
 
+// Registrations dominate the log; boxing them would add an allocation per entry for nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Command {
     /// Upsert a node, optionally one of its services and checks (catalog and agent registration).

@@ -116,10 +116,10 @@ pub async fn run(node: Arc<ClusterNode>, discovery: Arc<Discovery>, plan: Bootst
             }
         }
         for addr in &targets {
-            if let Err(e) = discovery.greet(&node, addr).await {
-                if round % 10 == 0 {
-                    tracing::info!(peer = %addr, error = %e, "waiting for peer");
-                }
+            if let Err(e) = discovery.greet(&node, addr).await
+                && round.is_multiple_of(10)
+            {
+                tracing::info!(peer = %addr, error = %e, "waiting for peer");
             }
             if node.is_initialized() {
                 break;

@@ -306,10 +306,10 @@ impl ClusterNode {
             return Err(NOT_LEADER.into());
         }
         let known = self.servers().into_iter().find(|(sid, _, _)| *sid == id);
-        if let Some((_, existing, true)) = &known {
-            if *existing == node {
-                return Ok(());
-            }
+        if let Some((_, existing, true)) = &known
+            && *existing == node
+        {
+            return Ok(());
         }
         self.raft.add_learner(id, node, true).await.map_err(|e| e.to_string())?;
         self.raft

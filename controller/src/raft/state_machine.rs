@@ -58,16 +58,16 @@ impl StateMachine {
             dir: dir.map(Path::to_path_buf),
             current: Mutex::new(None),
         };
-        if let Some(path) = dir.map(|d| d.join("snapshot.bin")) {
-            if path.exists() {
-                let bytes = std::fs::read(&path).map_err(snap_err)?;
-                let file: SnapshotFile = bincode::deserialize(&bytes).map_err(snap_err)?;
-                let state = CatalogState::from_bytes(&file.data).map_err(snap_err)?;
-                inner.catalog.replace(state);
-                *lock(&inner.applied) =
-                    Applied { log_id: file.meta.last_log_id, membership: file.meta.last_membership.clone() };
-                *lock(&inner.current) = Some((file.meta, file.data));
-            }
+        if let Some(path) = dir.map(|d| d.join("snapshot.bin"))
+            && path.exists()
+        {
+            let bytes = std::fs::read(&path).map_err(snap_err)?;
+            let file: SnapshotFile = bincode::deserialize(&bytes).map_err(snap_err)?;
+            let state = CatalogState::from_bytes(&file.data).map_err(snap_err)?;
+            inner.catalog.replace(state);
+            *lock(&inner.applied) =
+                Applied { log_id: file.meta.last_log_id, membership: file.meta.last_membership.clone() };
+            *lock(&inner.current) = Some((file.meta, file.data));
         }
         Ok(StateMachine { inner: Arc::new(inner) })
     }

@@ -1,0 +1,325 @@
+//! `census agent` flags, spelled as Consul spells them, and the JSON agent config files.
+
+use std::path::{Path, PathBuf};
+
+use census_client::types::AgentServiceRegistration;
+use clap::Args;
+use serde::Deserialize;
+
+pub const DEFAULT_SERVER_PORT: u16 = 8300;
+pub const DEFAULT_HTTP_PORT: u16 = 8500;
+pub const DEFAULT_DNS_PORT: u16 = 8600;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("invalid config {path}: {source}")]
+    Parse { path: PathBuf, source: serde_json::Error },
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// The flags of `census agent`. Single-dash spellings (`-bootstrap-expect=3`) are accepted too.
+#[derive(Debug, Clone, Default, Args)]
+pub struct AgentArgs {
+    /// Development mode: one in-memory server, ready at once, nothing written to disk.
+    #[arg(long)]
+    pub dev: bool,
+    /// Run as a server (census agents always are; accepted for Consul compatibility).
+    #[arg(long)]
+    pub server: bool,
+    /// Initialize a one-server cluster at once.
+    #[arg(long)]
+    pub bootstrap: bool,
+    /// Wait for this many servers before electing a leader.
+    #[arg(long, value_name = "N")]
+    pub bootstrap_expect: Option<usize>,
+    /// A server to join, retried until it answers (repeatable). HOST[:PORT], port defaults to 8300.
+    #[arg(long, value_name = "ADDR")]
+    pub retry_join: Vec<String>,
+    /// A server to join at start (repeatable).
+    #[arg(long, value_name = "ADDR")]
+    pub join: Vec<String>,
+    /// Where the Raft log, snapshots and node ID live.
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// This node's name (default: the host name).
+    #[arg(long, value_name = "NAME")]
+    pub node: Option<String>,
+    /// Address the server port listens on (default 0.0.0.0).
+    #[arg(long, value_name = "ADDR")]
+    pub bind: Option<String>,
+    /// Address other servers reach this one at.
+    #[arg(long, value_name = "ADDR")]
+    pub advertise: Option<String>,
+    /// Address the HTTP and DNS interfaces listen on (default 127.0.0.1).
+    #[arg(long, value_name = "ADDR")]
+    pub client: Option<String>,
+    #[arg(long, value_name = "DC")]
+    pub datacenter: Option<String>,
+    #[arg(long, value_name = "PORT")]
+    pub http_port: Option<u16>,
+    /// Raft between servers.
+    #[arg(long, value_name = "PORT")]
+    pub server_port: Option<u16>,
+    /// Reserved for the DNS interface.
+    #[arg(long, value_name = "PORT")]
+    pub dns_port: Option<u16>,
+    #[arg(long, value_name = "LEVEL")]
+    pub log_level: Option<String>,
+    #[arg(long, value_name = "PATH")]
+    pub log_file: Option<PathBuf>,
+    #[arg(long, value_name = "PATH")]
+    pub pid_file: Option<PathBuf>,
+    /// A JSON agent config file (repeatable).
+    #[arg(long, value_name = "FILE")]
+    pub config_file: Vec<PathBuf>,
+    /// A directory of JSON agent config files, read in name order (repeatable).
+    #[arg(long, value_name = "DIR")]
+    pub config_dir: Vec<PathBuf>,
+    /// Accept script checks (`Args`).
+    #[arg(long, num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
+    pub enable_script_checks: Option<bool>,
+    #[arg(long, num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
+    pub enable_local_script_checks: Option<bool>,
+    /// Serve the web UI (accepted; the UI is a later feature).
+    #[arg(long)]
+    pub ui: bool,
+    #[arg(long, value_name = "DIR")]
+    pub ui_dir: Option<PathBuf>,
+    #[arg(long, value_name = "PATH")]
+    pub ui_content_path: Option<String>,
+    /// Raft timing scale (Consul's raft_multiplier; 1 = 100 ms heartbeats, 0.5–1 s elections).
+    #[arg(long, value_name = "N")]
+    pub raft_multiplier: Option<u64>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct Ports {
+    pub http: Option<u16>,
+    pub dns: Option<u16>,
+    pub server: Option<u16>,
+}
+
+/// A service definition file: `{"service": {...}}` or `{"services": [...]}`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct FileConfig {
+    pub datacenter: Option<String>,
+    pub data_dir: Option<PathBuf>,
+    pub node_name: Option<String>,
+    pub server: Option<bool>,
+    pub bootstrap: Option<bool>,
+    pub bootstrap_expect: Option<usize>,
+    pub retry_join: Vec<String>,
+    pub start_join: Vec<String>,
+    pub bind_addr: Option<String>,
+    pub advertise_addr: Option<String>,
+    pub client_addr: Option<String>,
+    pub ports: Ports,
+    pub log_level: Option<String>,
+    pub enable_script_checks: Option<bool>,
+    pub enable_local_script_checks: Option<bool>,
+    pub service: Option<serde_json::Value>,
+    pub services: Vec<serde_json::Value>,
+    #[serde(flatten)]
+    pub other: serde_json::Map<String, serde_json::Value>,
+}
+
+/// Everything the agent runs with, flags over files over defaults.
+#[derive(Debug, Clone)]
+pub struct AgentConfig {
+    pub dev: bool,
+    pub bootstrap: bool,
+    pub bootstrap_expect: usize,
+    pub join: Vec<String>,
+    pub data_dir: Option<PathBuf>,
+    pub node_name: String,
+    pub bind: String,
+    pub advertise: String,
+    pub client: String,
+    pub datacenter: String,
+    pub http_port: u16,
+    pub server_port: u16,
+    pub dns_port: u16,
+    pub log_level: String,
+    pub log_file: Option<PathBuf>,
+    pub pid_file: Option<PathBuf>,
+    pub enable_script_checks: bool,
+    pub raft_multiplier: u64,
+    pub services: Vec<AgentServiceRegistration>,
+}
+
+/// `HOST` → `HOST:PORT`; `HOST:PORT` and `[v6]:PORT` unchanged.
+pub fn with_default_port(addr: &str, port: u16) -> String {
+    let has_port = if addr.starts_with('[') { addr.contains("]:") } else { addr.matches(':').count() == 1 };
+    if has_port { addr.to_string() } else { format!("{addr}:{port}") }
+}
+
+fn read_file(path: &Path) -> Result<FileConfig, ConfigError> {
+    let text =
+        std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.into(), source })?;
+    serde_json::from_str(&text).map_err(|source| ConfigError::Parse { path: path.into(), source })
+}
+
+/// Reads every `-config-file` and the `.json` files of every `-config-dir`, in order.
+pub fn read_config_files(args: &AgentArgs) -> Result<Vec<FileConfig>, ConfigError> {
+    let mut files = Vec::new();
+    for path in &args.config_file {
+        files.push(read_file(path)?);
+    }
+    for dir in &args.config_dir {
+        let entries =
+            std::fs::read_dir(dir).map_err(|source| ConfigError::Read { path: dir.clone(), source })?;
+        let mut paths: Vec<PathBuf> = entries
+            .filter_map(Result::ok)
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|e| e == "json"))
+            .collect();
+        paths.sort();
+        for path in paths {
+            files.push(read_file(&path)?);
+        }
+    }
+    Ok(files)
+}
+
+fn local_hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .unwrap_or_else(|| "census".to_string())
+}
+
+/// The address this host uses to reach other hosts: the source address of its default route.
+/// A UDP "connect" only consults the routing table; nothing is sent.
+fn default_route_ip() -> Option<String> {
+    let socket = std::net::UdpSocket::bind("0.0.0.0:0").ok()?;
+    socket.connect("192.0.2.1:9").ok()?;
+    let ip = socket.local_addr().ok()?.ip();
+    (!ip.is_unspecified()).then(|| ip.to_string())
+}
+
+impl AgentConfig {
+    pub fn resolve(args: &AgentArgs, files: &[FileConfig]) -> Result<AgentConfig, ConfigError> {
+        let pick = |flag: &Option<String>, f: fn(&FileConfig) -> Option<String>| -> Option<String> {
+            flag.clone().or_else(|| files.iter().rev().find_map(f))
+        };
+        let dev = args.dev;
+        let data_dir = args.data_dir.clone().or_else(|| files.iter().rev().find_map(|f| f.data_dir.clone()));
+        if !dev && data_dir.is_none() {
+            return Err(ConfigError::Invalid(
+                "Must specify -data-dir or -dev (the Raft log and snapshots are kept there)".into(),
+            ));
+        }
+        let bootstrap_expect = args
+            .bootstrap_expect
+            .or_else(|| files.iter().rev().find_map(|f| f.bootstrap_expect))
+            .unwrap_or(0);
+        let bootstrap = args.bootstrap || files.iter().any(|f| f.bootstrap == Some(true));
+        if bootstrap && bootstrap_expect > 1 {
+            return Err(ConfigError::Invalid("-bootstrap and -bootstrap-expect cannot both be set".into()));
+        }
+        let loopback = if dev { Some("127.0.0.1".to_string()) } else { None };
+        let bind = pick(&args.bind, |f| f.bind_addr.clone())
+            .or(loopback.clone())
+            .unwrap_or_else(|| "0.0.0.0".into());
+        let advertise = match pick(&args.advertise, |f| f.advertise_addr.clone()) {
+            Some(a) => a,
+            None if bind != "0.0.0.0" && bind != "::" => bind.clone(),
+            None => default_route_ip().unwrap_or_else(|| "127.0.0.1".into()),
+        };
+        let client = pick(&args.client, |f| f.client_addr.clone()).unwrap_or_else(|| "127.0.0.1".into());
+        let server_port = args
+            .server_port
+            .or_else(|| files.iter().rev().find_map(|f| f.ports.server))
+            .unwrap_or(DEFAULT_SERVER_PORT);
+        let mut join: Vec<String> = args.retry_join.iter().chain(args.join.iter()).cloned().collect();
+        for f in files {
+            join.extend(f.retry_join.iter().chain(f.start_join.iter()).cloned());
+        }
+        let join = join.iter().map(|a| with_default_port(a, DEFAULT_SERVER_PORT)).collect();
+        let mut services = Vec::new();
+        for f in files {
+            for value in f.service.iter().chain(f.services.iter()) {
+                let body = serde_json::to_vec(value).map_err(|e| ConfigError::Invalid(e.to_string()))?;
+                let reg: AgentServiceRegistration = crate::http::decode::decode_json(&body)
+                    .map_err(|e| ConfigError::Invalid(format!("service definition: {e}")))?;
+                services.push(reg);
+            }
+        }
+        let flag_or_file = |flag: Option<bool>, f: fn(&FileConfig) -> Option<bool>| {
+            flag.or_else(|| files.iter().rev().find_map(f)).unwrap_or(false)
+        };
+        Ok(AgentConfig {
+            dev,
+            bootstrap: bootstrap || dev || bootstrap_expect == 1,
+            bootstrap_expect,
+            join,
+            data_dir: if dev { None } else { data_dir },
+            node_name: pick(&args.node, |f| f.node_name.clone()).unwrap_or_else(local_hostname),
+            bind,
+            advertise,
+            client,
+            datacenter: pick(&args.datacenter, |f| f.datacenter.clone()).unwrap_or_else(|| "dc1".into()),
+            http_port: args
+                .http_port
+                .or_else(|| files.iter().rev().find_map(|f| f.ports.http))
+                .unwrap_or(DEFAULT_HTTP_PORT),
+            server_port,
+            dns_port: args
+                .dns_port
+                .or_else(|| files.iter().rev().find_map(|f| f.ports.dns))
+                .unwrap_or(DEFAULT_DNS_PORT),
+            log_level: pick(&args.log_level, |f| f.log_level.clone()).unwrap_or_else(|| "info".into()),
+            log_file: args.log_file.clone(),
+            pid_file: args.pid_file.clone(),
+            enable_script_checks: flag_or_file(args.enable_script_checks, |f| f.enable_script_checks)
+                || flag_or_file(args.enable_local_script_checks, |f| f.enable_local_script_checks),
+            raft_multiplier: args.raft_multiplier.unwrap_or(1).max(1),
+            services,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_ports_are_added_only_when_missing() {
+        assert_eq!(with_default_port("10.0.0.1", 8300), "10.0.0.1:8300");
+        assert_eq!(with_default_port("10.0.0.1:9000", 8300), "10.0.0.1:9000");
+        assert_eq!(with_default_port("[::1]:9000", 8300), "[::1]:9000");
+    }
+
+    #[test]
+    fn dev_needs_no_data_dir_and_bootstraps_alone() {
+        let args = AgentArgs { dev: true, ..Default::default() };
+        let cfg = AgentConfig::resolve(&args, &[]).expect("dev config");
+        assert!(cfg.bootstrap && cfg.data_dir.is_none());
+        assert_eq!((cfg.bind.as_str(), cfg.client.as_str()), ("127.0.0.1", "127.0.0.1"));
+    }
+
+    #[test]
+    fn server_needs_a_data_dir() {
+        let err =
+            AgentConfig::resolve(&AgentArgs { server: true, ..Default::default() }, &[]).expect_err("no dir");
+        assert!(err.to_string().contains("-data-dir"));
+    }
+
+    #[test]
+    fn seed_service_definition_is_read_from_a_file() {
+        let file: FileConfig =
+            serde_json::from_str(r#"{"service": {"name": "web", "tags": ["rails"], "port": 80}}"#)
+                .expect("parse");
+        let args = AgentArgs { dev: true, ..Default::default() };
+        let cfg = AgentConfig::resolve(&args, &[file]).expect("resolve");
+        assert_eq!(cfg.services.len(), 1);
+        assert_eq!((cfg.services[0].name.as_str(), cfg.services[0].port), ("web", 80));
+    }
+}

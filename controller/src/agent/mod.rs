@@ -1,0 +1,234 @@
+//! `census agent`: wires the catalog, Raft, the HTTP API and the check runner together.
+
+pub mod args;
+pub mod checks;
+pub mod config;
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use rand::RngCore;
+
+use self::checks::CheckRunner;
+use self::config::AgentConfig;
+use crate::catalog::{
+    Catalog, CheckRegistration, CheckSpec, CheckStatus, Command, Registration, ServiceSpec,
+};
+use crate::http::{AgentInfo, AppState};
+use crate::raft::bootstrap::{BootstrapPlan, Discovery};
+use crate::raft::node::MembershipChange;
+use crate::raft::{ClusterNode, RaftTiming, ServerNode};
+
+#[derive(Debug, thiserror::Error)]
+pub enum AgentError {
+    #[error("cannot listen on {addr}: {source}")]
+    Listen { addr: String, source: std::io::Error },
+    #[error("node ID file {path}: {source}")]
+    NodeId { path: String, source: std::io::Error },
+    #[error(transparent)]
+    Cluster(#[from] crate::raft::ClusterError),
+    #[error("{0}")]
+    Other(String),
+}
+
+/// A UUID-shaped node ID, kept in the data dir so the node keeps its identity across restarts.
+fn node_id(data_dir: Option<&Path>) -> Result<String, AgentError> {
+    let fresh = || {
+        let mut b = [0u8; 16];
+        rand::thread_rng().fill_bytes(&mut b);
+        b[6] = (b[6] & 0x0f) | 0x40;
+        b[8] = (b[8] & 0x3f) | 0x80;
+        let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
+        format!("{}-{}-{}-{}-{}", &h[0..8], &h[8..12], &h[12..16], &h[16..20], &h[20..32])
+    };
+    let Some(dir) = data_dir else { return Ok(fresh()) };
+    let path = dir.join("node-id");
+    let err = |source| AgentError::NodeId { path: path.display().to_string(), source };
+    match std::fs::read_to_string(&path) {
+        Ok(id) if id.trim().len() == 36 => Ok(id.trim().to_string()),
+        _ => {
+            std::fs::create_dir_all(dir).map_err(err)?;
+            let id = fresh();
+            std::fs::write(&path, &id).map_err(err)?;
+            Ok(id)
+        }
+    }
+}
+
+/// The Raft ID: the first 64 bits of the node ID.
+fn raft_id(node_id: &str) -> u64 {
+    let hex: String = node_id.chars().filter(|c| *c != '-').take(16).collect();
+    u64::from_str_radix(&hex, 16).unwrap_or(1).max(1)
+}
+
+async fn listen(addr: &str) -> Result<tokio::net::TcpListener, AgentError> {
+    tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|source| AgentError::Listen { addr: addr.to_string(), source })
+}
+
+fn host_port(host: &str, port: u16) -> String {
+    if host.contains(':') && !host.starts_with('[') {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
+    }
+}
+
+/// Registers this agent's node (with its `serfHealth` check and the `consul` service) and the
+/// services of its config files, retrying until there is a leader.
+async fn register_self(state: AppState, config: AgentConfig) {
+    let mut commands = vec![Command::Register(Registration {
+        node: state.self_node_spec(),
+        service: Some(ServiceSpec {
+            id: "consul".into(),
+            name: "consul".into(),
+            port: config.server_port,
+            ..Default::default()
+        }),
+        checks: vec![CheckRegistration {
+            id: "serfHealth".into(),
+            name: "Serf Health Status".into(),
+            status: Some(CheckStatus::Passing),
+            notes: String::new(),
+            output: "Agent alive and reachable".into(),
+            service_id: String::new(),
+            spec: CheckSpec::default(),
+        }],
+        ..Default::default()
+    })];
+    for svc in &config.services {
+        match crate::http::convert::service_registration(svc, config.enable_script_checks) {
+            Ok((service, checks)) => commands.push(Command::Register(Registration {
+                node: state.self_node_spec(),
+                service: Some(service),
+                checks,
+                ..Default::default()
+            })),
+            Err(e) => tracing::error!(service = %svc.name, error = %e, "service definition refused"),
+        }
+    }
+    for cmd in commands {
+        loop {
+            match state.write(cmd.clone()).await {
+                Ok(_) => {
+                    if let Command::Register(Registration { service: Some(s), .. }) = &cmd {
+                        tracing::info!(service = %s.id, "Synced service");
+                    }
+                    break;
+                }
+                Err(e) => {
+                    tracing::debug!(error = %e, "waiting to register this node");
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+            }
+        }
+    }
+}
+
+/// Graceful leave: the node's services leave the catalog and the server leaves the Raft configuration.
+async fn leave(state: &AppState) {
+    let node = state.info.node_name.clone();
+    if let Err(e) = state.write(Command::DeregisterNode { node }).await {
+        tracing::warn!(error = %e, "could not remove this node from the catalog");
+    }
+    let voters = state.cluster.servers().into_iter().filter(|(_, _, v)| *v).count();
+    if voters > 1
+        && let Err(e) =
+            state.cluster.membership_via_leader(MembershipChange::Remove { id: state.cluster.id }).await
+    {
+        tracing::warn!(error = %e, "could not leave the Raft configuration");
+    }
+}
+
+async fn shutdown_signal() {
+    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(_) => return std::future::pending().await,
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}
+
+/// Runs the agent until it is interrupted (SIGINT/SIGTERM) or told to leave.
+pub async fn run(config: AgentConfig) -> Result<(), AgentError> {
+    let node_id = node_id(config.data_dir.as_deref())?;
+    let id = raft_id(&node_id);
+    let raft_addr = host_port(&config.advertise, config.server_port);
+    let http_host = if config.client == "0.0.0.0" { config.advertise.clone() } else { config.client.clone() };
+    let me = ServerNode {
+        name: config.node_name.clone(),
+        raft_addr: raft_addr.clone(),
+        http_addr: host_port(&http_host, config.http_port),
+    };
+    let m = config.raft_multiplier;
+    let timing = RaftTiming { heartbeat_ms: 100 * m, election_min_ms: 500 * m, election_max_ms: 1000 * m };
+    let catalog = Arc::new(Catalog::new());
+    let raft_listener = listen(&host_port(&config.bind, config.server_port)).await?;
+    let http_listener = listen(&host_port(&config.client, config.http_port)).await?;
+    let cluster = ClusterNode::start(id, me, config.data_dir.clone(), timing, catalog.clone()).await?;
+    let discovery = Arc::new(Discovery::default());
+    let checks = CheckRunner::new(config.node_name.clone()).map_err(|e| AgentError::Other(e.to_string()))?;
+    let state = AppState {
+        cluster: cluster.clone(),
+        catalog: catalog.clone(),
+        info: Arc::new(AgentInfo {
+            node_name: config.node_name.clone(),
+            node_id: node_id.clone(),
+            datacenter: config.datacenter.clone(),
+            advertise_addr: config.advertise.clone(),
+            server_port: config.server_port,
+            enable_script_checks: config.enable_script_checks,
+        }),
+        checks: checks.clone(),
+        discovery: discovery.clone(),
+        leave: Arc::new(tokio::sync::Notify::new()),
+    };
+
+    let raft_router = crate::raft::rpc_server::router(crate::raft::rpc_server::RaftService {
+        node: cluster.clone(),
+        discovery: discovery.clone(),
+    });
+    tokio::spawn(async move {
+        if let Err(e) = axum::serve(raft_listener, raft_router).await {
+            tracing::error!(error = %e, "raft port stopped");
+        }
+    });
+    let plan =
+        BootstrapPlan { alone: config.bootstrap, expect: config.bootstrap_expect, join: config.join.clone() };
+    tokio::spawn(crate::raft::bootstrap::run(cluster.clone(), discovery, plan));
+    tokio::spawn(checks.run(cluster.clone()));
+    tokio::spawn(register_self(state.clone(), config.clone()));
+    let http_router = crate::http::router(state.clone());
+    tokio::spawn(async move {
+        if let Err(e) = axum::serve(http_listener, http_router).await {
+            tracing::error!(error = %e, "http port stopped");
+        }
+    });
+    if let Some(pid_file) = &config.pid_file
+        && let Err(e) = std::fs::write(pid_file, std::process::id().to_string())
+    {
+        tracing::warn!(path = %pid_file.display(), error = %e, "cannot write pid file");
+    }
+    tracing::info!(
+        node = %config.node_name, node_id = %node_id, raft = %raft_addr,
+        http = %host_port(&config.client, config.http_port), dev = config.dev,
+        "census agent running"
+    );
+    let leave_requested = state.leave.clone();
+    tokio::select! {
+        _ = shutdown_signal() => tracing::info!("caught signal; shutting down without leaving"),
+        _ = leave_requested.notified() => {
+            tracing::info!("graceful leave requested");
+            leave(&state).await;
+        }
+    }
+    cluster.shutdown().await;
+    if let Some(pid_file) = &config.pid_file {
+        let _ = std::fs::remove_file(pid_file);
+    }
+    Ok(())
+}

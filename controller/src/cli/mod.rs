@@ -1,0 +1,128 @@
+//! The Consul-style CLI: `census members`, `census kv …`, `census catalog …`, `census services …`,
+//! `census operator raft …`, `census join`, `census leave`.
+
+mod commands;
+mod kv;
+mod table;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::agent::config::AgentArgs;
+
+#[derive(Debug, Parser)]
+#[command(name = "census", version, about = "A Consul-compatible service catalog, replicated with Raft")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: TopCommand,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct HttpArgs {
+    /// The agent's HTTP address (also CENSUS_HTTP_ADDR or CONSUL_HTTP_ADDR).
+    #[arg(long, global = true, value_name = "ADDR")]
+    pub http_addr: Option<String>,
+    /// ACL token (also CENSUS_HTTP_TOKEN or CONSUL_HTTP_TOKEN).
+    #[arg(long, global = true, value_name = "TOKEN")]
+    pub token: Option<String>,
+    /// Output format.
+    #[arg(long, global = true, value_enum, default_value_t = Format::Table)]
+    pub format: Format,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    Table,
+    Json,
+}
+
+// Parsed once per process; its size does not matter.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug, Subcommand)]
+pub enum TopCommand {
+    /// Run a census server.
+    Agent(AgentArgs),
+    /// List the servers of the cluster.
+    Members {
+        #[command(flatten)]
+        http: HttpArgs,
+        /// Show every tag of each member.
+        #[arg(long)]
+        detailed: bool,
+    },
+    /// Ask the agent to join other servers.
+    Join {
+        #[command(flatten)]
+        http: HttpArgs,
+        #[arg(required = true)]
+        addresses: Vec<String>,
+    },
+    /// Make the agent leave the cluster gracefully and stop.
+    Leave {
+        #[command(flatten)]
+        http: HttpArgs,
+    },
+    /// Read and write the key/value store.
+    Kv {
+        #[command(flatten)]
+        http: HttpArgs,
+        #[command(subcommand)]
+        command: kv::KvCommand,
+    },
+    /// Read the catalog.
+    Catalog {
+        #[command(flatten)]
+        http: HttpArgs,
+        #[command(subcommand)]
+        command: commands::CatalogCommand,
+    },
+    /// Register and deregister services from definition files.
+    Services {
+        #[command(flatten)]
+        http: HttpArgs,
+        #[command(subcommand)]
+        command: commands::ServicesCommand,
+    },
+    /// Cluster operations.
+    Operator {
+        #[command(flatten)]
+        http: HttpArgs,
+        #[command(subcommand)]
+        command: commands::OperatorCommand,
+    },
+}
+
+/// What a CLI command failed on.
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    #[error(transparent)]
+    Client(#[from] census_client::ClientError),
+    #[error("{0}")]
+    Usage(String),
+    #[error("{path}: {source}")]
+    File { path: String, source: std::io::Error },
+}
+
+impl HttpArgs {
+    pub fn client(&self) -> Result<census_client::Client, CliError> {
+        let client = match &self.http_addr {
+            Some(addr) => census_client::Client::new(addr)?,
+            None => census_client::Client::from_env()?,
+        };
+        let token = self.token.clone().or_else(|| std::env::var("CONSUL_HTTP_TOKEN").ok());
+        Ok(client.with_token(token))
+    }
+}
+
+/// Runs a client command; returns the process exit code.
+pub async fn run_client(command: TopCommand) -> Result<i32, CliError> {
+    match command {
+        TopCommand::Agent(_) => Err(CliError::Usage("agent is not a client command".into())),
+        TopCommand::Members { http, detailed } => commands::members(&http, detailed).await,
+        TopCommand::Join { http, addresses } => commands::join(&http, &addresses).await,
+        TopCommand::Leave { http } => commands::leave(&http).await,
+        TopCommand::Kv { http, command } => kv::run(&http, command).await,
+        TopCommand::Catalog { http, command } => commands::catalog(&http, command).await,
+        TopCommand::Services { http, command } => commands::services(&http, command).await,
+        TopCommand::Operator { http, command } => commands::operator(&http, command).await,
+    }
+}
