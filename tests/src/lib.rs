@@ -1,1 +1,169 @@
+//! Harness for the end-to-end tests: real `census` processes on loopback.
 
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use census_client::Client;
+
+/// The `census` binary built next to this test binary (`cargo build` puts both in target/debug).
+pub fn census_bin() -> PathBuf {
+    if let Ok(path) = std::env::var("CENSUS_BIN") {
+        return PathBuf::from(path);
+    }
+    let exe = std::env::current_exe().expect("test binary path");
+    let dir = exe.parent().and_then(Path::parent).expect("target dir");
+    let bin = dir.join("census");
+    assert!(bin.exists(), "{} not found: run `cargo build --workspace --bins` first", bin.display());
+    bin
+}
+
+/// A free TCP port on loopback (bound and released; the kernel does not hand it out again at once).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
+}
+
+/// One `census agent` process.
+pub struct Agent {
+    pub name: String,
+    pub http_port: u16,
+    pub server_port: u16,
+    pub data_dir: PathBuf,
+    extra: Vec<String>,
+    child: Option<Child>,
+}
+
+impl Agent {
+    pub fn new(name: &str, data_dir: PathBuf, extra: Vec<String>) -> Agent {
+        Agent {
+            name: name.into(),
+            http_port: free_port(),
+            server_port: free_port(),
+            data_dir,
+            extra,
+            child: None,
+        }
+    }
+
+    pub fn raft_addr(&self) -> String {
+        format!("127.0.0.1:{}", self.server_port)
+    }
+
+    pub fn http_addr(&self) -> String {
+        format!("127.0.0.1:{}", self.http_port)
+    }
+
+    pub fn client(&self) -> Client {
+        Client::new(&self.http_addr()).expect("client")
+    }
+
+    pub fn start(&mut self) {
+        assert!(self.child.is_none(), "{} already running", self.name);
+        std::fs::create_dir_all(&self.data_dir).expect("data dir");
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.data_dir.join("agent.log"))
+            .expect("log file");
+        let mut cmd = Command::new(census_bin());
+        cmd.args(["agent", "-server", "-bind=127.0.0.1", "-client=127.0.0.1"])
+            .arg(format!("-node={}", self.name))
+            .arg(format!("-http-port={}", self.http_port))
+            .arg(format!("-server-port={}", self.server_port))
+            .arg(format!("-data-dir={}", self.data_dir.display()))
+            .args(&self.extra)
+            .env("RUST_LOG", "info,openraft=warn")
+            .stdout(Stdio::null())
+            .stderr(log);
+        self.child = Some(cmd.spawn().expect("spawn census agent"));
+    }
+
+    /// SIGKILL: no chance to clean up.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    pub fn is_running(&self) -> bool {
+        self.child.is_some()
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.data_dir.join("agent.log")).unwrap_or_default()
+    }
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Waits until `check` returns `Some`, or panics with `what` after `timeout`.
+pub async fn eventually<T, F, Fut>(timeout: Duration, what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out after {timeout:?} waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+/// Several servers on loopback that form one cluster with `-bootstrap-expect`.
+pub struct Cluster {
+    pub agents: Vec<Agent>,
+    _dir: tempfile::TempDir,
+}
+
+impl Cluster {
+    pub async fn start(n: usize) -> Cluster {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut agents: Vec<Agent> = (0..n)
+            .map(|i| Agent::new(&format!("node{i}"), dir.path().join(format!("node{i}")), Vec::new()))
+            .collect();
+        let addrs: Vec<String> = agents.iter().map(Agent::raft_addr).collect();
+        for (i, agent) in agents.iter_mut().enumerate() {
+            agent.extra.push(format!("-bootstrap-expect={n}"));
+            for (j, addr) in addrs.iter().enumerate() {
+                if i != j {
+                    agent.extra.push(format!("-retry-join={addr}"));
+                }
+            }
+            agent.start();
+        }
+        let cluster = Cluster { agents, _dir: dir };
+        cluster.wait_for_leader(Duration::from_secs(30)).await;
+        cluster
+    }
+
+    /// Index of the agent that is leader, as a running agent reports it.
+    pub async fn leader(&self) -> Option<usize> {
+        for agent in self.agents.iter().filter(|a| a.is_running()) {
+            if let Ok(addr) = agent.client().status_leader().await {
+                if let Some(i) = self.agents.iter().position(|a| a.raft_addr() == addr) {
+                    return Some(i);
+                }
+            }
+        }
+        None
+    }
+
+    pub async fn wait_for_leader(&self, timeout: Duration) -> usize {
+        eventually(timeout, "a leader", || self.leader()).await
+    }
+
+    /// Any running agent other than `not`.
+    pub fn other_than(&self, not: usize) -> usize {
+        (0..self.agents.len())
+            .find(|i| *i != not && self.agents[*i].is_running())
+            .expect("another running agent")
+    }
+}
