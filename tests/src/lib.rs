@@ -86,6 +86,22 @@ impl Agent {
         }
     }
 
+    /// Waits for the process to exit by itself; false if it is still running after `timeout`.
+    pub fn wait_exit(&mut self, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        while let Some(child) = self.child.as_mut() {
+            if let Ok(Some(_)) = child.try_wait() {
+                self.child = None;
+                return true;
+            }
+            if Instant::now() >= deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        true
+    }
+
     pub fn is_running(&self) -> bool {
         self.child.is_some()
     }

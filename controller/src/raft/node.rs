@@ -215,7 +215,14 @@ impl ClusterNode {
                 let answer: Result<Remote<(u64, CommandResult)>, PeerError> =
                     self.transport.call(&leader.raft_addr, "forward", &cmd, FORWARD_TIMEOUT).await;
                 match answer {
-                    Ok(Ok(done)) => return Ok(done),
+                    Ok(Ok(done)) => {
+                        // Read-your-writes on this server: answer once it has applied the write too.
+                        let applied = self.catalog.hub().wait_applied(done.0);
+                        if tokio::time::timeout(FORWARD_TIMEOUT, applied).await.is_err() {
+                            return Err(ClusterError::Timeout);
+                        }
+                        return Ok(done);
+                    }
                     Ok(Err(msg)) if msg == NOT_LEADER => {}
                     Ok(Err(msg)) => return Err(ClusterError::Forward(msg)),
                     // Connection refused: the leader is gone; wait for the next one.

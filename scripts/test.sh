@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Runs every test tier of census (unit, crate integration, end to end) on a fresh Debian machine,
+# installing what the tests need first. Benchmarks are separate (docs/benchmarks.md).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+apt_packages=()
+command -v python3 >/dev/null 2>&1 || apt_packages+=(python3 python3-pip)
+command -v curl >/dev/null 2>&1 || apt_packages+=(curl)
+if [ ${#apt_packages[@]} -gt 0 ]; then
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${apt_packages[@]}"
+fi
+
+# py-consul: a third-party Consul client from PyPI that the end-to-end tests drive census with.
+if ! python3 -c 'import consul' >/dev/null 2>&1; then
+  python3 -m pip install --quiet py-consul 2>/dev/null \
+    || python3 -m pip install --quiet --break-system-packages py-consul
+fi
+
+cargo fmt --all -- --check
+cargo clippy --workspace --all-targets -- -D warnings
+# The end-to-end tests run the built binaries as separate processes.
+cargo build --workspace --bins
+cargo test --workspace
