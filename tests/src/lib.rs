@@ -163,10 +163,10 @@ impl Cluster {
     /// Index of the agent that is leader, as a running agent reports it.
     pub async fn leader(&self) -> Option<usize> {
         for agent in self.agents.iter().filter(|a| a.is_running()) {
-            if let Ok(addr) = agent.client().status_leader().await {
-                if let Some(i) = self.agents.iter().position(|a| a.raft_addr() == addr) {
-                    return Some(i);
-                }
+            if let Ok(addr) = agent.client().status_leader().await
+                && let Some(i) = self.agents.iter().position(|a| a.raft_addr() == addr)
+            {
+                return Some(i);
             }
         }
         None
