@@ -90,7 +90,7 @@ pub struct AgentArgs {
     pub ui_dir: Option<PathBuf>,
     #[arg(long, value_name = "PATH")]
     pub ui_content_path: Option<String>,
-    /// Raft timing scale (Consul's raft_multiplier; 1 = 100 ms heartbeats, 0.5–1 s elections).
+    /// Raft timing scale (Consul's raft_multiplier; 1 = 100 ms heartbeats, 0.3–0.6 s elections).
     #[arg(long, value_name = "N")]
     pub raft_multiplier: Option<u64>,
 }

@@ -165,7 +165,7 @@ pub async fn run(config: AgentConfig) -> Result<(), AgentError> {
         http_addr: host_port(&http_host, config.http_port),
     };
     let m = config.raft_multiplier;
-    let timing = RaftTiming { heartbeat_ms: 100 * m, election_min_ms: 500 * m, election_max_ms: 1000 * m };
+    let timing = RaftTiming { heartbeat_ms: 100 * m, election_min_ms: 300 * m, election_max_ms: 600 * m };
     let catalog = Arc::new(Catalog::new());
     let raft_listener = listen(&host_port(&config.bind, config.server_port)).await?;
     let http_listener = listen(&host_port(&config.client, config.http_port)).await?;

@@ -54,7 +54,7 @@ pub struct RaftTiming {
 
 impl Default for RaftTiming {
     fn default() -> Self {
-        RaftTiming { heartbeat_ms: 100, election_min_ms: 500, election_max_ms: 1000 }
+        RaftTiming { heartbeat_ms: 100, election_min_ms: 300, election_max_ms: 600 }
     }
 }
 

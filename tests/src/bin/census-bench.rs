@@ -1,0 +1,152 @@
+//! Load generator: KV PUT and GET (`?stale`, `?consistent`) throughput and latency at several
+//! client counts against a three-server census cluster on loopback, plus the write gap after
+//! the leader is killed. Usage: `census-bench [SECONDS_PER_STEP]` (CENSUS_BIN picks the binary).
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use census_client::{Client, Consistency, KvWriteOptions, QueryOptions};
+use census_e2e::{Cluster, eventually};
+
+#[derive(Clone, Copy, Debug)]
+enum Op {
+    Put,
+    GetStale,
+    GetConsistent,
+}
+
+struct StepResult {
+    ops: usize,
+    errors: usize,
+    secs: f64,
+    latencies_us: Vec<u64>,
+}
+
+fn percentile(sorted: &[u64], p: f64) -> u64 {
+    if sorted.is_empty() {
+        return 0;
+    }
+    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
+}
+
+async fn step(client: Client, op: Op, clients: usize, duration: Duration) -> StepResult {
+    let stop = Arc::new(AtomicBool::new(false));
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for worker in 0..clients {
+        let (client, stop) = (client.clone(), stop.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut lat = Vec::new();
+            let mut errors = 0;
+            let mut i = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                let key = format!("bench/{worker}/{}", i % 100);
+                let t = Instant::now();
+                let ok = match op {
+                    Op::Put => {
+                        client.kv_put(&key, b"0123456789abcdef", KvWriteOptions::default()).await.is_ok()
+                    }
+                    Op::GetStale | Op::GetConsistent => {
+                        let consistency = if matches!(op, Op::GetStale) {
+                            Consistency::Stale
+                        } else {
+                            Consistency::Consistent
+                        };
+                        let opts = QueryOptions { consistency, ..Default::default() };
+                        client.kv_get(&key, &opts).await.is_ok()
+                    }
+                };
+                if ok {
+                    lat.push(t.elapsed().as_micros() as u64);
+                } else {
+                    errors += 1;
+                }
+                i += 1;
+            }
+            (lat, errors)
+        }));
+    }
+    tokio::time::sleep(duration).await;
+    stop.store(true, Ordering::Relaxed);
+    let mut latencies_us = Vec::new();
+    let mut errors = 0;
+    for t in tasks {
+        if let Ok((lat, e)) = t.await {
+            latencies_us.extend(lat);
+            errors += e;
+        }
+    }
+    latencies_us.sort_unstable();
+    StepResult { ops: latencies_us.len(), errors, secs: started.elapsed().as_secs_f64(), latencies_us }
+}
+
+fn rss_kib(pid_hint: &str) -> String {
+    // Reads VmRSS of every census agent whose command line mentions pid_hint.
+    let mut out = Vec::new();
+    if let Ok(entries) = std::fs::read_dir("/proc") {
+        for e in entries.flatten() {
+            let cmdline = std::fs::read(e.path().join("cmdline")).unwrap_or_default();
+            let cmd = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+            if cmd.contains("agent") && cmd.contains(pid_hint) {
+                let status = std::fs::read_to_string(e.path().join("status")).unwrap_or_default();
+                if let Some(line) = status.lines().find(|l| l.starts_with("VmRSS")) {
+                    out.push(line.split_whitespace().nth(1).unwrap_or("?").to_string());
+                }
+            }
+        }
+    }
+    out.join(",")
+}
+
+#[tokio::main]
+async fn main() {
+    let secs: u64 = std::env::args().nth(1).and_then(|s| s.parse().ok()).unwrap_or(5);
+    let mut cluster = Cluster::start(3).await;
+    let leader = cluster.wait_for_leader(Duration::from_secs(10)).await;
+    let client = cluster.agents[leader].client();
+    // Seed the keys the readers read.
+    for w in 0..256 {
+        for i in 0..100u64 {
+            if w < 4 || i == 0 {
+                let _ = client
+                    .kv_put(&format!("bench/{w}/{i}"), b"0123456789abcdef", KvWriteOptions::default())
+                    .await;
+            }
+        }
+    }
+    println!("| op | clients | ops/s | p50 ms | p99 ms | errors |");
+    println!("|---|---|---|---|---|---|");
+    for op in [Op::Put, Op::GetStale, Op::GetConsistent] {
+        for clients in [1usize, 16, 64, 256] {
+            let r = step(client.clone(), op, clients, Duration::from_secs(secs)).await;
+            println!(
+                "| {op:?} | {clients} | {:.0} | {:.2} | {:.2} | {} |",
+                r.ops as f64 / r.secs,
+                percentile(&r.latencies_us, 0.50) as f64 / 1000.0,
+                percentile(&r.latencies_us, 0.99) as f64 / 1000.0,
+                r.errors
+            );
+        }
+    }
+    let data_root = cluster.agents[0].data_dir.parent().map(|p| p.display().to_string()).unwrap_or_default();
+    println!("\nRSS per server (KiB): {}", rss_kib(&data_root));
+
+    // Leader-kill write gap: time from SIGKILL of the leader to the next acknowledged write.
+    let mut gaps = Vec::new();
+    for round in 0..3 {
+        let leader = cluster.wait_for_leader(Duration::from_secs(15)).await;
+        let survivor = cluster.other_than(leader);
+        cluster.agents[leader].kill();
+        let t = Instant::now();
+        let c = cluster.agents[survivor].client();
+        eventually(Duration::from_secs(15), "a write after the leader was killed", || async {
+            c.kv_put(&format!("gap/{round}"), b"x", KvWriteOptions::default()).await.ok().filter(|ok| *ok)
+        })
+        .await;
+        gaps.push(t.elapsed().as_millis());
+        cluster.agents[leader].start();
+        cluster.wait_for_leader(Duration::from_secs(15)).await;
+    }
+    println!("leader-kill write gap (ms), 3 rounds: {gaps:?}");
+}
