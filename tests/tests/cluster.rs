@@ -97,12 +97,20 @@ async fn no_acknowledged_write_is_lost_across_kill_and_restart_cycles() {
             cluster.agents[*v].start();
         }
     }
-    let leader = cluster.wait_for_leader(Duration::from_secs(15)).await;
-    let client = cluster.agents[leader].client();
+    cluster.wait_for_leader(Duration::from_secs(15)).await;
     assert_eq!(acked.len(), 100);
+    let agents = &cluster.agents;
     for (key, value) in &acked {
-        let (pair, _) = client.kv_get(key, &consistent()).await.expect("consistent read");
-        let got = pair.and_then(|p| p.decoded_value().ok());
+        // Any server that answers (a restarted one may still be starting) gives a consistent read.
+        let got = eventually(Duration::from_secs(15), "a consistent read", || async {
+            for agent in agents.iter() {
+                if let Ok((pair, _)) = agent.client().kv_get(key, &consistent()).await {
+                    return Some(pair.and_then(|p| p.decoded_value().ok()));
+                }
+            }
+            None
+        })
+        .await;
         assert_eq!(got.as_deref(), Some(value.as_bytes()), "acknowledged key {key} lost or changed");
     }
 }
@@ -111,6 +119,15 @@ async fn no_acknowledged_write_is_lost_across_kill_and_restart_cycles() {
 async fn blocking_query_on_one_server_wakes_on_a_registration_on_another() {
     let cluster = Cluster::start(3).await;
     let (a, b) = (cluster.agents[0].client(), cluster.agents[1].client());
+    // Let every server register its own node first, so only the registration below changes things.
+    eventually(Duration::from_secs(15), "three registered nodes", || async {
+        b.catalog_nodes(&QueryOptions::default()).await.ok().filter(|(n, _)| n.len() == 3)
+    })
+    .await;
+    eventually(Duration::from_secs(15), "three consul instances", || async {
+        b.catalog_service("consul", &QueryOptions::default()).await.ok().filter(|(n, _)| n.len() == 3)
+    })
+    .await;
     let (_, meta) = b.health_service("web", false, &QueryOptions::default()).await.expect("first read");
 
     // No change: the query returns after `wait` with the same index.
