@@ -180,7 +180,6 @@ pub async fn run(config: AgentConfig) -> Result<(), AgentError> {
             node_id: node_id.clone(),
             datacenter: config.datacenter.clone(),
             advertise_addr: config.advertise.clone(),
-            server_port: config.server_port,
             enable_script_checks: config.enable_script_checks,
         }),
         checks: checks.clone(),

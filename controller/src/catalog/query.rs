@@ -41,10 +41,6 @@ impl CatalogState {
         self.checks.get(&(node.to_string(), id.to_string()))
     }
 
-    pub fn all_checks(&self) -> impl Iterator<Item = &CheckRecord> {
-        self.checks.values()
-    }
-
     /// Service name -> the union of its instances' tags, sorted and without duplicates.
     pub fn service_tags(&self) -> BTreeMap<String, Vec<String>> {
         self.by_service_name

@@ -31,7 +31,6 @@ pub struct AgentInfo {
     pub datacenter: String,
     /// The address other machines reach this agent at (no port).
     pub advertise_addr: String,
-    pub server_port: u16,
     pub enable_script_checks: bool,
 }
 
