@@ -7,6 +7,7 @@ cd "$(dirname "$0")/.."
 apt_packages=()
 command -v python3 >/dev/null 2>&1 || apt_packages+=(python3 python3-pip)
 command -v curl >/dev/null 2>&1 || apt_packages+=(curl)
+command -v dig >/dev/null 2>&1 || apt_packages+=(dnsutils)
 if [ ${#apt_packages[@]} -gt 0 ]; then
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${apt_packages[@]}"

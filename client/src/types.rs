@@ -98,7 +98,8 @@ pub struct CheckDefinition {
 pub struct AgentServiceRegistration {
     #[serde(rename = "ID", skip_serializing_if = "String::is_empty")]
     pub id: String,
-    #[serde(rename = "Name")]
+    /// `Service` is the key in a catalog registration (Consul's NodeService); `Name` in the agent's.
+    #[serde(rename = "Name", alias = "Service")]
     pub name: String,
     #[serde(rename = "Tags", skip_serializing_if = "Vec::is_empty")]
     pub tags: Vec<String>,

@@ -3,5 +3,6 @@
 pub mod agent;
 pub mod catalog;
 pub mod cli;
+pub mod dns;
 pub mod http;
 pub mod raft;

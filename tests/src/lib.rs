@@ -23,11 +23,22 @@ pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
 }
 
+/// A port free for both TCP and UDP on loopback (for the DNS interface).
+pub fn free_dual_port() -> u16 {
+    loop {
+        let port = free_port();
+        if std::net::UdpSocket::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+}
+
 /// One `census agent` process.
 pub struct Agent {
     pub name: String,
     pub http_port: u16,
     pub server_port: u16,
+    pub dns_port: u16,
     pub data_dir: PathBuf,
     extra: Vec<String>,
     child: Option<Child>,
@@ -39,6 +50,7 @@ impl Agent {
             name: name.into(),
             http_port: free_port(),
             server_port: free_port(),
+            dns_port: free_dual_port(),
             data_dir,
             extra,
             child: None,
@@ -70,6 +82,7 @@ impl Agent {
             .arg(format!("-node={}", self.name))
             .arg(format!("-http-port={}", self.http_port))
             .arg(format!("-server-port={}", self.server_port))
+            .arg(format!("-dns-port={}", self.dns_port))
             .arg(format!("-data-dir={}", self.data_dir.display()))
             .args(&self.extra)
             .env("RUST_LOG", "info,openraft=warn")

@@ -6,6 +6,9 @@ use census_client::types::AgentServiceRegistration;
 use clap::Args;
 use serde::Deserialize;
 
+use crate::dns::name::Domains;
+use crate::dns::{DnsConfig, DnsConfigFile};
+
 pub const DEFAULT_SERVER_PORT: u16 = 8300;
 pub const DEFAULT_HTTP_PORT: u16 = 8500;
 pub const DEFAULT_DNS_PORT: u16 = 8600;
@@ -63,9 +66,18 @@ pub struct AgentArgs {
     /// Raft between servers.
     #[arg(long, value_name = "PORT")]
     pub server_port: Option<u16>,
-    /// Reserved for the DNS interface.
-    #[arg(long, value_name = "PORT")]
-    pub dns_port: Option<u16>,
+    /// The DNS interface (UDP and TCP); -1 turns it off.
+    #[arg(long, value_name = "PORT", allow_negative_numbers = true)]
+    pub dns_port: Option<i32>,
+    /// The DNS domain census answers for (default `consul.`).
+    #[arg(long, value_name = "DOMAIN")]
+    pub domain: Option<String>,
+    /// A second domain answered like the first.
+    #[arg(long, value_name = "DOMAIN")]
+    pub alt_domain: Option<String>,
+    /// Upstream DNS server for names outside the domain (repeatable), IP[:PORT].
+    #[arg(long, value_name = "ADDR")]
+    pub recursor: Vec<String>,
     #[arg(long, value_name = "LEVEL")]
     pub log_level: Option<String>,
     #[arg(long, value_name = "PATH")]
@@ -99,7 +111,7 @@ pub struct AgentArgs {
 #[serde(default)]
 pub struct Ports {
     pub http: Option<u16>,
-    pub dns: Option<u16>,
+    pub dns: Option<i32>,
     pub server: Option<u16>,
 }
 
@@ -122,6 +134,10 @@ pub struct FileConfig {
     pub log_level: Option<String>,
     pub enable_script_checks: Option<bool>,
     pub enable_local_script_checks: Option<bool>,
+    pub domain: Option<String>,
+    pub alt_domain: Option<String>,
+    pub recursors: Vec<String>,
+    pub dns_config: Option<DnsConfigFile>,
     pub service: Option<serde_json::Value>,
     pub services: Vec<serde_json::Value>,
     #[serde(flatten)]
@@ -143,7 +159,9 @@ pub struct AgentConfig {
     pub datacenter: String,
     pub http_port: u16,
     pub server_port: u16,
-    pub dns_port: u16,
+    /// `None`: the DNS interface is off.
+    pub dns_port: Option<u16>,
+    pub dns: DnsConfig,
     pub log_level: String,
     pub log_file: Option<PathBuf>,
     pub pid_file: Option<PathBuf>,
@@ -255,26 +273,27 @@ impl AgentConfig {
         let flag_or_file = |flag: Option<bool>, f: fn(&FileConfig) -> Option<bool>| {
             flag.or_else(|| files.iter().rev().find_map(f)).unwrap_or(false)
         };
+        let node_name = pick(&args.node, |f| f.node_name.clone()).unwrap_or_else(local_hostname);
+        let datacenter = pick(&args.datacenter, |f| f.datacenter.clone()).unwrap_or_else(|| "dc1".into());
+        let dns = dns_config(args, files, &datacenter, &node_name)?;
         Ok(AgentConfig {
             dev,
             bootstrap: bootstrap || dev || bootstrap_expect == 1,
             bootstrap_expect,
             join,
             data_dir: if dev { None } else { data_dir },
-            node_name: pick(&args.node, |f| f.node_name.clone()).unwrap_or_else(local_hostname),
+            node_name,
             bind,
             advertise,
             client,
-            datacenter: pick(&args.datacenter, |f| f.datacenter.clone()).unwrap_or_else(|| "dc1".into()),
+            datacenter,
             http_port: args
                 .http_port
                 .or_else(|| files.iter().rev().find_map(|f| f.ports.http))
                 .unwrap_or(DEFAULT_HTTP_PORT),
             server_port,
-            dns_port: args
-                .dns_port
-                .or_else(|| files.iter().rev().find_map(|f| f.ports.dns))
-                .unwrap_or(DEFAULT_DNS_PORT),
+            dns_port: dns_port(args, files)?,
+            dns,
             log_level: pick(&args.log_level, |f| f.log_level.clone()).unwrap_or_else(|| "info".into()),
             log_file: args.log_file.clone(),
             pid_file: args.pid_file.clone(),
@@ -284,6 +303,40 @@ impl AgentConfig {
             services,
         })
     }
+}
+
+fn dns_port(args: &AgentArgs, files: &[FileConfig]) -> Result<Option<u16>, ConfigError> {
+    let port = args.dns_port.or_else(|| files.iter().rev().find_map(|f| f.ports.dns));
+    match port {
+        None => Ok(Some(DEFAULT_DNS_PORT)),
+        Some(p) if p < 0 => Ok(None),
+        Some(p) => u16::try_from(p).map(Some).map_err(|_| {
+            ConfigError::Invalid(format!("-dns-port {p} is not a port (use -1 to turn DNS off)"))
+        }),
+    }
+}
+
+/// `dns_config` blocks in file order, then `domain`/`alt_domain`/`recursors` (flags win over files).
+fn dns_config(
+    args: &AgentArgs,
+    files: &[FileConfig],
+    datacenter: &str,
+    node_name: &str,
+) -> Result<DnsConfig, ConfigError> {
+    let invalid = |e: crate::dns::DnsConfigError| ConfigError::Invalid(e.to_string());
+    let mut dns = DnsConfig::new(datacenter, node_name);
+    for block in files.iter().filter_map(|f| f.dns_config.as_ref()) {
+        dns.apply_file(block).map_err(invalid)?;
+    }
+    let domain = args.domain.clone().or_else(|| files.iter().rev().find_map(|f| f.domain.clone()));
+    let alt = args.alt_domain.clone().or_else(|| files.iter().rev().find_map(|f| f.alt_domain.clone()));
+    dns.domains = Domains::new(domain.as_deref().unwrap_or("consul"), alt.as_deref());
+    if dns.domains.primary == "." || dns.domains.alt.as_ref() == Some(&dns.domains.primary) {
+        return Err(ConfigError::Invalid("-domain must be a name, and -alt-domain a different one".into()));
+    }
+    dns.add_recursors(args.recursor.iter().chain(files.iter().flat_map(|f| f.recursors.iter())))
+        .map_err(invalid)?;
+    Ok(dns)
 }
 
 #[cfg(test)]
@@ -321,5 +374,25 @@ mod tests {
         let cfg = AgentConfig::resolve(&args, &[file]).expect("resolve");
         assert_eq!(cfg.services.len(), 1);
         assert_eq!((cfg.services[0].name.as_str(), cfg.services[0].port), ("web", 80));
+    }
+
+    #[test]
+    fn dns_settings_come_from_dns_config_and_flags() {
+        let file: FileConfig = serde_json::from_str(
+            r#"{"domain": "cluster.local", "recursors": ["9.9.9.9"], "ports": {"dns": 8653},
+                "dns_config": {"only_passing": true, "service_ttl": {"*": "5s"}, "a_record_limit": 3}}"#,
+        )
+        .expect("parse");
+        let args = AgentArgs { dev: true, alt_domain: Some("census".into()), ..Default::default() };
+        let cfg = AgentConfig::resolve(&args, &[file]).expect("resolve");
+        assert_eq!(cfg.dns_port, Some(8653));
+        assert_eq!(cfg.dns.domains, Domains::new("cluster.local.", Some("census.")));
+        assert!(cfg.dns.only_passing);
+        assert_eq!((cfg.dns.service_ttl_for("web"), cfg.dns.a_record_limit), (5, Some(3)));
+        assert_eq!(cfg.dns.recursors, ["9.9.9.9:53".parse().expect("addr")]);
+        let off = AgentArgs { dev: true, dns_port: Some(-1), ..Default::default() };
+        assert_eq!(AgentConfig::resolve(&off, &[]).expect("resolve").dns_port, None);
+        let bad: FileConfig = serde_json::from_str(r#"{"dns_config": {"node_ttl": "soon"}}"#).expect("parse");
+        assert!(AgentConfig::resolve(&AgentArgs { dev: true, ..Default::default() }, &[bad]).is_err());
     }
 }

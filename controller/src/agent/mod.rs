@@ -15,6 +15,7 @@ use self::config::AgentConfig;
 use crate::catalog::{
     Catalog, CheckRegistration, CheckSpec, CheckStatus, Command, Registration, ServiceSpec,
 };
+use crate::dns::{DnsListeners, Responder};
 use crate::http::{AgentInfo, AppState};
 use crate::raft::bootstrap::{BootstrapPlan, Discovery};
 use crate::raft::node::MembershipChange;
@@ -26,6 +27,8 @@ pub enum AgentError {
     Listen { addr: String, source: std::io::Error },
     #[error("node ID file {path}: {source}")]
     NodeId { path: String, source: std::io::Error },
+    #[error(transparent)]
+    Dns(#[from] crate::dns::DnsError),
     #[error(transparent)]
     Cluster(#[from] crate::raft::ClusterError),
     #[error("{0}")]
@@ -169,6 +172,14 @@ pub async fn run(config: AgentConfig) -> Result<(), AgentError> {
     let catalog = Arc::new(Catalog::new());
     let raft_listener = listen(&host_port(&config.bind, config.server_port)).await?;
     let http_listener = listen(&host_port(&config.client, config.http_port)).await?;
+    let dns_listeners = match config.dns_port {
+        Some(port) => {
+            let addr = host_port(&config.client, port);
+            let addr = addr.parse().map_err(|_| AgentError::Other(format!("bad DNS address {addr}")))?;
+            Some(DnsListeners::bind(addr).await?)
+        }
+        None => None,
+    };
     let cluster = ClusterNode::start(id, me, config.data_dir.clone(), timing, catalog.clone()).await?;
     let discovery = Arc::new(Discovery::default());
     let checks = CheckRunner::new(config.node_name.clone()).map_err(|e| AgentError::Other(e.to_string()))?;
@@ -207,6 +218,9 @@ pub async fn run(config: AgentConfig) -> Result<(), AgentError> {
             tracing::error!(error = %e, "http port stopped");
         }
     });
+    if let Some(dns) = dns_listeners {
+        dns.spawn(Arc::new(Responder::new(Arc::new(config.dns.clone()), catalog.clone())));
+    }
     if let Some(pid_file) = &config.pid_file
         && let Err(e) = std::fs::write(pid_file, std::process::id().to_string())
     {
@@ -214,7 +228,7 @@ pub async fn run(config: AgentConfig) -> Result<(), AgentError> {
     }
     tracing::info!(
         node = %config.node_name, node_id = %node_id, raft = %raft_addr,
-        http = %host_port(&config.client, config.http_port), dev = config.dev,
+        http = %host_port(&config.client, config.http_port), dns = ?config.dns_port, dev = config.dev,
         "census agent running"
     );
     let leave_requested = state.leave.clone();

@@ -53,6 +53,24 @@ impl CatalogState {
             .collect()
     }
 
+    /// The registered spelling of a service name, matched without regard to ASCII case (DNS).
+    pub fn service_name_ignore_case(&self, name: &str) -> Option<&str> {
+        if let Some((k, _)) = self.by_service_name.get_key_value(name) {
+            return Some(k);
+        }
+        self.by_service_name.keys().find(|k| k.eq_ignore_ascii_case(name)).map(String::as_str)
+    }
+
+    /// A node by name, matched without regard to ASCII case (DNS).
+    pub fn node_ignore_case(&self, name: &str) -> Option<&NodeRecord> {
+        self.nodes.get(name).or_else(|| self.nodes.values().find(|n| n.name.eq_ignore_ascii_case(name)))
+    }
+
+    /// Every service instance, in (node, ID) order.
+    pub fn all_services(&self) -> impl Iterator<Item = &ServiceRecord> {
+        self.services.values()
+    }
+
     /// Instances of `name` carrying every tag in `tags`, in (node, ID) order.
     pub fn instances(&self, name: &str, tags: &[String]) -> Vec<(&NodeRecord, &ServiceRecord)> {
         let Some(keys) = self.by_service_name.get(name) else { return Vec::new() };

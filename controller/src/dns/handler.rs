@@ -1,0 +1,202 @@
+//! One DNS request → one response: decode, parse the name, look up, build, encode within the size
+//! the transport allows. Synchronous and free of sockets, so the fuzzer and tests call it directly.
+
+use std::sync::Arc;
+
+use hickory_proto::op::{Edns, Message, MessageType, OpCode, Query, ResponseCode};
+use hickory_proto::rr::Record;
+use rand::seq::SliceRandom;
+
+use super::config::DnsConfig;
+use super::lookup::{Found, lookup};
+use super::name::{Parsed, Question, parse};
+use super::records::{Reply, Zone, build};
+use crate::catalog::Catalog;
+
+/// The largest UDP response census sends, whatever a client's EDNS buffer says.
+pub const MAX_UDP_PAYLOAD: u16 = 4096;
+/// Without EDNS, a UDP response fits in 512 bytes (RFC 1035).
+const CLASSIC_UDP_PAYLOAD: usize = 512;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transport {
+    Udp,
+    Tcp,
+}
+
+/// What to do with a request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// Send these bytes back.
+    Reply(Vec<u8>),
+    /// The name is outside census' zones and recursors are configured: pass the request on.
+    Forward,
+    /// Not a request at all (a response, or too short to carry an ID): say nothing.
+    Drop,
+}
+
+/// Answers DNS requests from the local catalog.
+pub struct Responder {
+    config: Arc<DnsConfig>,
+    catalog: Arc<Catalog>,
+}
+
+impl Responder {
+    pub fn new(config: Arc<DnsConfig>, catalog: Arc<Catalog>) -> Responder {
+        Responder { config, catalog }
+    }
+
+    pub fn config(&self) -> &DnsConfig {
+        &self.config
+    }
+
+    pub fn respond(&self, packet: &[u8], transport: Transport) -> Outcome {
+        let request = match Message::from_vec(packet) {
+            Ok(m) => m,
+            Err(_) => return format_error(packet),
+        };
+        if request.message_type() != MessageType::Query {
+            return Outcome::Drop;
+        }
+        let mut response = response_to(&request);
+        response.set_recursion_available(!self.config.recursors.is_empty());
+        if request.op_code() != OpCode::Query {
+            response.set_response_code(ResponseCode::NotImp);
+            return Outcome::Reply(encode(response, transport, &request));
+        }
+        let [query] = request.queries() else {
+            response.set_response_code(ResponseCode::FormErr);
+            return Outcome::Reply(encode(response, transport, &request));
+        };
+        let name = query.name().to_ascii();
+        let (question, domain) = match parse(&name, &self.config.domains) {
+            Parsed::Inside { question, domain } => (question, domain),
+            Parsed::Reverse(ip) => (Question::Reverse(ip), self.config.domains.primary.clone()),
+            Parsed::Outside if self.config.recursors.is_empty() => {
+                response.set_response_code(ResponseCode::Refused);
+                return Outcome::Reply(encode(response, transport, &request));
+            }
+            Parsed::Outside => return Outcome::Forward,
+        };
+        let (mut found, serial) = self.catalog.read(|state| {
+            let found = lookup(state, &question, &self.config.datacenter, self.config.only_passing);
+            (found, state.last_index() as u32)
+        });
+        let reverse = matches!(question, Question::Reverse(_));
+        if reverse && found == Found::Nothing && !self.config.recursors.is_empty() {
+            return Outcome::Forward;
+        }
+        if let Found::Service { instances, .. } = &mut found {
+            instances.shuffle(&mut rand::thread_rng());
+        }
+        let zone = Zone { domain: &domain, config: &self.config, serial: serial.max(1) };
+        let reply = build(&found, query.name(), query.query_type(), &zone);
+        response.set_authoritative(!reverse);
+        fill(&mut response, reply, transport, self.config.udp_answer_limit);
+        Outcome::Reply(encode(response, transport, &request))
+    }
+}
+
+/// A FORMERR for a request that does not decode, if it at least carries an ID and is not a response.
+fn format_error(packet: &[u8]) -> Outcome {
+    let (Some(id), Some(flags)) = (packet.get(..2), packet.get(2)) else { return Outcome::Drop };
+    if flags & 0x80 != 0 {
+        return Outcome::Drop;
+    }
+    let id = u16::from_be_bytes([id[0], id[1]]);
+    let message = Message::error_msg(id, OpCode::Query, ResponseCode::FormErr);
+    message.to_vec().map(Outcome::Reply).unwrap_or(Outcome::Drop)
+}
+
+/// A response header for `request`: same ID, opcode, RD flag and question; EDNS if it used EDNS.
+fn response_to(request: &Message) -> Message {
+    let mut response = Message::new();
+    response
+        .set_id(request.id())
+        .set_message_type(MessageType::Response)
+        .set_op_code(request.op_code())
+        .set_recursion_desired(request.recursion_desired());
+    if let Some(q) = request.queries().first() {
+        response.add_query(Query::query(q.name().clone(), q.query_type()));
+    }
+    if request.extensions().is_some() {
+        let mut edns = Edns::new();
+        edns.set_max_payload(MAX_UDP_PAYLOAD).set_version(0);
+        response.set_edns(edns);
+    }
+    response
+}
+
+fn fill(response: &mut Message, reply: Reply, transport: Transport, udp_answer_limit: Option<usize>) {
+    let mut answers = reply.answers;
+    if transport == Transport::Udp
+        && let Some(limit) = udp_answer_limit
+    {
+        answers.truncate(limit);
+    }
+    response.set_response_code(reply.rcode);
+    response.insert_answers(answers);
+    response.insert_name_servers(reply.authority);
+    response.insert_additionals(reply.additionals);
+}
+
+/// The size a response may take: the client's EDNS buffer (512 without EDNS) over UDP; 64 KiB over TCP.
+fn size_limit(request: &Message, transport: Transport) -> usize {
+    match transport {
+        Transport::Tcp => usize::from(u16::MAX),
+        Transport::Udp if request.extensions().is_none() => CLASSIC_UDP_PAYLOAD,
+        Transport::Udp => usize::from(request.max_payload().min(MAX_UDP_PAYLOAD)),
+    }
+}
+
+/// Encodes `response` within the transport's limit. When it does not fit, it keeps as many whole
+/// records as fit (answers first, then additional records) and sets TC, so that the client retries
+/// over TCP. Consul cuts answers without saying so; census always says so.
+fn encode(mut response: Message, transport: Transport, request: &Message) -> Vec<u8> {
+    let limit = size_limit(request, transport);
+    match response.to_vec() {
+        Ok(bytes) if bytes.len() <= limit => return bytes,
+        Ok(_) => {}
+        Err(_) => return server_failure(&response),
+    }
+    let answers = response.take_answers();
+    let authority = response.take_name_servers();
+    let additionals = response.take_additionals();
+    response.set_truncated(true);
+    let fits = |answers: &[Record], authority: &[Record], additionals: &[Record]| {
+        let mut candidate = response.clone();
+        candidate.insert_answers(answers.to_vec());
+        candidate.insert_name_servers(authority.to_vec());
+        candidate.insert_additionals(additionals.to_vec());
+        candidate.to_vec().ok().filter(|b| b.len() <= limit)
+    };
+    // The largest prefix of the answers that fits alone; then as many additional records as fit.
+    let Some(keep) = largest_fit(answers.len(), |n| fits(&answers[..n], &[], &[]).is_some()) else {
+        return server_failure(&response);
+    };
+    let (authority, base) = if keep == answers.len() { (&authority[..], keep) } else { (&[][..], keep) };
+    let extra = if keep == answers.len() {
+        largest_fit(additionals.len(), |n| fits(&answers[..base], authority, &additionals[..n]).is_some())
+            .unwrap_or(0)
+    } else {
+        0
+    };
+    fits(&answers[..base], authority, &additionals[..extra]).unwrap_or_else(|| server_failure(&response))
+}
+
+/// The largest `n` in 0..=max with `ok(n)`, assuming `ok` holds up to some point and fails after it.
+fn largest_fit(max: usize, ok: impl Fn(usize) -> bool) -> Option<usize> {
+    if !ok(0) {
+        return None;
+    }
+    let (mut lo, mut hi) = (0, max);
+    while lo < hi {
+        let mid = lo + (hi - lo).div_ceil(2);
+        if ok(mid) { lo = mid } else { hi = mid - 1 }
+    }
+    Some(lo)
+}
+
+fn server_failure(response: &Message) -> Vec<u8> {
+    Message::error_msg(response.id(), response.op_code(), ResponseCode::ServFail).to_vec().unwrap_or_default()
+}

@@ -1,0 +1,28 @@
+//! The DNS interface on :8600: Consul's names (`web.service.consul`, `_web._tcp.service.consul`,
+//! `n1.node.consul`, PTR), answered from the local catalog (stale reads, as Consul does).
+//!
+//! Parsing (`name`), lookup (`lookup`) and record building (`records`) are pure functions;
+//! `handler` ties them into one request → response step; `server` owns the sockets.
+
+pub mod config;
+pub mod handler;
+pub mod lookup;
+pub mod name;
+pub mod records;
+mod recursor;
+pub mod server;
+
+#[cfg(test)]
+mod tests;
+
+use std::net::SocketAddr;
+
+pub use config::{DnsConfig, DnsConfigError, DnsConfigFile};
+pub use handler::{Outcome, Responder, Transport};
+pub use server::DnsListeners;
+
+#[derive(Debug, thiserror::Error)]
+pub enum DnsError {
+    #[error("cannot listen for DNS on {addr}: {source}")]
+    Listen { addr: SocketAddr, source: std::io::Error },
+}
