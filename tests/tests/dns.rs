@@ -249,3 +249,80 @@ async fn registration_is_answered_on_every_server_within_a_second() {
     println!("registered → answered by all three servers after {:?}", registered.elapsed());
     assert!(registered.elapsed() < Duration::from_secs(1), "took {:?}", registered.elapsed());
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn recursors_alt_domain_and_service_ttls_from_config() {
+    let upstream_args = vec!["-bootstrap-expect=1".to_string(), "-domain=upstream".to_string()];
+    // The upstream is itself a census agent, answering for the domain `upstream.`.
+    let up_dir = tempfile::tempdir().expect("tempdir");
+    let mut upstream = Agent::new("dns-up", up_dir.path().join("up"), upstream_args);
+    upstream.start();
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("dns.json");
+    std::fs::write(
+        &config,
+        r#"{"alt_domain": "census", "dns_config": {"service_ttl": {"*": "7s", "db": "1m"}}}"#,
+    )
+    .expect("config");
+    let args = vec![
+        "-bootstrap-expect=1".to_string(),
+        format!("-recursor=127.0.0.1:{}", upstream.dns_port),
+        format!("-config-file={}", config.display()),
+    ];
+    let mut agent = Agent::new("dns-recursing", dir.path().join("agent"), args);
+    agent.start();
+    for a in [&agent, &upstream] {
+        let client = a.client();
+        eventually(Duration::from_secs(20), "the node to register itself", || async {
+            client
+                .catalog_service("consul", &QueryOptions::default())
+                .await
+                .ok()
+                .filter(|(s, _)| !s.is_empty())
+        })
+        .await;
+    }
+    use serde_json::json;
+    register(
+        &agent.client(),
+        "n1",
+        "10.4.0.1",
+        json!({"ID": "web1", "Service": "web", "Port": 80}),
+        "passing",
+    )
+    .await;
+    register(
+        &agent.client(),
+        "n2",
+        "10.4.0.2",
+        json!({"ID": "db1", "Service": "db", "Port": 5432}),
+        "passing",
+    )
+    .await;
+    register(
+        &upstream.client(),
+        "u1",
+        "10.5.0.1",
+        json!({"ID": "far1", "Service": "far", "Port": 80}),
+        "passing",
+    )
+    .await;
+    let p = agent.dns_port;
+
+    // The alt domain answers under the name asked; TTLs follow service_ttl (exact name over "*").
+    let web = dig(p, &["+noall", "+answer", "web.service.census"]);
+    assert_eq!(
+        web.trim().split_whitespace().collect::<Vec<_>>(),
+        ["web.service.census.", "7", "IN", "A", "10.4.0.1"]
+    );
+    let db = dig(p, &["+noall", "+answer", "db.service.consul"]);
+    assert!(db.split_whitespace().nth(1) == Some("60"), "{db}");
+
+    // A name outside both domains goes to the recursor, which answers it from its own catalog.
+    assert_eq!(lines(&dig(p, &["+short", "far.service.upstream"])), set(&["10.5.0.1"]));
+    assert_eq!(lines(&dig(p, &["+short", "+tcp", "far.service.upstream"])), set(&["10.5.0.1"]));
+    // The upstream has no recursors of its own: it refuses, and census passes that on.
+    let refused = dig(upstream.dns_port, &["+noall", "+comments", "example.com"]);
+    assert!(refused.contains("status: REFUSED"), "{refused}");
+}

@@ -219,7 +219,7 @@ pub async fn run(config: AgentConfig) -> Result<(), AgentError> {
         }
     });
     if let Some(dns) = dns_listeners {
-        dns.spawn(Arc::new(Responder::new(Arc::new(config.dns.clone()), catalog.clone())));
+        dns.spawn(Arc::new(Responder::new(Arc::new(config.dns.clone()), catalog.clone())))?;
     }
     if let Some(pid_file) = &config.pid_file
         && let Err(e) = std::fs::write(pid_file, std::process::id().to_string())

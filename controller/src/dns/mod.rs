@@ -25,4 +25,6 @@ pub use server::DnsListeners;
 pub enum DnsError {
     #[error("cannot listen for DNS on {addr}: {source}")]
     Listen { addr: SocketAddr, source: std::io::Error },
+    #[error("cannot serve DNS: {source}")]
+    Serve { source: std::io::Error },
 }
