@@ -313,7 +313,7 @@ async fn recursors_alt_domain_and_service_ttls_from_config() {
     // The alt domain answers under the name asked; TTLs follow service_ttl (exact name over "*").
     let web = dig(p, &["+noall", "+answer", "web.service.census"]);
     assert_eq!(
-        web.trim().split_whitespace().collect::<Vec<_>>(),
+        web.split_whitespace().collect::<Vec<_>>(),
         ["web.service.census.", "7", "IN", "A", "10.4.0.1"]
     );
     let db = dig(p, &["+noall", "+answer", "db.service.consul"]);
