@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use census_client::Client;
+use census_client::{Client, QueryOptions};
 
 /// The `census` binary built next to this test binary (`cargo build` puts both in target/debug).
 pub fn census_bin() -> PathBuf {
@@ -119,6 +119,19 @@ impl Agent {
         self.child.is_some()
     }
 
+    /// Waits until this agent has registered its own node: it has a leader and answers reads.
+    pub async fn wait_registered(&self) {
+        let client = self.client();
+        eventually(Duration::from_secs(20), "the node to register itself", || async {
+            client
+                .catalog_service("consul", &QueryOptions::default())
+                .await
+                .ok()
+                .filter(|(s, _)| !s.is_empty())
+        })
+        .await;
+    }
+
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.data_dir.join("agent.log")).unwrap_or_default()
     }
@@ -128,6 +141,17 @@ impl Drop for Agent {
     fn drop(&mut self) {
         self.kill();
     }
+}
+
+/// One server that bootstraps alone (plus `extra` flags), started and registered.
+pub async fn single_server(name: &str, extra: &[&str]) -> (Agent, tempfile::TempDir) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut args = vec!["-bootstrap-expect=1".to_string()];
+    args.extend(extra.iter().map(|a| a.to_string()));
+    let mut agent = Agent::new(name, dir.path().join(name), args);
+    agent.start();
+    agent.wait_registered().await;
+    (agent, dir)
 }
 
 /// Waits until `check` returns `Some`, or panics with `what` after `timeout`.

@@ -7,15 +7,7 @@ use census_e2e::{Agent, eventually};
 use reqwest::Method;
 
 async fn single_server() -> (Agent, tempfile::TempDir) {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let mut agent = Agent::new("solo", dir.path().join("solo"), vec!["-bootstrap-expect=1".into()]);
-    agent.start();
-    let client = agent.client();
-    eventually(Duration::from_secs(20), "the node to register itself", || async {
-        client.catalog_service("consul", &QueryOptions::default()).await.ok().filter(|(s, _)| !s.is_empty())
-    })
-    .await;
-    (agent, dir)
+    census_e2e::single_server("solo", &[]).await
 }
 
 async fn status(client: &Client, method: Method, path: &str, body: Option<Vec<u8>>) -> (u16, String) {

@@ -5,25 +5,13 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use census_client::{Client, QueryOptions};
-use census_e2e::{Agent, Cluster, eventually};
+use census_client::Client;
+use census_e2e::{Cluster, eventually, single_server};
 use hickory_resolver::config::{NameServerConfigGroup, ResolverConfig, ResolverOpts};
 use hickory_resolver::name_server::TokioConnectionProvider;
 use hickory_resolver::proto::rr::RecordType;
 use hickory_resolver::{ResolveError, TokioResolver};
 use reqwest::Method;
-
-async fn single_server(name: &str) -> (Agent, tempfile::TempDir) {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let mut agent = Agent::new(name, dir.path().join(name), vec!["-bootstrap-expect=1".into()]);
-    agent.start();
-    let client = agent.client();
-    eventually(Duration::from_secs(20), "the node to register itself", || async {
-        client.catalog_service("consul", &QueryOptions::default()).await.ok().filter(|(s, _)| !s.is_empty())
-    })
-    .await;
-    (agent, dir)
-}
 
 async fn put(client: &Client, path: &str, body: serde_json::Value) {
     let body = serde_json::to_vec(&body).expect("json");
@@ -122,7 +110,7 @@ async fn web_fixture(client: &Client) {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn dig_gets_every_record_kind() {
-    let (agent, _dir) = single_server("dns-dig").await;
+    let (agent, _dir) = single_server("dns-dig", &[]).await;
     web_fixture(&agent.client()).await;
     let p = agent.dns_port;
 
@@ -171,7 +159,7 @@ async fn dig_gets_every_record_kind() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn hickory_resolver_reads_services_nodes_and_falls_back_to_tcp() {
-    let (agent, _dir) = single_server("dns-hickory").await;
+    let (agent, _dir) = single_server("dns-hickory", &[]).await;
     web_fixture(&agent.client()).await;
     let r = resolver(agent.dns_port);
 
@@ -220,7 +208,7 @@ async fn time_until(
 
 #[tokio::test(flavor = "multi_thread")]
 async fn critical_instance_leaves_dns_within_a_second() {
-    let (agent, _dir) = single_server("dns-health").await;
+    let (agent, _dir) = single_server("dns-health", &[]).await;
     let client = agent.client();
     let body = serde_json::json!({"ID": "api1", "Name": "api", "Port": 9000, "Check": {"CheckID": "api-ttl", "TTL": "30s"}});
     put(&client, "/v1/agent/service/register", body).await;
@@ -252,37 +240,15 @@ async fn registration_is_answered_on_every_server_within_a_second() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn recursors_alt_domain_and_service_ttls_from_config() {
-    let upstream_args = vec!["-bootstrap-expect=1".to_string(), "-domain=upstream".to_string()];
     // The upstream is itself a census agent, answering for the domain `upstream.`.
-    let up_dir = tempfile::tempdir().expect("tempdir");
-    let mut upstream = Agent::new("dns-up", up_dir.path().join("up"), upstream_args);
-    upstream.start();
-
+    let (upstream, _up_dir) = single_server("dns-up", &["-domain=upstream"]).await;
     let dir = tempfile::tempdir().expect("tempdir");
     let config = dir.path().join("dns.json");
-    std::fs::write(
-        &config,
-        r#"{"alt_domain": "census", "dns_config": {"service_ttl": {"*": "7s", "db": "1m"}}}"#,
-    )
-    .expect("config");
-    let args = vec![
-        "-bootstrap-expect=1".to_string(),
-        format!("-recursor=127.0.0.1:{}", upstream.dns_port),
-        format!("-config-file={}", config.display()),
-    ];
-    let mut agent = Agent::new("dns-recursing", dir.path().join("agent"), args);
-    agent.start();
-    for a in [&agent, &upstream] {
-        let client = a.client();
-        eventually(Duration::from_secs(20), "the node to register itself", || async {
-            client
-                .catalog_service("consul", &QueryOptions::default())
-                .await
-                .ok()
-                .filter(|(s, _)| !s.is_empty())
-        })
-        .await;
-    }
+    let settings = r#"{"alt_domain": "census", "dns_config": {"service_ttl": {"*": "7s", "db": "1m"}}}"#;
+    std::fs::write(&config, settings).expect("config");
+    let recursor = format!("-recursor=127.0.0.1:{}", upstream.dns_port);
+    let config_file = format!("-config-file={}", config.display());
+    let (agent, _dir) = single_server("dns-recursing", &[&recursor, &config_file]).await;
     use serde_json::json;
     register(
         &agent.client(),
