@@ -2,6 +2,7 @@
 //!
 //! Used by the census CLI, the sidecars and the end-to-end tests; any Consul agent serves it too.
 
+pub mod cli_args;
 pub mod client;
 pub mod duration;
 pub mod types;

@@ -1,4 +1,5 @@
-use census_controller::agent::{self, args, config};
+use census_client::cli_args;
+use census_controller::agent::{self, config};
 use census_controller::cli::{Cli, TopCommand, run_client};
 use clap::Parser;
 
@@ -17,7 +18,7 @@ fn init_logging(level: &str, file: Option<&std::path::Path>) -> anyhow::Result<(
 }
 
 fn main() -> anyhow::Result<()> {
-    let cli = Cli::parse_from(args::normalize(std::env::args()));
+    let cli = Cli::parse_from(cli_args::normalize(std::env::args()));
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     match cli.command {
         TopCommand::Agent(agent_args) => {

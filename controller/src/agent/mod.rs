@@ -1,6 +1,5 @@
 //! `census agent`: wires the catalog, Raft, the HTTP API and the check runner together.
 
-pub mod args;
 pub mod checks;
 pub mod config;
 

@@ -1,0 +1,189 @@
+//! `census-sidecar` flags (consul-template's spellings, single dash accepted) and the JSON config file.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use census_client::Client;
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use serde::Deserialize;
+
+use crate::render::output::Validation;
+use crate::render::template::{TemplateError, TemplateSpec, Wait};
+use crate::render::{self, RenderError, RenderSettings};
+
+#[derive(Debug, Parser)]
+#[command(name = "census-sidecar", version, about = "census sidecars: render templates, register containers")]
+pub struct Cli {
+    #[arg(long, global = true, default_value = "info", value_name = "LEVEL")]
+    pub log_level: String,
+    #[command(subcommand)]
+    pub command: SidecarCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SidecarCommand {
+    /// Keep files (an nginx config) rendered from the catalog, validated before every reload.
+    Render(RenderArgs),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NginxCheck {
+    /// The destination is a conf.d fragment: test it inside a minimal `http {}` block.
+    Fragment,
+    /// The destination is a whole nginx.conf: `nginx -t -c` on it.
+    Config,
+}
+
+#[derive(Debug, Clone, Default, Args)]
+pub struct RenderArgs {
+    /// SRC:DEST[:COMMAND] — a handlebars template, its output, and a command to run after a change
+    /// (repeatable).
+    #[arg(long, value_name = "SRC:DEST[:COMMAND]")]
+    pub template: Vec<String>,
+    /// Quiescence MIN[:MAX]: render after no change for MIN, at the latest MAX after the first.
+    #[arg(long, value_name = "MIN[:MAX]")]
+    pub wait: Option<String>,
+    /// Render every template once and exit (0 when all were written or already current).
+    #[arg(long)]
+    pub once: bool,
+    /// The census (or Consul) agent; default $CENSUS_HTTP_ADDR, $CONSUL_HTTP_ADDR, 127.0.0.1:8500.
+    #[arg(long, value_name = "ADDR")]
+    pub consul_addr: Option<String>,
+    /// ACL token sent as X-Consul-Token (default $CONSUL_HTTP_TOKEN).
+    #[arg(long, value_name = "TOKEN")]
+    pub token: Option<String>,
+    /// A JSON config file (see README); flags override it.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Validate each candidate with this shell command; `{}` is the candidate's path.
+    #[arg(long, value_name = "CMD")]
+    pub check: Option<String>,
+    /// Validate with `nginx -t`: `fragment` for a conf.d file, `config` for a whole nginx.conf.
+    #[arg(long, value_name = "KIND")]
+    pub nginx_check: Option<NginxCheck>,
+    /// The nginx binary for -nginx-check.
+    #[arg(long, value_name = "PATH")]
+    pub nginx_bin: Option<String>,
+    /// Reload by SIGHUP to the pid in this file (nginx's master), for templates without a COMMAND.
+    #[arg(long, value_name = "PATH")]
+    pub nginx_pid: Option<PathBuf>,
+    /// Refuse to render while a `service` has fewer instances than this (keep the last good file).
+    #[arg(long, value_name = "N")]
+    pub min_instances: Option<usize>,
+    /// Where /healthz and /metrics listen ("off" to disable).
+    #[arg(long, value_name = "ADDR")]
+    pub status_addr: Option<String>,
+}
+
+/// The `-config` file: the same settings, as JSON.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RenderFile {
+    pub consul_addr: Option<String>,
+    pub token: Option<String>,
+    pub wait: Option<String>,
+    pub check: Option<String>,
+    pub nginx_check: Option<NginxCheck>,
+    pub nginx_bin: Option<String>,
+    pub nginx_pid: Option<PathBuf>,
+    pub min_instances: Option<usize>,
+    pub status_addr: Option<String>,
+    pub templates: Vec<TemplateFile>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TemplateFile {
+    pub source: PathBuf,
+    pub destination: PathBuf,
+    #[serde(default)]
+    pub command: Option<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    #[error("config {path}: {reason}")]
+    Config { path: PathBuf, reason: String },
+    #[error(transparent)]
+    Template(#[from] TemplateError),
+    #[error("{0}")]
+    Invalid(String),
+    #[error(transparent)]
+    Render(#[from] RenderError),
+}
+
+fn read_file(path: &PathBuf) -> Result<RenderFile, CliError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| CliError::Config { path: path.clone(), reason: e.to_string() })?;
+    serde_json::from_str(&text).map_err(|e| CliError::Config { path: path.clone(), reason: e.to_string() })
+}
+
+impl RenderArgs {
+    /// Flags over the config file over the environment over defaults.
+    pub fn settings(&self) -> Result<RenderSettings, CliError> {
+        let file = match &self.config {
+            Some(path) => read_file(path)?,
+            None => RenderFile::default(),
+        };
+        let mut templates: Vec<TemplateSpec> = file
+            .templates
+            .iter()
+            .map(|t| TemplateSpec {
+                source: t.source.clone(),
+                destination: t.destination.clone(),
+                command: t.command.clone(),
+            })
+            .collect();
+        for t in &self.template {
+            templates.push(t.parse()?);
+        }
+        if templates.is_empty() {
+            return Err(CliError::Invalid("at least one -template SRC:DEST[:COMMAND] is required".into()));
+        }
+        let wait = self.wait.clone().or(file.wait).map(|w| w.parse::<Wait>()).transpose()?;
+        let addr = self
+            .consul_addr
+            .clone()
+            .or(file.consul_addr)
+            .or_else(|| std::env::var("CENSUS_HTTP_ADDR").ok())
+            .or_else(|| std::env::var("CONSUL_HTTP_ADDR").ok())
+            .unwrap_or_else(|| "127.0.0.1:8500".into());
+        let token = self.token.clone().or(file.token).or_else(|| std::env::var("CONSUL_HTTP_TOKEN").ok());
+        let client = Client::new(&addr).map_err(|e| CliError::Invalid(e.to_string()))?.with_token(token);
+        let nginx = self.nginx_bin.clone().or(file.nginx_bin).unwrap_or_else(|| "nginx".into());
+        let validation = match (self.check.clone().or(file.check), self.nginx_check.or(file.nginx_check)) {
+            (Some(_), Some(_)) => {
+                return Err(CliError::Invalid("-check and -nginx-check exclude each other".into()));
+            }
+            (Some(cmd), None) => Validation::Command(cmd),
+            (None, Some(NginxCheck::Fragment)) => Validation::NginxFragment { nginx },
+            (None, Some(NginxCheck::Config)) => Validation::NginxConfig { nginx },
+            (None, None) => Validation::None,
+        };
+        let status_addr = match self.status_addr.clone().or(file.status_addr).as_deref() {
+            Some("off") => None,
+            Some(a) => Some(
+                a.parse::<SocketAddr>()
+                    .map_err(|_| CliError::Invalid(format!("-status-addr {a:?} is not IP:PORT")))?,
+            ),
+            None => Some(SocketAddr::from(([0, 0, 0, 0], 9090))),
+        };
+        Ok(RenderSettings {
+            client,
+            templates,
+            wait,
+            once: self.once,
+            validation,
+            reload_pid_file: self.nginx_pid.clone().or(file.nginx_pid),
+            min_instances: self.min_instances.or(file.min_instances).unwrap_or(0),
+            status_addr: if self.once { None } else { status_addr },
+        })
+    }
+}
+
+pub async fn run(cli: Cli) -> Result<(), CliError> {
+    match cli.command {
+        SidecarCommand::Render(args) => Ok(render::run(args.settings()?).await?),
+    }
+}

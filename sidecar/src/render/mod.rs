@@ -1,0 +1,172 @@
+//! `census-sidecar render`: consul-template's job for nginx. Render → discover dependencies → watch
+//! each with a blocking query → on change, wait for quiet → render → validate → swap → reload.
+
+pub mod deps;
+pub mod fetch;
+pub mod helpers;
+pub mod output;
+pub mod status;
+pub mod template;
+mod watch;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use census_client::Client;
+use tokio::sync::mpsc::UnboundedReceiver;
+
+use self::deps::Dependency;
+use self::helpers::Shared;
+use self::output::{Installed, OutputError, Reload, Validation};
+use self::status::Status;
+use self::template::{Rendered, TemplateError, TemplateSet, TemplateSpec, Wait};
+use self::watch::Watchers;
+
+#[derive(Debug, thiserror::Error)]
+pub enum RenderError {
+    #[error(transparent)]
+    Template(#[from] TemplateError),
+    #[error("cannot listen on {addr} for /healthz and /metrics: {source}")]
+    Listen { addr: SocketAddr, source: std::io::Error },
+    #[error("-once: {0}")]
+    Once(String),
+}
+
+/// Everything `render` runs with.
+#[derive(Debug, Clone)]
+pub struct RenderSettings {
+    pub client: Client,
+    pub templates: Vec<TemplateSpec>,
+    pub wait: Option<Wait>,
+    pub once: bool,
+    pub validation: Validation,
+    /// SIGHUP this pid file's process after a change (templates without their own command).
+    pub reload_pid_file: Option<PathBuf>,
+    pub min_instances: usize,
+    pub status_addr: Option<SocketAddr>,
+}
+
+/// Runs until killed (or, with `once`, until every template has been rendered once).
+pub async fn run(settings: RenderSettings) -> Result<(), RenderError> {
+    let shared = Arc::new(Shared::new(settings.min_instances));
+    let set = TemplateSet::load(settings.templates.clone(), shared.clone())?;
+    let status = Arc::new(Status::default());
+    if let Some(addr) = settings.status_addr {
+        let listener = status::bind(addr).await.map_err(|source| RenderError::Listen { addr, source })?;
+        tokio::spawn(status::serve(listener, status.clone()));
+    }
+    let (tx, mut changes) = tokio::sync::mpsc::unbounded_channel();
+    let mut watchers = Watchers::new(settings.client.clone(), shared, status.clone(), tx);
+    loop {
+        let rendered = set.render();
+        Status::count(&status.renders);
+        watchers.start(&rendered.pass.used);
+        let complete = rendered.pass.missing.is_empty();
+        if complete {
+            watchers.retain(&rendered.pass.used);
+            let ok = install_all(&set, rendered, &settings, &status).await;
+            if settings.once {
+                return if ok { Ok(()) } else { Err(RenderError::Once(last_error(&status))) };
+            }
+        } else {
+            tracing::debug!(missing = rendered.pass.missing.len(), "waiting for catalog data");
+        }
+        if changes.recv().await.is_none() {
+            // Every watcher is gone: nothing can change any more.
+            std::future::pending::<()>().await;
+        }
+        // Quiescence applies to changes, not to the first discovery of what the templates read.
+        if let (Some(wait), true) = (settings.wait, complete) {
+            quiesce(&mut changes, wait).await;
+        }
+        while changes.try_recv().is_ok() {}
+    }
+}
+
+/// Waits until no change has arrived for `wait.min`, or `wait.max` has passed since the first.
+async fn quiesce(changes: &mut UnboundedReceiver<Dependency>, wait: Wait) {
+    let deadline = tokio::time::Instant::now() + wait.max;
+    loop {
+        let quiet_until = (tokio::time::Instant::now() + wait.min).min(deadline);
+        match tokio::time::timeout_at(quiet_until, changes.recv()).await {
+            Ok(Some(_)) if tokio::time::Instant::now() < deadline => continue,
+            _ => return,
+        }
+    }
+}
+
+fn last_error(status: &Status) -> String {
+    match status.health() {
+        status::Health::Error(e) => e,
+        status::Health::Stale { error, .. } => error,
+        status::Health::Ok => "failed".into(),
+    }
+}
+
+/// Installs every rendered output that changed and reloads once per distinct reload action.
+/// Returns whether every template rendered and installed cleanly.
+async fn install_all(
+    set: &TemplateSet,
+    rendered: Rendered,
+    settings: &RenderSettings,
+    status: &Status,
+) -> bool {
+    let mut reloads: Vec<Reload> = Vec::new();
+    let mut errors: Vec<String> = Vec::new();
+    for (spec, output) in set.specs.iter().zip(rendered.outputs) {
+        let text = match output {
+            Ok(text) => text,
+            Err(e) => {
+                Status::count(&status.render_errors);
+                tracing::error!(template = %spec.source.display(), error = %e, "render failed; keeping the last good output");
+                errors.push(e);
+                continue;
+            }
+        };
+        let (dest, validation) = (spec.destination.clone(), settings.validation.clone());
+        let installed = tokio::task::spawn_blocking(move || output::install(&dest, &text, &validation))
+            .await
+            .unwrap_or_else(|e| {
+                Err(OutputError::Spawn { what: "install".into(), source: std::io::Error::other(e) })
+            });
+        match installed {
+            Ok(Installed::Unchanged) => {}
+            Ok(Installed::Written) => {
+                Status::count(&status.writes);
+                tracing::info!(dest = %spec.destination.display(), "rendered");
+                let reload = match (&spec.command, &settings.reload_pid_file) {
+                    (Some(cmd), _) => Some(Reload::Command(cmd.clone())),
+                    (None, Some(pid_file)) => Some(Reload::Signal { pid_file: pid_file.clone() }),
+                    (None, None) => None,
+                };
+                reloads.extend(reload.filter(|r| !reloads.contains(r)));
+            }
+            Err(e) => {
+                if matches!(e, OutputError::CheckFailed { .. }) {
+                    Status::count(&status.check_failures);
+                }
+                tracing::error!(dest = %spec.destination.display(), error = %e, "not installed");
+                errors.push(e.to_string());
+            }
+        }
+    }
+    for reload in reloads {
+        let result = tokio::task::spawn_blocking(move || output::reload(&reload)).await;
+        match result {
+            Ok(Ok(())) => Status::count(&status.reloads),
+            Ok(Err(e)) => errors.push(e.to_string()),
+            Err(e) => errors.push(e.to_string()),
+        }
+    }
+    match errors.first() {
+        None => {
+            status.render_ok();
+            true
+        }
+        Some(_) => {
+            status.render_failed(errors.join("; "));
+            false
+        }
+    }
+}

@@ -1,0 +1,216 @@
+//! Validate-then-swap: the candidate is written next to the destination, checked, fsync'd and
+//! renamed into place; a failing check leaves the destination as it was. Then nginx is reloaded
+//! by a signal to its master (or the template's command runs).
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+
+#[derive(Debug, thiserror::Error)]
+pub enum OutputError {
+    #[error("{path}: {source}")]
+    Io { path: PathBuf, source: std::io::Error },
+    #[error("check of the new {dest} failed, keeping the previous file: {output}")]
+    CheckFailed { dest: PathBuf, output: String },
+    #[error("cannot run {what}: {source}")]
+    Spawn { what: String, source: std::io::Error },
+    #[error("command {command:?} failed: {output}")]
+    CommandFailed { command: String, output: String },
+    #[error("pid file {path}: {reason}")]
+    PidFile { path: PathBuf, reason: String },
+}
+
+/// How a candidate is checked before it replaces the destination.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Validation {
+    None,
+    /// A shell command; `{}` is replaced by the candidate's path (also in `$CENSUS_CANDIDATE`).
+    Command(String),
+    /// `nginx -t` on a minimal main config whose `http` block includes the candidate (the
+    /// destination is a conf.d fragment, as in the seeds).
+    NginxFragment {
+        nginx: String,
+    },
+    /// `nginx -t -c candidate` (the destination is a whole nginx.conf).
+    NginxConfig {
+        nginx: String,
+    },
+}
+
+/// How the consumer learns of a new file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reload {
+    /// SIGHUP to the pid in this file (nginx's master re-reads its config; no second parse).
+    Signal { pid_file: PathBuf },
+    /// A shell command (consul-template's `command`).
+    Command(String),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Installed {
+    /// The destination already holds exactly this text: nothing written, nothing to reload.
+    Unchanged,
+    Written,
+}
+
+static CANDIDATES: AtomicU64 = AtomicU64::new(0);
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> OutputError + '_ {
+    move |source| OutputError::Io { path: path.to_path_buf(), source }
+}
+
+/// Installs `content` at `dest` if it differs and passes `validation`.
+pub fn install(dest: &Path, content: &str, validation: &Validation) -> Result<Installed, OutputError> {
+    if std::fs::read(dest).is_ok_and(|old| old == content.as_bytes()) {
+        return Ok(Installed::Unchanged);
+    }
+    let dir = dest.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let name = dest.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "output".into());
+    let n = CANDIDATES.fetch_add(1, Ordering::Relaxed);
+    // Hidden and ending in .tmp, so that globs like conf.d/*.conf never pick it up.
+    let candidate = dir.join(format!(".{name}.census-{}-{n}.tmp", std::process::id()));
+    let result = write_and_swap(dest, dir, &candidate, content, validation);
+    if result.is_err() {
+        let _ = std::fs::remove_file(&candidate);
+    }
+    result
+}
+
+fn write_and_swap(
+    dest: &Path,
+    dir: &Path,
+    candidate: &Path,
+    content: &str,
+    validation: &Validation,
+) -> Result<Installed, OutputError> {
+    let mut file = std::fs::File::create(candidate).map_err(io(candidate))?;
+    file.write_all(content.as_bytes()).map_err(io(candidate))?;
+    file.sync_all().map_err(io(candidate))?;
+    drop(file);
+    if let Ok(meta) = std::fs::metadata(dest) {
+        let _ = std::fs::set_permissions(candidate, meta.permissions());
+    }
+    check(dest, candidate, validation)?;
+    std::fs::rename(candidate, dest).map_err(io(dest))?;
+    std::fs::File::open(dir).and_then(|d| d.sync_all()).map_err(io(dir))?;
+    Ok(Installed::Written)
+}
+
+fn check(dest: &Path, candidate: &Path, validation: &Validation) -> Result<(), OutputError> {
+    let failed = |output: String| OutputError::CheckFailed { dest: dest.to_path_buf(), output };
+    match validation {
+        Validation::None => Ok(()),
+        Validation::Command(cmd) => {
+            let cmd = cmd.replace("{}", &shell_quote(&candidate.to_string_lossy()));
+            let mut command = Command::new("sh");
+            command.arg("-c").arg(&cmd).env("CENSUS_CANDIDATE", candidate);
+            run(command, &cmd).map_err(|e| match e {
+                OutputError::CommandFailed { output, .. } => failed(output),
+                other => other,
+            })
+        }
+        Validation::NginxConfig { nginx } => nginx_test(nginx, candidate, None).map_err(failed),
+        Validation::NginxFragment { nginx } => {
+            let scratch = std::env::temp_dir().join(format!(
+                "census-nginx-check-{}-{}",
+                std::process::id(),
+                CANDIDATES.fetch_add(1, Ordering::Relaxed)
+            ));
+            std::fs::create_dir_all(&scratch).map_err(io(&scratch))?;
+            let main = scratch.join("nginx.conf");
+            let wrapper = format!(
+                "pid {}/nginx.pid;\nerror_log stderr;\nevents {{}}\nhttp {{\n    access_log off;\n    include {};\n}}\n",
+                scratch.display(),
+                candidate.display()
+            );
+            let result = std::fs::write(&main, wrapper)
+                .map_err(io(&main))
+                .and_then(|_| nginx_test(nginx, &main, Some(&scratch)).map_err(failed));
+            let _ = std::fs::remove_dir_all(&scratch);
+            result
+        }
+    }
+}
+
+/// `nginx -t -q -c CONFIG [-p PREFIX]`; the error text on failure.
+fn nginx_test(nginx: &str, config: &Path, prefix: Option<&Path>) -> Result<(), String> {
+    let mut command = Command::new(nginx);
+    command.arg("-t").arg("-q").arg("-c").arg(config);
+    if let Some(prefix) = prefix {
+        command.arg("-p").arg(prefix);
+    }
+    match command.stdin(Stdio::null()).output() {
+        Ok(out) if out.status.success() => Ok(()),
+        Ok(out) => Err(String::from_utf8_lossy(&out.stderr).trim().to_string()),
+        Err(e) => Err(format!("cannot run {nginx}: {e}")),
+    }
+}
+
+fn shell_quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "'\\''"))
+}
+
+fn run(mut command: Command, what: &str) -> Result<(), OutputError> {
+    let out = command
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|source| OutputError::Spawn { what: what.to_string(), source })?;
+    if out.status.success() {
+        return Ok(());
+    }
+    let mut text = String::from_utf8_lossy(&out.stderr).trim().to_string();
+    if text.is_empty() {
+        text = format!("exit status {}", out.status);
+    }
+    Err(OutputError::CommandFailed { command: what.to_string(), output: text })
+}
+
+/// Tells the consumer to pick up the new file.
+pub fn reload(how: &Reload) -> Result<(), OutputError> {
+    match how {
+        Reload::Signal { pid_file } => {
+            let bad = |reason: String| OutputError::PidFile { path: pid_file.clone(), reason };
+            let text = std::fs::read_to_string(pid_file).map_err(|e| bad(e.to_string()))?;
+            let pid: i32 = text.trim().parse().map_err(|_| bad(format!("{:?} is not a pid", text.trim())))?;
+            kill(Pid::from_raw(pid), Signal::SIGHUP).map_err(|e| bad(format!("SIGHUP to {pid}: {e}")))
+        }
+        Reload::Command(cmd) => {
+            let mut command = Command::new("sh");
+            command.arg("-c").arg(cmd);
+            run(command, cmd)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn identical_output_is_not_rewritten_and_failed_checks_keep_the_old_file() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let dest = dir.path().join("out.conf");
+        assert_eq!(install(&dest, "one\n", &Validation::None).expect("write"), Installed::Written);
+        assert_eq!(install(&dest, "one\n", &Validation::None).expect("same"), Installed::Unchanged);
+        let refuse = Validation::Command("grep -q good {}".into());
+        let err = install(&dest, "bad\n", &refuse).expect_err("check fails");
+        assert!(matches!(err, OutputError::CheckFailed { .. }), "{err}");
+        assert_eq!(std::fs::read_to_string(&dest).expect("read"), "one\n");
+        assert_eq!(install(&dest, "good\n", &refuse).expect("passes"), Installed::Written);
+        let leftovers: Vec<_> = std::fs::read_dir(dir.path()).expect("ls").filter_map(Result::ok).collect();
+        assert_eq!(leftovers.len(), 1, "no candidate files left behind");
+    }
+
+    #[test]
+    fn reload_by_pid_file_reports_a_bad_pid_file() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let pid_file = dir.path().join("nginx.pid");
+        std::fs::write(&pid_file, "not a pid").expect("write");
+        let err = reload(&Reload::Signal { pid_file }).expect_err("bad pid");
+        assert!(err.to_string().contains("not a pid"), "{err}");
+    }
+}

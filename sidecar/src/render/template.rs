@@ -1,0 +1,177 @@
+//! Template specs (`SRC:DEST[:COMMAND]`), the quiescence window (`MIN[:MAX]`), and rendering a set of
+//! handlebars templates in strict mode with the catalog helpers.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use census_client::parse_duration;
+use handlebars::Handlebars;
+use serde_json::json;
+
+use super::helpers::{self, Pass, Shared};
+
+#[derive(Debug, thiserror::Error)]
+pub enum TemplateError {
+    #[error("invalid -template {0:?}: expected SRC:DEST[:COMMAND]")]
+    Spec(String),
+    #[error("invalid -wait {0:?}: expected MIN[:MAX] durations such as 2s:10s")]
+    Wait(String),
+    #[error("cannot read template {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("template {path} line {line}, column {column}: {reason}")]
+    Syntax { path: PathBuf, line: usize, column: usize, reason: String },
+}
+
+/// One template: where it is read, where its output goes, and what to run after a change.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TemplateSpec {
+    pub source: PathBuf,
+    pub destination: PathBuf,
+    pub command: Option<String>,
+}
+
+impl std::str::FromStr for TemplateSpec {
+    type Err = TemplateError;
+
+    /// `SRC:DEST[:COMMAND]`; the command may itself contain colons.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let mut parts = s.splitn(3, ':');
+        let (Some(src), Some(dest)) = (parts.next(), parts.next()) else {
+            return Err(TemplateError::Spec(s.to_string()));
+        };
+        if src.is_empty() || dest.is_empty() {
+            return Err(TemplateError::Spec(s.to_string()));
+        }
+        let command = parts.next().map(str::trim).filter(|c| !c.is_empty()).map(String::from);
+        Ok(TemplateSpec { source: src.into(), destination: dest.into(), command })
+    }
+}
+
+/// Quiescence: render once no change has come for `min`, and at the latest `max` after the first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Wait {
+    pub min: Duration,
+    pub max: Duration,
+}
+
+impl std::str::FromStr for Wait {
+    type Err = TemplateError;
+
+    /// `MIN[:MAX]`; without MAX, 4 × MIN (as consul-template).
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let err = || TemplateError::Wait(s.to_string());
+        let (min, max) = match s.split_once(':') {
+            Some((min, max)) => {
+                (parse_duration(min).map_err(|_| err())?, parse_duration(max).map_err(|_| err())?)
+            }
+            None => {
+                let min = parse_duration(s).map_err(|_| err())?;
+                (min, min * 4)
+            }
+        };
+        if max < min {
+            return Err(err());
+        }
+        Ok(Wait { min, max })
+    }
+}
+
+/// The templates of one sidecar, compiled, with the helpers bound to the shared catalog data.
+pub struct TemplateSet {
+    hb: Handlebars<'static>,
+    pub specs: Vec<TemplateSpec>,
+    pub shared: Arc<Shared>,
+}
+
+/// The output of one render pass over every template.
+#[derive(Debug)]
+pub struct Rendered {
+    /// Per template, in spec order: the text, or the error with its template line.
+    pub outputs: Vec<Result<String, String>>,
+    pub pass: Pass,
+}
+
+impl TemplateSet {
+    /// Reads and compiles every template; a syntax error names the file, line and column.
+    pub fn load(specs: Vec<TemplateSpec>, shared: Arc<Shared>) -> Result<TemplateSet, TemplateError> {
+        let mut hb = Handlebars::new();
+        hb.set_strict_mode(true);
+        hb.register_escape_fn(handlebars::no_escape);
+        helpers::register(&mut hb, &shared);
+        for spec in &specs {
+            let text = std::fs::read_to_string(&spec.source)
+                .map_err(|source| TemplateError::Read { path: spec.source.clone(), source })?;
+            Self::compile(&mut hb, spec, &text)?;
+        }
+        Ok(TemplateSet { hb, specs, shared })
+    }
+
+    /// A set from template text (tests, benchmarks).
+    pub fn from_text(text: &str, shared: Arc<Shared>) -> Result<TemplateSet, TemplateError> {
+        let spec = TemplateSpec { source: "inline".into(), destination: "inline.out".into(), command: None };
+        let mut hb = Handlebars::new();
+        hb.set_strict_mode(true);
+        hb.register_escape_fn(handlebars::no_escape);
+        helpers::register(&mut hb, &shared);
+        Self::compile(&mut hb, &spec, text)?;
+        Ok(TemplateSet { hb, specs: vec![spec], shared })
+    }
+
+    fn compile(hb: &mut Handlebars<'static>, spec: &TemplateSpec, text: &str) -> Result<(), TemplateError> {
+        let name = spec.source.display().to_string();
+        hb.register_template_string(&name, text).map_err(|e| {
+            let (line, column) = e.pos().unwrap_or((0, 0));
+            TemplateError::Syntax { path: spec.source.clone(), line, column, reason: e.reason().to_string() }
+        })
+    }
+
+    /// Renders every template once, recording which catalog data it used and which was missing.
+    pub fn render(&self) -> Rendered {
+        self.shared.begin_pass();
+        let outputs = self
+            .specs
+            .iter()
+            .map(|spec| {
+                let name = spec.source.display().to_string();
+                self.hb.render(&name, &json!({})).map_err(|e| {
+                    let at = match (e.line_no, e.column_no) {
+                        (Some(l), Some(c)) => format!(" line {l}, column {c}"),
+                        _ => String::new(),
+                    };
+                    format!("template {name}{at}: {}", e.reason())
+                })
+            })
+            .collect();
+        Rendered { outputs, pass: self.shared.end_pass() }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn template_specs_and_waits() {
+        let spec: TemplateSpec = "in.hbs:/etc/nginx/conf.d/x.conf:nginx -s reload".parse().expect("spec");
+        assert_eq!(spec.command.as_deref(), Some("nginx -s reload"));
+        let spec: TemplateSpec = "in.hbs:out.conf".parse().expect("spec");
+        assert_eq!((spec.destination.to_str(), spec.command), (Some("out.conf"), None));
+        assert!("in.hbs".parse::<TemplateSpec>().is_err());
+        let wait: Wait = "2s".parse().expect("wait");
+        assert_eq!((wait.min, wait.max), (Duration::from_secs(2), Duration::from_secs(8)));
+        let wait: Wait = "500ms:3s".parse().expect("wait");
+        assert_eq!((wait.min, wait.max), (Duration::from_millis(500), Duration::from_secs(3)));
+        assert!("3s:1s".parse::<Wait>().is_err());
+        assert!("soon".parse::<Wait>().is_err());
+    }
+
+    #[test]
+    fn syntax_errors_name_the_line() {
+        let shared = Arc::new(Shared::new(0));
+        let Err(e) = TemplateSet::from_text("line one\n{{#each (services)}}\nno close\n", shared) else {
+            panic!("unclosed block accepted")
+        };
+        assert!(e.to_string().contains("line"), "{e}");
+    }
+}

@@ -1,0 +1,70 @@
+//! The shipped nginx template against fixed catalog data: byte-for-byte golden output, and real
+//! `nginx -t` accepts it. `UPDATE_GOLDEN=1 cargo test -p census-sidecar --test golden` rewrites it.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use census_sidecar::render::deps::Dependency;
+use census_sidecar::render::helpers::Shared;
+use census_sidecar::render::output::{Installed, Validation, install};
+use census_sidecar::render::template::TemplateSet;
+use serde_json::{Value, json};
+
+const TEMPLATE: &str = include_str!("../templates/nginx.conf.hbs");
+
+fn service(name: &str) -> Dependency {
+    Dependency::Service { name: name.into(), tag: None, dc: None }
+}
+
+fn instance(name: &str, node: &str, address: &str, port: u16, status: &str) -> Value {
+    json!({"ID": format!("{name}-{node}"), "Name": name, "Tags": [], "Address": address, "Port": port,
+           "Meta": {}, "Node": node, "NodeAddress": address, "Status": status})
+}
+
+/// The seed's catalog: consul itself, three web instances (one critical), nginx with none.
+fn seed_catalog() -> Arc<Shared> {
+    let shared = Arc::new(Shared::new(0));
+    shared.update(
+        &Dependency::Services,
+        json!([{"Name": "consul", "Tags": []}, {"Name": "nginx", "Tags": []}, {"Name": "web", "Tags": ["v1"]}]),
+    );
+    shared.update(&service("consul"), json!([instance("consul", "s1", "172.20.20.3", 8300, "passing")]));
+    shared.update(&service("nginx"), json!([]));
+    shared.update(
+        &service("web"),
+        json!([
+            instance("web", "n1", "172.17.0.5", 5000, "passing"),
+            instance("web", "n2", "172.17.0.6", 5000, "critical"),
+            instance("web", "n3", "172.17.0.7", 5000, "passing"),
+        ]),
+    );
+    shared
+}
+
+fn render() -> String {
+    let set = TemplateSet::from_text(TEMPLATE, seed_catalog()).expect("template compiles");
+    let rendered = set.render();
+    assert!(rendered.pass.missing.is_empty(), "missing data: {:?}", rendered.pass.missing);
+    rendered.outputs.into_iter().next().expect("one output").expect("renders")
+}
+
+#[test]
+fn shipped_nginx_template_matches_golden_output() {
+    let golden = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/nginx.conf");
+    let out = render();
+    if std::env::var_os("UPDATE_GOLDEN").is_some() {
+        std::fs::write(&golden, &out).expect("write golden");
+    }
+    let want = std::fs::read_to_string(&golden).expect("golden file");
+    assert_eq!(out, want, "rendered output differs from {}", golden.display());
+    assert!(out.contains("server 127.0.0.1:65535; # force a 502"), "nginx has no instance: 502 fallback");
+    assert!(!out.contains("172.17.0.6"), "critical instance rendered");
+}
+
+#[test]
+fn shipped_nginx_template_passes_nginx_t() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let dest = dir.path().join("default.conf");
+    let check = Validation::NginxFragment { nginx: "nginx".into() };
+    assert_eq!(install(&dest, &render(), &check).expect("nginx -t accepts the output"), Installed::Written);
+}
