@@ -3,11 +3,14 @@
 # installing what the tests need first. Benchmarks are separate (docs/benchmarks.md).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# Debian keeps nginx in /usr/sbin, which a non-login shell may not have on PATH.
+export PATH="$PATH:/usr/sbin:/sbin"
 
 apt_packages=()
 command -v python3 >/dev/null 2>&1 || apt_packages+=(python3 python3-pip)
 command -v curl >/dev/null 2>&1 || apt_packages+=(curl)
 command -v dig >/dev/null 2>&1 || apt_packages+=(dnsutils)
+command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || apt_packages+=(nginx)
 if [ ${#apt_packages[@]} -gt 0 ]; then
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${apt_packages[@]}"

@@ -1,5 +1,9 @@
 //! Harness for the end-to-end tests: real `census` processes on loopback.
 
+pub mod backend;
+pub mod nginx;
+pub mod sidecar;
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -16,6 +20,14 @@ pub fn census_bin() -> PathBuf {
     let bin = dir.join("census");
     assert!(bin.exists(), "{} not found: run `cargo build --workspace --bins` first", bin.display());
     bin
+}
+
+/// The `census-sidecar` binary built next to `census`.
+pub fn sidecar_bin() -> PathBuf {
+    if let Ok(path) = std::env::var("CENSUS_SIDECAR_BIN") {
+        return PathBuf::from(path);
+    }
+    census_bin().with_file_name("census-sidecar")
 }
 
 /// A free TCP port on loopback (bound and released; the kernel does not hand it out again at once).

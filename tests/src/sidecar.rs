@@ -1,0 +1,48 @@
+//! A `census-sidecar` process with its log in a file; killed on drop.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+pub struct Sidecar {
+    log: PathBuf,
+    child: Option<Child>,
+}
+
+impl Sidecar {
+    /// Starts `census-sidecar ARGS…` with `envs`, logging to `log`.
+    pub fn spawn(args: &[String], envs: &[(&str, String)], log: &Path) -> Sidecar {
+        let file = std::fs::File::create(log).expect("sidecar log");
+        let child = Command::new(crate::sidecar_bin())
+            .args(args)
+            .envs(envs.iter().map(|(k, v)| (*k, v.as_str())))
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(file)
+            .spawn()
+            .expect("spawn census-sidecar");
+        Sidecar { log: log.to_path_buf(), child: Some(child) }
+    }
+
+    /// Runs `census-sidecar ARGS…` to completion: (success, stderr).
+    pub fn run(args: &[String], envs: &[(&str, String)]) -> (bool, String) {
+        let out = Command::new(crate::sidecar_bin())
+            .args(args)
+            .envs(envs.iter().map(|(k, v)| (*k, v.as_str())))
+            .output()
+            .expect("run census-sidecar");
+        (out.status.success(), String::from_utf8_lossy(&out.stderr).into_owned())
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Sidecar {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
