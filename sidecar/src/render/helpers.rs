@@ -57,13 +57,18 @@ impl Shared {
 
     /// The data of `dep`, recording its use; `None` (and recorded as missing) before it arrives.
     fn get(&self, dep: Dependency) -> Option<Value> {
-        let value = self.data.lock().unwrap_or_else(|p| p.into_inner()).get(&dep).cloned();
+        self.with(dep, Value::clone)
+    }
+
+    /// Like `get`, but reads the data in place (no copy of a large list before filtering it).
+    fn with<R>(&self, dep: Dependency, f: impl FnOnce(&Value) -> R) -> Option<R> {
+        let result = self.data.lock().unwrap_or_else(|p| p.into_inner()).get(&dep).map(f);
         let mut pass = self.pass.lock().unwrap_or_else(|p| p.into_inner());
-        if value.is_none() {
+        if result.is_none() {
             pass.missing.insert(dep.clone());
         }
         pass.used.insert(dep);
-        value
+        result
     }
 }
 
@@ -138,15 +143,16 @@ impl CatalogHelper {
             Kind::Service => {
                 let query = str_param(h, 0, "service")?;
                 let (dep, filter) = parse_service(query).map_err(|e| fail(e.to_string()))?;
-                let Some(all) = shared.get(dep) else { return Ok(Value::Array(Vec::new())) };
-                let list: Vec<Value> = all
-                    .as_array()
-                    .map(Vec::as_slice)
-                    .unwrap_or_default()
-                    .iter()
-                    .filter(|e| filter.admits(e.get("Status").and_then(Value::as_str).unwrap_or_default()))
-                    .cloned()
-                    .collect();
+                let admitted = |all: &Value| -> Vec<Value> {
+                    all.as_array()
+                        .map(Vec::as_slice)
+                        .unwrap_or_default()
+                        .iter()
+                        .filter(|e| filter.admits(e.get("Status").and_then(Value::as_str).unwrap_or_default()))
+                        .cloned()
+                        .collect()
+                };
+                let Some(list) = shared.with(dep, admitted) else { return Ok(Value::Array(Vec::new())) };
                 if list.len() < shared.min_instances {
                     return Err(fail(format!(
                         "service {query:?} has {} instance(s), fewer than the minimum of {}; keeping the last good output",
