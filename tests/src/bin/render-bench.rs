@@ -14,6 +14,8 @@ use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use reqwest::Method;
 
+static PUT_AT: std::sync::Mutex<Option<Instant>> = std::sync::Mutex::new(None);
+
 const SIDECAR_TEMPLATE: &str = "upstream big {\n  least_conn;\n{{#each (service \"big|any\")}}  server {{Address}}:{{Port}} max_fails=3 fail_timeout=60 weight=1;\n{{/each}}}\nserver {\n  listen {{env \"NGINX_LISTEN\"}};\n  location /gen { return 200 \"{{key \"gen/ours\"}}\"; }\n  location / { proxy_pass http://big; }\n}\n";
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {
@@ -43,6 +45,7 @@ async fn reference_pipeline(
             continue;
         }
         index = meta.last_index;
+        let woke = Instant::now();
         let marker = pair
             .and_then(|p| p.decoded_value().ok())
             .map(|v| String::from_utf8_lossy(&v).into_owned())
@@ -56,8 +59,17 @@ async fn reference_pipeline(
             "}}\nserver {{\n  listen {nginx_port};\n  location /gen {{ return 200 \"{marker}\"; }}\n  location / {{ proxy_pass http://big; }}\n}}\n"
         ));
         let tmp = dest.with_extension("tmp");
-        if std::fs::write(&tmp, conf).and_then(|_| std::fs::rename(&tmp, &dest)).is_ok() {
+        let written = std::fs::File::create(&tmp).and_then(|mut f| {
+            use std::io::Write;
+            f.write_all(conf.as_bytes())?;
+            f.sync_all()
+        });
+        if written.and_then(|_| std::fs::rename(&tmp, &dest)).is_ok() {
             let _ = kill(Pid::from_raw(pid), Signal::SIGHUP);
+        }
+        if std::env::var_os("REF_DEBUG").is_some() {
+            let since_put = PUT_AT.lock().ok().and_then(|p| *p).map(|p| woke - p);
+            eprintln!("reference: woke {since_put:?} after the put; render+write+HUP {:?}", woke.elapsed());
         }
     }
 }
@@ -70,6 +82,9 @@ fn nginx_pid(nginx: &Nginx) -> i32 {
 async fn round(client: &Client, key: &str, marker: &str, url: &str) -> f64 {
     let http = reqwest::Client::builder().pool_max_idle_per_host(0).build().expect("http");
     let start = Instant::now();
+    if let Ok(mut p) = PUT_AT.lock() {
+        *p = Some(start);
+    }
     client.kv_put(key, marker.as_bytes(), KvWriteOptions::default()).await.expect("put");
     loop {
         if let Ok(r) = http.get(url).send().await
@@ -101,11 +116,13 @@ async fn main() {
     let rounds: usize = std::env::args().nth(1).and_then(|a| a.parse().ok()).unwrap_or(15);
     let (agent, _agent_dir) = single_server("render-bench", &[]).await;
     let client = agent.client();
-    let dir = tempfile::tempdir().expect("tempdir");
+    // Kept after the run: the sidecar logs are there.
+    let dir = tempfile::Builder::new().prefix("render-bench").tempdir().expect("tempdir").keep();
+    eprintln!("scratch directory: {}", dir.display());
     let mut registered = 0;
     for n in [100usize, 1000] {
         while registered < n {
-            let body = serde_json::json!({"Node": format!("big-{registered}"), "Address": format!("10.{}.{}.{}", registered / 65536, (registered / 256) % 256, registered % 256 + 1),
+            let body = serde_json::json!({"Node": format!("big-{registered}"), "Address": format!("10.{}.{}.{}", registered / 62500, (registered / 250) % 250, registered % 250 + 1),
                 "Service": {"ID": "big", "Service": "big", "Port": 8080}});
             let (status, _, _) = client
                 .raw(
@@ -129,8 +146,8 @@ async fn main() {
         client.kv_put("gen/ref", b"start", KvWriteOptions::default()).await.expect("put");
         client.kv_put("gen/ours", b"start", KvWriteOptions::default()).await.expect("put");
         let initial = "server { listen PORT; location /gen { return 200 \"start\"; } }\n";
-        let ref_nginx = start_nginx(dir.path(), &format!("ref-{n}"), initial).await;
-        let ours_nginx = start_nginx(dir.path(), &format!("ours-{n}"), initial).await;
+        let ref_nginx = start_nginx(&dir, &format!("ref-{n}"), initial).await;
+        let ours_nginx = start_nginx(&dir, &format!("ours-{n}"), initial).await;
         let reference = tokio::spawn(reference_pipeline(
             client.clone(),
             servers,
@@ -139,7 +156,7 @@ async fn main() {
             nginx_pid(&ref_nginx),
         ));
 
-        let template = dir.path().join(format!("bench-{n}.hbs"));
+        let template = dir.join(format!("bench-{n}.hbs"));
         std::fs::write(&template, SIDECAR_TEMPLATE).expect("template");
         let spec = format!("{}:{}", template.display(), ours_nginx.conf_d().join("gen.conf").display());
         let mut results = Vec::new();
@@ -163,15 +180,21 @@ async fn main() {
             let sidecar = Sidecar::spawn(
                 &args,
                 &[("NGINX_LISTEN", ours_nginx.port.to_string())],
-                &dir.path().join(format!("sidecar-{n}-{check}.log")),
+                &dir.join(format!("sidecar-{n}-{check}.log")),
             );
             // Warm-up: both pipelines have rendered once.
             round(&client, "gen/ours", &format!("warm-{check}"), &ours_nginx.url("/gen")).await;
             round(&client, "gen/ref", &format!("warm-{check}"), &ref_nginx.url("/gen")).await;
             let (mut ours, mut refs) = (Vec::new(), Vec::new());
             for i in 0..rounds {
-                refs.push(round(&client, "gen/ref", &format!("r{check}{i}"), &ref_nginx.url("/gen")).await);
-                ours.push(round(&client, "gen/ours", &format!("o{check}{i}"), &ours_nginx.url("/gen")).await);
+                // Alternate which pipeline goes first, so neither always follows the other's reload.
+                if i % 2 == 0 {
+                    refs.push(round(&client, "gen/ref", &format!("r{check}{i}"), &ref_nginx.url("/gen")).await);
+                    ours.push(round(&client, "gen/ours", &format!("o{check}{i}"), &ours_nginx.url("/gen")).await);
+                } else {
+                    ours.push(round(&client, "gen/ours", &format!("o{check}{i}"), &ours_nginx.url("/gen")).await);
+                    refs.push(round(&client, "gen/ref", &format!("r{check}{i}"), &ref_nginx.url("/gen")).await);
+                }
             }
             drop(sidecar);
             for v in [&mut ours, &mut refs] {
