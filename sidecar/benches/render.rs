@@ -20,7 +20,8 @@ fn main() {
             })
             .collect();
         shared.update(&Dependency::Service { name: "web".into(), tag: None, dc: None }, json!(instances));
-        let set = TemplateSet::from_text(include_str!("../templates/nginx.conf.hbs"), shared).expect("template");
+        let set =
+            TemplateSet::from_text(include_str!("../templates/nginx.conf.hbs"), shared).expect("template");
         let mut times = Vec::new();
         let mut bytes = 0;
         for _ in 0..200 {

@@ -68,3 +68,51 @@ fn shipped_nginx_template_passes_nginx_t() {
     let check = Validation::NginxFragment { nginx: "nginx".into() };
     assert_eq!(install(&dest, &render(), &check).expect("nginx -t accepts the output"), Installed::Written);
 }
+
+/// The helper examples of the README, rendered against fixed data.
+#[test]
+fn readme_helper_examples_render() {
+    let shared = seed_catalog();
+    shared.update(
+        &Dependency::Service { name: "web".into(), tag: Some("rails".into()), dc: Some("dc1".into()) },
+        json!([instance("web", "n1", "172.17.0.5", 5000, "passing")]),
+    );
+    shared.update(&Dependency::Key("nginx/worker_connections".into()), json!("512"));
+    shared.update(&Dependency::Key("nginx/listen".into()), Value::Null);
+    let tree = json!([{"Key": "app/config/a", "Value": "1"}, {"Key": "app/config/sub/b", "Value": "2"}]);
+    shared.update(&Dependency::Tree("app/config".into()), tree.clone());
+    shared.update(&Dependency::Tree("app".into()), tree);
+    shared.update(
+        &Dependency::Node("n1".into()),
+        json!({"Node": {"Node": "n1", "Address": "10.0.0.1"}, "Services": []}),
+    );
+    shared.update(&Dependency::Nodes, json!([{"Node": "n1", "Address": "10.0.0.1"}]));
+    let mut with_tags = instance("web", "n1", "172.17.0.5", 5000, "passing");
+    with_tags["Tags"] = json!(["rails", "v1"]);
+    shared.update(&service("web"), json!([with_tags]));
+    let examples = [
+        (r#"{{#each (service "web")}}{{Address}}:{{Port}}{{/each}}"#, "172.17.0.5:5000"),
+        (r#"{{#each (service "rails.web@dc1")}}{{Node}}{{/each}}"#, "n1"),
+        (r#"{{len (service "web|any")}}"#, "1"),
+        (r#"{{key "nginx/worker_connections"}}"#, "512"),
+        (r#"{{keyOrDefault "nginx/listen" "80"}}"#, "80"),
+        (r#"{{#each (ls "app/config")}}{{Key}}={{Value}}{{/each}}"#, "a=1"),
+        (r#"{{#each (tree "app")}}{{Key}} {{/each}}"#, "config/a config/sub/b "),
+        (r#"{{#with (node "n1")}}{{Node.Address}}{{/with}}"#, "10.0.0.1"),
+        (r#"{{#each (nodes)}}{{Node}} {{Address}}{{/each}}"#, "n1 10.0.0.1"),
+        (r#"{{#each (byTag (service "web"))}}{{@key}}: {{len this}} {{/each}}"#, "rails: 1 v1: 1 "),
+        (r#"{{envOrDefault "CENSUS_SURELY_UNSET" "80"}}"#, "80"),
+        (r#"{{toJSON (keyOrDefault "nginx/worker_connections" "")}}"#, "\"512\""),
+    ];
+    for (template, want) in examples {
+        let set = TemplateSet::from_text(template, shared.clone()).expect(template);
+        let rendered = set.render();
+        assert!(rendered.pass.missing.is_empty(), "{template}: missing {:?}", rendered.pass.missing);
+        let out = rendered.outputs.into_iter().next().expect("output");
+        assert_eq!(out.as_deref(), Ok(want), "{template}");
+    }
+    // A missing key is an error that names it, so nothing half-rendered is written.
+    let set = TemplateSet::from_text(r#"{{key "nginx/listen"}}"#, shared.clone()).expect("compiles");
+    let err = set.render().outputs.into_iter().next().expect("output").expect_err("missing key");
+    assert!(err.contains("nginx/listen") && err.contains("line 1"), "{err}");
+}

@@ -148,7 +148,9 @@ impl CatalogHelper {
                         .map(Vec::as_slice)
                         .unwrap_or_default()
                         .iter()
-                        .filter(|e| filter.admits(e.get("Status").and_then(Value::as_str).unwrap_or_default()))
+                        .filter(|e| {
+                            filter.admits(e.get("Status").and_then(Value::as_str).unwrap_or_default())
+                        })
                         .cloned()
                         .collect()
                 };

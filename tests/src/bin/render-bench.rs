@@ -189,11 +189,19 @@ async fn main() {
             for i in 0..rounds {
                 // Alternate which pipeline goes first, so neither always follows the other's reload.
                 if i % 2 == 0 {
-                    refs.push(round(&client, "gen/ref", &format!("r{check}{i}"), &ref_nginx.url("/gen")).await);
-                    ours.push(round(&client, "gen/ours", &format!("o{check}{i}"), &ours_nginx.url("/gen")).await);
+                    refs.push(
+                        round(&client, "gen/ref", &format!("r{check}{i}"), &ref_nginx.url("/gen")).await,
+                    );
+                    ours.push(
+                        round(&client, "gen/ours", &format!("o{check}{i}"), &ours_nginx.url("/gen")).await,
+                    );
                 } else {
-                    ours.push(round(&client, "gen/ours", &format!("o{check}{i}"), &ours_nginx.url("/gen")).await);
-                    refs.push(round(&client, "gen/ref", &format!("r{check}{i}"), &ref_nginx.url("/gen")).await);
+                    ours.push(
+                        round(&client, "gen/ours", &format!("o{check}{i}"), &ours_nginx.url("/gen")).await,
+                    );
+                    refs.push(
+                        round(&client, "gen/ref", &format!("r{check}{i}"), &ref_nginx.url("/gen")).await,
+                    );
                 }
             }
             drop(sidecar);
