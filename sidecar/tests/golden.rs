@@ -116,3 +116,22 @@ fn readme_helper_examples_render() {
     let err = set.render().outputs.into_iter().next().expect("output").expect_err("missing key");
     assert!(err.contains("nginx/listen") && err.contains("line 1"), "{err}");
 }
+
+/// `-min-instances`: a service with fewer healthy instances refuses the whole render.
+#[test]
+fn min_instances_guard_refuses_to_render_a_thin_service() {
+    let shared = Arc::new(Shared::new(3));
+    shared.update(
+        &service("web"),
+        json!([
+            instance("web", "n1", "10.0.0.1", 80, "passing"),
+            instance("web", "n2", "10.0.0.2", 80, "critical")
+        ]),
+    );
+    let set = TemplateSet::from_text(r#"{{#each (service "web")}}{{Address}} {{/each}}"#, shared.clone())
+        .expect("compiles");
+    let err = set.render().outputs.into_iter().next().expect("output").expect_err("guarded");
+    assert!(err.contains("fewer than the minimum of 3"), "{err}");
+    let any = TemplateSet::from_text(r#"{{len (service "web|any")}}"#, shared).expect("compiles");
+    assert!(any.render().outputs[0].is_err(), "2 instances of any status are still fewer than 3");
+}
