@@ -29,6 +29,15 @@ impl CatalogState {
                 self.kv_set(index, key, value, *flags, *cas, &mut changes)
             }
             Command::KvDelete { key, cas } => self.kv_delete(index, key, *cas, &mut changes),
+            Command::Batch(commands) => {
+                let mut results = Vec::with_capacity(commands.len());
+                for command in commands {
+                    let (result, more) = self.apply(index, command);
+                    changes.merge(more);
+                    results.push(result);
+                }
+                CommandResult::Batch(results)
+            }
             Command::KvDeleteTree { prefix } => {
                 let keys: Vec<String> = self
                     .kv

@@ -47,6 +47,9 @@ pub enum Command {
     KvDeleteTree {
         prefix: String,
     },
+    /// Independent writes of concurrent clients, applied in order at one log index (the leader
+    /// batches them into one entry). Each keeps its own result; one refused does not stop the rest.
+    Batch(Vec<Command>),
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -104,4 +107,6 @@ pub enum CommandResult {
     Bool(bool),
     /// Refused as a whole; nothing was written.
     Rejected(String),
+    /// The results of a `Command::Batch`, in order.
+    Batch(Vec<CommandResult>),
 }

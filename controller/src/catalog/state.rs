@@ -36,6 +36,12 @@ impl Changes {
     pub fn is_empty(&self) -> bool {
         self.tables.is_empty()
     }
+
+    pub fn merge(&mut self, other: Changes) {
+        self.tables.extend(other.tables);
+        self.services.extend(other.services);
+        self.kv_keys.extend(other.kv_keys);
+    }
 }
 
 /// The whole catalog: what a snapshot holds.

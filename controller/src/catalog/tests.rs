@@ -218,3 +218,26 @@ async fn blocked_reader_wakes_on_matching_prefix_only() {
         .await
         .expect("a write under the prefix wakes the reader");
 }
+
+#[test]
+fn a_batch_applies_each_write_at_one_index_with_its_own_result() {
+    let catalog = Catalog::new();
+    let set =
+        |key: &str, cas: Option<u64>| Command::KvSet { key: key.into(), value: b"v".to_vec(), flags: 0, cas };
+    let batch = Command::Batch(vec![set("a", None), set("b", Some(99)), set("c", Some(0))]);
+    let result = catalog.apply(7, &batch);
+    assert_eq!(
+        result,
+        CommandResult::Batch(vec![
+            CommandResult::Bool(true),
+            CommandResult::Bool(false),
+            CommandResult::Bool(true)
+        ])
+    );
+    catalog.read(|s| {
+        assert_eq!(s.kv_get("a").map(|r| r.modify_index), Some(7));
+        assert!(s.kv_get("b").is_none(), "a failed CAS writes nothing");
+        assert_eq!(s.kv_get("c").map(|r| r.create_index), Some(7));
+        assert_eq!(s.kv_prefix_index(""), 7);
+    });
+}

@@ -3,6 +3,7 @@
 // openraft's trait signatures fix its (large) error type; boxing it in our helpers gains nothing.
 #![allow(clippy::result_large_err)]
 
+mod batch;
 pub mod bootstrap;
 pub mod log_store;
 pub mod network;

@@ -7,9 +7,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use openraft::error::{ClientWriteError, RaftError};
 use openraft::{ChangeMembers, Config, ServerState, SnapshotPolicy};
 
+use super::batch::{WriteBatcher, WriteFailure};
 use super::log_store::LogStore;
 use super::network::{Network, PeerError, PeerTransport};
 use super::state_machine::StateMachine;
@@ -70,6 +70,8 @@ pub struct ClusterNode {
     /// Leader commit index seen in the first append from a leader (u64::MAX until then).
     first_leader_commit: AtomicU64,
     last_leader_contact: Mutex<Option<Instant>>,
+    /// Leader-side group commit of client writes.
+    batcher: WriteBatcher,
 }
 
 const FORWARD_TIMEOUT: Duration = Duration::from_secs(10);
@@ -117,9 +119,11 @@ impl ClusterNode {
         )
         .await
         .map_err(|e| ClusterError::Raft(e.to_string()))?;
+        let batcher = WriteBatcher::start(raft.clone());
         Ok(Arc::new(ClusterNode {
             id,
             me,
+            batcher,
             raft,
             catalog,
             transport,
@@ -206,10 +210,10 @@ impl ClusterNode {
                 return Err(ClusterError::NoLeader);
             };
             if leader_id == self.id {
-                match self.raft.client_write(cmd.clone()).await {
-                    Ok(resp) => return Ok((resp.log_id.index, resp.data)),
-                    Err(RaftError::APIError(ClientWriteError::ForwardToLeader(_))) => {}
-                    Err(e) => return Err(ClusterError::Raft(e.to_string())),
+                match self.batcher.write(cmd.clone()).await {
+                    Ok(done) => return Ok(done),
+                    Err(WriteFailure::NotLeader) => {}
+                    Err(WriteFailure::Failed(e)) => return Err(ClusterError::Raft(e)),
                 }
             } else {
                 let answer: Result<Remote<(u64, CommandResult)>, PeerError> =
@@ -239,10 +243,10 @@ impl ClusterNode {
 
     /// Leader side of a forwarded write.
     pub async fn write_as_leader(&self, cmd: Command) -> Remote<(u64, CommandResult)> {
-        match self.raft.client_write(cmd).await {
-            Ok(resp) => Ok((resp.log_id.index, resp.data)),
-            Err(RaftError::APIError(ClientWriteError::ForwardToLeader(_))) => Err(NOT_LEADER.into()),
-            Err(e) => Err(e.to_string()),
+        match self.batcher.write(cmd).await {
+            Ok(done) => Ok(done),
+            Err(WriteFailure::NotLeader) => Err(NOT_LEADER.into()),
+            Err(WriteFailure::Failed(e)) => Err(e),
         }
     }
 
