@@ -1,0 +1,83 @@
+// etcd-load: the etcd side of census-bench. Same load shape: closed loop, one connection per
+// client, 16-byte values, 100 keys per client; put, serializable get (like ?stale) and
+// linearizable get (like ?consistent). Prints one RESULT line.
+//
+// Build (Debian packages golang-go and golang-etcd-server-dev, offline, GOPATH mode):
+//   GO111MODULE=off GOPATH=/usr/share/gocode go build -o target/etcd-load ./bench/etcd-load
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"go.etcd.io/etcd/clientv3"
+)
+
+func main() {
+	endpoints := flag.String("endpoints", "127.0.0.1:2379", "comma-separated client URLs")
+	clients := flag.Int("clients", 1, "concurrent clients, one connection each")
+	seconds := flag.Float64("seconds", 3, "measurement time")
+	op := flag.String("op", "put", "put | get-stale | get-consistent")
+	flag.Parse()
+
+	var stop int32
+	var errors int64
+	lat := make([][]time.Duration, *clients)
+	var wg sync.WaitGroup
+	eps := strings.Split(*endpoints, ",")
+	for w := 0; w < *clients; w++ {
+		cli, err := clientv3.New(clientv3.Config{Endpoints: []string{eps[w%len(eps)]}, DialTimeout: 5 * time.Second})
+		if err != nil {
+			panic(err)
+		}
+		defer cli.Close()
+		wg.Add(1)
+		go func(w int, cli *clientv3.Client) {
+			defer wg.Done()
+			for i := 0; atomic.LoadInt32(&stop) == 0; i++ {
+				key := fmt.Sprintf("bench/%d/%d", w, i%100)
+				start := time.Now()
+				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+				var err error
+				switch *op {
+				case "put":
+					_, err = cli.Put(ctx, key, "0123456789abcdef")
+				case "get-stale":
+					_, err = cli.Get(ctx, key, clientv3.WithSerializable())
+				default:
+					_, err = cli.Get(ctx, key)
+				}
+				cancel()
+				if err != nil {
+					atomic.AddInt64(&errors, 1)
+					continue
+				}
+				lat[w] = append(lat[w], time.Since(start))
+			}
+		}(w, cli)
+	}
+	began := time.Now()
+	time.Sleep(time.Duration(*seconds * float64(time.Second)))
+	atomic.StoreInt32(&stop, 1)
+	wg.Wait()
+	elapsed := time.Since(began).Seconds()
+	var all []time.Duration
+	for _, l := range lat {
+		all = append(all, l...)
+	}
+	sort.Slice(all, func(i, j int) bool { return all[i] < all[j] })
+	pct := func(p float64) float64 {
+		if len(all) == 0 {
+			return 0
+		}
+		return float64(all[int(float64(len(all)-1)*p)].Microseconds()) / 1000
+	}
+	fmt.Printf("RESULT system=etcd op=%s clients=%d ops_s=%.0f p50_ms=%.2f p99_ms=%.2f errors=%d\n",
+		*op, *clients, float64(len(all))/elapsed, pct(0.5), pct(0.99), errors)
+}

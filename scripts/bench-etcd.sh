@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# etcd side of the KV benchmark (issue 2), for side-by-side runs with census-bench: a fresh
+# 3-member etcd 3.4 cluster (Debian etcd-server) on loopback, the Go driver bench/etcd-load at
+# 1/16/64/256 clients for put and 64 clients for serializable and linearizable gets, server CPU
+# per operation from /proc. Usage: scripts/bench-etcd.sh [SECONDS_PER_STEP]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+secs=${1:-3}
+command -v etcd >/dev/null || { echo "apt-get install etcd-server golang-go golang-etcd-server-dev"; exit 1; }
+[ -x target/etcd-load ] || GO111MODULE=off GOPATH=/usr/share/gocode go build -o target/etcd-load ./bench/etcd-load
+work=$(mktemp -d --tmpdir=/work 2>/dev/null || mktemp -d)   # on the same disk as census' data dirs
+trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
+cluster=m1=http://127.0.0.1:12380,m2=http://127.0.0.1:22380,m3=http://127.0.0.1:32380
+for i in 1 2 3; do
+  etcd --name m$i --data-dir "$work/m$i" --heartbeat-interval 100 --election-timeout 1000 \
+    --listen-client-urls http://127.0.0.1:${i}2379 --advertise-client-urls http://127.0.0.1:${i}2379 \
+    --listen-peer-urls http://127.0.0.1:${i}2380 --initial-advertise-peer-urls http://127.0.0.1:${i}2380 \
+    --initial-cluster $cluster --initial-cluster-token bench --initial-cluster-state new \
+    --logger zap --log-level warn >"$work/m$i.log" 2>&1 &
+done
+eps=127.0.0.1:12379,127.0.0.1:22379,127.0.0.1:32379
+for _ in $(seq 100); do ETCDCTL_API=3 etcdctl --endpoints=$eps endpoint health >/dev/null 2>&1 && break; sleep 0.1; done
+leader=$(ETCDCTL_API=3 etcdctl --endpoints=$eps endpoint status -w simple | awk -F', ' '$5=="true"{print $1}')
+pids=$(pgrep -f "etcd --name m" | tr '\n' ' ')
+cpu() { local t=0; for p in $pids; do t=$((t + $(awk '{print $14+$15}' /proc/$p/stat))); done; echo $t; }
+hz=$(getconf CLK_TCK)
+step() { # op clients endpoints
+  local before after line ops
+  before=$(cpu)
+  line=$(target/etcd-load -op "$1" -clients "$2" -endpoints "$3" -seconds "$secs")
+  after=$(cpu)
+  ops=$(sed -E 's/.*ops_s=([0-9]+).*/\1/' <<<"$line")
+  echo "$line cpu_us_per_op=$(( (after - before) * 1000000 / hz / (ops * ${secs%.*} + 1) ))"
+}
+for c in 1 16 64 256; do step put $c "$leader"; done
+step get-stale 64 "$eps"
+step get-consistent 64 "$eps"
+echo "etcd RSS KiB: $(for p in $pids; do awk '/VmRSS/{printf "%s ", $2}' /proc/$p/status; done)"
