@@ -155,6 +155,13 @@ impl Drop for Agent {
     }
 }
 
+/// `PUT path` with an optional JSON body; panics unless the answer is 2xx.
+pub async fn put(client: &Client, path: &str, body: Option<serde_json::Value>) {
+    let body = body.map(|b| serde_json::to_vec(&b).expect("json"));
+    let (status, _, bytes) = client.raw(reqwest::Method::PUT, path, &[], body, None).await.expect("request");
+    assert!(status.is_success(), "{path}: {status} {}", String::from_utf8_lossy(&bytes));
+}
+
 /// One server that bootstraps alone (plus `extra` flags), started and registered.
 pub async fn single_server(name: &str, extra: &[&str]) -> (Agent, tempfile::TempDir) {
     let dir = tempfile::tempdir().expect("tempdir");

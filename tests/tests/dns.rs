@@ -6,18 +6,11 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use census_client::Client;
-use census_e2e::{Cluster, eventually, single_server};
+use census_e2e::{Cluster, eventually, put, single_server};
 use hickory_resolver::config::{NameServerConfigGroup, ResolverConfig, ResolverOpts};
 use hickory_resolver::name_server::TokioConnectionProvider;
 use hickory_resolver::proto::rr::RecordType;
 use hickory_resolver::{ResolveError, TokioResolver};
-use reqwest::Method;
-
-async fn put(client: &Client, path: &str, body: serde_json::Value) {
-    let body = serde_json::to_vec(&body).expect("json");
-    let (status, _, bytes) = client.raw(Method::PUT, path, &[], Some(body), None).await.expect("request");
-    assert!(status.is_success(), "{path}: {status} {}", String::from_utf8_lossy(&bytes));
-}
 
 /// Registers `service` (ID `id`) on node `node` at `addr` through the catalog API, with one check.
 async fn register(client: &Client, node: &str, addr: &str, service: serde_json::Value, status: &str) {
@@ -27,7 +20,7 @@ async fn register(client: &Client, node: &str, addr: &str, service: serde_json::
         "Service": service,
         "Check": {"CheckID": format!("check-{id}"), "Name": "probe", "Status": status, "ServiceID": id},
     });
-    put(client, "/v1/catalog/register", body).await;
+    put(client, "/v1/catalog/register", Some(body)).await;
 }
 
 /// Runs `dig @127.0.0.1 -p PORT ARGS…` and returns its output.
@@ -211,14 +204,14 @@ async fn critical_instance_leaves_dns_within_a_second() {
     let (agent, _dir) = single_server("dns-health", &[]).await;
     let client = agent.client();
     let body = serde_json::json!({"ID": "api1", "Name": "api", "Port": 9000, "Check": {"CheckID": "api-ttl", "TTL": "30s"}});
-    put(&client, "/v1/agent/service/register", body).await;
+    put(&client, "/v1/agent/service/register", Some(body)).await;
     let r = resolver(agent.dns_port);
     // A TTL check starts critical: the service is not answered.
     let err = r.lookup_ip("api.service.consul.").await.expect_err("critical at first");
     assert!(is_nxdomain(&err), "{err}");
-    put(&client, "/v1/agent/check/pass/api-ttl", serde_json::json!(null)).await;
+    put(&client, "/v1/agent/check/pass/api-ttl", None).await;
     time_until(&r, "api.service.consul.", |a| matches!(a, Ok(1))).await;
-    put(&client, "/v1/agent/check/fail/api-ttl", serde_json::json!(null)).await;
+    put(&client, "/v1/agent/check/fail/api-ttl", None).await;
     let took = time_until(&r, "api.service.consul.", |a| a.as_ref().is_err_and(is_nxdomain)).await;
     println!("critical → gone from DNS after {took:?}");
 }

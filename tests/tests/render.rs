@@ -11,17 +11,10 @@ use census_client::{Client, KvWriteOptions};
 use census_e2e::backend::Backend;
 use census_e2e::nginx::Nginx;
 use census_e2e::sidecar::Sidecar;
-use census_e2e::{Agent, eventually, free_port, single_server};
-use reqwest::Method;
+use census_e2e::{Agent, eventually, free_port, put, single_server};
 
 fn shipped_template() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../sidecar/templates/nginx.conf.hbs")
-}
-
-async fn put(client: &Client, path: &str, body: Option<serde_json::Value>) {
-    let body = body.map(|b| serde_json::to_vec(&b).expect("json"));
-    let (status, _, bytes) = client.raw(Method::PUT, path, &[], body, None).await.expect("request");
-    assert!(status.is_success(), "{path}: {status} {}", String::from_utf8_lossy(&bytes));
 }
 
 /// Registers backend `id` as an instance of `web` with a TTL check, and passes the check.

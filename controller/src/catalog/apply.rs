@@ -283,14 +283,7 @@ impl CatalogState {
         for id in service_ids {
             self.deregister_service(index, node, &id, changes);
         }
-        let check_ids: Vec<(String, String)> =
-            self.checks_on(node).map(|c| (c.node.clone(), c.id.clone())).collect();
-        if !check_ids.is_empty() {
-            for key in check_ids {
-                self.checks.remove(&key);
-            }
-            self.bump(changes, Table::Checks, index);
-        }
+        self.remove_checks(node, |_| true, index, changes);
         CommandResult::Done
     }
 
@@ -306,18 +299,27 @@ impl CatalogState {
         self.unlink_service_name(&svc.name, &key);
         self.bump(changes, Table::Services, index);
         self.bump_service(changes, &svc.name, index);
-        let checks: Vec<(String, String)> = self
-            .checks_on(node)
-            .filter(|c| c.service_id == service_id)
-            .map(|c| (c.node.clone(), c.id.clone()))
-            .collect();
-        if !checks.is_empty() {
-            for key in checks {
-                self.checks.remove(&key);
-            }
-            self.bump(changes, Table::Checks, index);
-        }
+        self.remove_checks(node, |c| c.service_id == service_id, index, changes);
         CommandResult::Done
+    }
+
+    /// Removes the checks on `node` that `which` selects; the checks table changes only if any did.
+    fn remove_checks(
+        &mut self,
+        node: &str,
+        which: impl Fn(&CheckRecord) -> bool,
+        index: u64,
+        changes: &mut Changes,
+    ) {
+        let keys: Vec<(String, String)> =
+            self.checks_on(node).filter(|c| which(c)).map(|c| (c.node.clone(), c.id.clone())).collect();
+        if keys.is_empty() {
+            return;
+        }
+        for key in keys {
+            self.checks.remove(&key);
+        }
+        self.bump(changes, Table::Checks, index);
     }
 
     fn update_check(

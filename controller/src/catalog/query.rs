@@ -82,8 +82,17 @@ impl CatalogState {
     }
 
     /// Node-level checks of the instance's node plus the instance's own checks.
-    pub fn checks_for(&self, svc: &ServiceRecord) -> Vec<&CheckRecord> {
-        self.checks_on(&svc.node).filter(|c| c.service_id.is_empty() || c.service_id == svc.id).collect()
+    pub fn checks_for<'a>(&'a self, svc: &'a ServiceRecord) -> Vec<&'a CheckRecord> {
+        self.instance_checks(svc).collect()
+    }
+
+    fn instance_checks<'a>(&'a self, svc: &'a ServiceRecord) -> impl Iterator<Item = &'a CheckRecord> + 'a {
+        self.checks_on(&svc.node).filter(move |c| c.service_id.is_empty() || c.service_id == svc.id)
+    }
+
+    /// The worst status among an instance's checks (node-level ones included); passing when none.
+    pub fn instance_status(&self, svc: &ServiceRecord) -> CheckStatus {
+        self.instance_checks(svc).map(|c| c.status).max().unwrap_or(CheckStatus::Passing)
     }
 
     /// Instances of `name` with their checks; with `passing_only`, only those whose every check passes.

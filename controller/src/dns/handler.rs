@@ -174,14 +174,17 @@ fn encode(mut response: Message, transport: Transport, request: &Message) -> Vec
     let Some(keep) = largest_fit(answers.len(), |n| fits(&answers[..n], &[], &[]).is_some()) else {
         return server_failure(&response);
     };
-    let (authority, base) = if keep == answers.len() { (&authority[..], keep) } else { (&[][..], keep) };
-    let extra = if keep == answers.len() {
-        largest_fit(additionals.len(), |n| fits(&answers[..base], authority, &additionals[..n]).is_some())
-            .unwrap_or(0)
+    // Authority and additional records only travel with a complete answer section.
+    let complete = keep == answers.len();
+    let answers = &answers[..keep];
+    let (authority, extra) = if complete {
+        let extra =
+            largest_fit(additionals.len(), |n| fits(answers, &authority, &additionals[..n]).is_some());
+        (&authority[..], extra.unwrap_or(0))
     } else {
-        0
+        (&[][..], 0)
     };
-    fits(&answers[..base], authority, &additionals[..extra]).unwrap_or_else(|| server_failure(&response))
+    fits(answers, authority, &additionals[..extra]).unwrap_or_else(|| server_failure(&response))
 }
 
 /// The largest `n` in 0..=max with `ok(n)`, assuming `ok` holds up to some point and fails after it.

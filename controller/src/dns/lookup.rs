@@ -84,8 +84,7 @@ fn service(state: &CatalogState, name: &str, tag: Option<&str>, only_passing: bo
     let tags: Vec<String> = tag.map(|t| vec![t.to_string()]).unwrap_or_default();
     let mut instances = Vec::new();
     for (node, svc) in state.instances(registered, &tags) {
-        let status = state.checks_for(svc).iter().map(|c| c.status).max().unwrap_or(CheckStatus::Passing);
-        let weight = match status {
+        let weight = match state.instance_status(svc) {
             CheckStatus::Critical => continue,
             CheckStatus::Warning if only_passing => continue,
             CheckStatus::Warning => svc.weights.warning,

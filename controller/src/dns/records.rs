@@ -70,6 +70,11 @@ impl Zone<'_> {
     }
 }
 
+/// A host name (a service registered by name, not IP) as an absolute DNS name.
+fn host_name(host: &str) -> Option<Name> {
+    Name::from_ascii(format!("{}.", host.trim_end_matches('.'))).ok()
+}
+
 fn wants(qtype: RecordType, kind: RecordType) -> bool {
     qtype == kind || qtype == RecordType::ANY
 }
@@ -130,8 +135,7 @@ fn service(service: &str, instances: &[Instance], qname: &Name, qtype: RecordTyp
     for inst in instances {
         let record = match inst.address().parse::<IpAddr>() {
             Ok(ip) => address_record(qname, ttl, ip, qtype),
-            Err(_) => Name::from_ascii(format!("{}.", inst.address().trim_end_matches('.')))
-                .ok()
+            Err(_) => host_name(inst.address())
                 .map(|host| Record::from_rdata(qname.clone(), ttl, RData::CNAME(CNAME(host)))),
         };
         reply.answers.extend(record);
@@ -150,9 +154,7 @@ fn srv_record(inst: &Instance, qname: &Name, ttl: u32, zone: &Zone, reply: &mut 
     } else {
         match inst.service_address.parse::<IpAddr>() {
             Ok(ip) => (zone.name(&hex_ip(ip), "addr"), Some(ip)),
-            Err(_) => {
-                (Name::from_ascii(format!("{}.", inst.service_address.trim_end_matches('.'))).ok(), None)
-            }
+            Err(_) => (host_name(&inst.service_address), None),
         }
     };
     let Some(target) = target else { return };

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream, UdpSocket};
+use tokio::net::{TcpListener, TcpStream};
 
 use super::DnsError;
 use super::handler::{Outcome, Responder, Transport};
@@ -16,7 +16,7 @@ const TCP_IDLE: Duration = Duration::from_secs(10);
 
 /// The bound sockets of the DNS interface.
 pub struct DnsListeners {
-    pub udp: UdpSocket,
+    pub udp: std::net::UdpSocket,
     pub tcp: TcpListener,
 }
 
@@ -24,7 +24,7 @@ impl DnsListeners {
     /// Binds UDP and TCP on the same address; either failing is an error.
     pub async fn bind(addr: SocketAddr) -> Result<DnsListeners, DnsError> {
         let listen = |source| DnsError::Listen { addr, source };
-        let udp = UdpSocket::bind(addr).await.map_err(listen)?;
+        let udp = std::net::UdpSocket::bind(addr).map_err(listen)?;
         let tcp = TcpListener::bind(addr).await.map_err(listen)?;
         Ok(DnsListeners { udp, tcp })
     }
@@ -33,8 +33,7 @@ impl DnsListeners {
     /// the kernel directly: measured at half the per-query latency of tokio tasks on one socket.
     pub fn spawn(self, responder: Arc<Responder>) -> Result<(), DnsError> {
         let addr = self.udp.local_addr().map_err(|source| DnsError::Serve { source })?;
-        let socket = self.udp.into_std().map_err(|source| DnsError::Serve { source })?;
-        socket.set_nonblocking(false).map_err(|source| DnsError::Serve { source })?;
+        let socket = self.udp;
         let runtime = tokio::runtime::Handle::current();
         let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
         for i in 0..workers {

@@ -95,10 +95,7 @@ pub struct Rendered {
 impl TemplateSet {
     /// Reads and compiles every template; a syntax error names the file, line and column.
     pub fn load(specs: Vec<TemplateSpec>, shared: Arc<Shared>) -> Result<TemplateSet, TemplateError> {
-        let mut hb = Handlebars::new();
-        hb.set_strict_mode(true);
-        hb.register_escape_fn(handlebars::no_escape);
-        helpers::register(&mut hb, &shared);
+        let mut hb = Self::registry(&shared);
         for spec in &specs {
             let text = std::fs::read_to_string(&spec.source)
                 .map_err(|source| TemplateError::Read { path: spec.source.clone(), source })?;
@@ -110,12 +107,18 @@ impl TemplateSet {
     /// A set from template text (tests, benchmarks).
     pub fn from_text(text: &str, shared: Arc<Shared>) -> Result<TemplateSet, TemplateError> {
         let spec = TemplateSpec { source: "inline".into(), destination: "inline.out".into(), command: None };
+        let mut hb = Self::registry(&shared);
+        Self::compile(&mut hb, &spec, text)?;
+        Ok(TemplateSet { hb, specs: vec![spec], shared })
+    }
+
+    /// Strict mode (a misspelt field is an error), no HTML escaping, the catalog helpers.
+    fn registry(shared: &Arc<Shared>) -> Handlebars<'static> {
         let mut hb = Handlebars::new();
         hb.set_strict_mode(true);
         hb.register_escape_fn(handlebars::no_escape);
-        helpers::register(&mut hb, &shared);
-        Self::compile(&mut hb, &spec, text)?;
-        Ok(TemplateSet { hb, specs: vec![spec], shared })
+        helpers::register(&mut hb, shared);
+        hb
     }
 
     fn compile(hb: &mut Handlebars<'static>, spec: &TemplateSpec, text: &str) -> Result<(), TemplateError> {
