@@ -87,6 +87,8 @@ pub struct Client {
     base: String,
     http: reqwest::Client,
     token: Option<String>,
+    /// Applied to requests that set no timeout of their own (blocking queries set theirs).
+    default_timeout: Option<Duration>,
 }
 
 impl Client {
@@ -103,7 +105,7 @@ impl Client {
             .pool_idle_timeout(Duration::from_secs(90))
             .build()
             .map_err(|source| ClientError::Transport { addr: base.clone(), source })?;
-        Ok(Client { base, http, token: None })
+        Ok(Client { base, http, token: None, default_timeout: None })
     }
 
     /// The address from `CENSUS_HTTP_ADDR`, else `CONSUL_HTTP_ADDR`, else `127.0.0.1:8500`.
@@ -119,6 +121,13 @@ impl Client {
 
     pub fn with_token(mut self, token: Option<String>) -> Self {
         self.token = token;
+        self
+    }
+
+    /// Gives up on requests without a timeout of their own after `timeout` (writers that must
+    /// notice an unreachable agent quickly).
+    pub fn with_default_timeout(mut self, timeout: Duration) -> Self {
+        self.default_timeout = Some(timeout);
         self
     }
 
@@ -147,7 +156,7 @@ impl Client {
         if let Some(body) = body {
             req = req.body(body);
         }
-        if let Some(timeout) = timeout {
+        if let Some(timeout) = timeout.or(self.default_timeout) {
             req = req.timeout(timeout);
         }
         let transport = |source| ClientError::Transport { addr: self.base.clone(), source };
@@ -300,6 +309,12 @@ impl Client {
     pub async fn agent_check_ttl(&self, verb: &str, id: &str, note: &str) -> Result<()> {
         let params = vec![("note", note.to_string())];
         self.put_empty(&format!("/v1/agent/check/{verb}/{}", encode_segment(id)), &params).await.map(drop)
+    }
+
+    /// `PUT /v1/agent/check/update/:id` with a status (`passing`, `warning`, `critical`) and output.
+    pub async fn agent_check_update(&self, id: &str, status: &str, output: &str) -> Result<()> {
+        let body = serde_json::json!({ "Status": status, "Output": output });
+        self.put_json(&format!("/v1/agent/check/update/{}", encode_segment(id)), &[], &body).await.map(drop)
     }
 
     // ---- catalog and health

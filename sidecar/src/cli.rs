@@ -20,10 +20,26 @@ pub struct Cli {
     pub command: SidecarCommand,
 }
 
+// Parsed once per process: the size of the largest variant does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub enum SidecarCommand {
     /// Keep files (an nginx config) rendered from the catalog, validated before every reload.
     Render(RenderArgs),
+    /// Keep a pod's or a Docker host's containers registered, with health and a lease (registrator).
+    Register(crate::register::RegisterArgs),
+    /// A read-only allow-list proxy in front of the Docker socket, for `register --platform docker`.
+    DockerProxy(DockerProxyArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct DockerProxyArgs {
+    /// Where to listen (IP:PORT); point the register sidecar's DOCKER_HOST at tcp://THIS.
+    #[arg(long, value_name = "ADDR", default_value = "0.0.0.0:2375")]
+    pub listen: String,
+    /// The Docker engine's socket.
+    #[arg(long, value_name = "PATH", default_value = "/var/run/docker.sock")]
+    pub socket: PathBuf,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Deserialize)]
@@ -111,6 +127,10 @@ pub enum CliError {
     Invalid(String),
     #[error(transparent)]
     Render(#[from] RenderError),
+    #[error(transparent)]
+    Register(#[from] crate::register::RegisterError),
+    #[error(transparent)]
+    Proxy(#[from] crate::register::docker::proxy::ProxyError),
 }
 
 fn read_file(path: &PathBuf) -> Result<RenderFile, CliError> {
@@ -185,5 +205,9 @@ impl RenderArgs {
 pub async fn run(cli: Cli) -> Result<(), CliError> {
     match cli.command {
         SidecarCommand::Render(args) => Ok(render::run(args.settings()?).await?),
+        SidecarCommand::Register(args) => Ok(crate::register::run(args).await?),
+        SidecarCommand::DockerProxy(args) => {
+            Ok(crate::register::docker::proxy::serve(&args.listen, args.socket).await?)
+        }
     }
 }

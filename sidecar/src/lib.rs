@@ -1,5 +1,6 @@
-//! census-sidecar: `render` (consul-template for nginx, with validate-then-swap) and, later,
-//! `register` (registrator).
+//! census-sidecar: `render` (consul-template for nginx, with validate-then-swap), `register`
+//! (registrator, for a pod or a Docker host) and `docker-proxy` (a read-only Docker socket).
 
 pub mod cli;
+pub mod register;
 pub mod render;

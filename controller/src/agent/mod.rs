@@ -2,6 +2,7 @@
 
 pub mod checks;
 pub mod config;
+pub mod reaper;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -210,6 +211,7 @@ pub async fn run(config: AgentConfig) -> Result<(), AgentError> {
         BootstrapPlan { alone: config.bootstrap, expect: config.bootstrap_expect, join: config.join.clone() };
     tokio::spawn(crate::raft::bootstrap::run(cluster.clone(), discovery, plan));
     tokio::spawn(checks.run(cluster.clone()));
+    tokio::spawn(reaper::reap_critical_services(config.node_name.clone(), cluster.clone()));
     tokio::spawn(register_self(state.clone(), config.clone()));
     let http_router = crate::http::router(state.clone());
     tokio::spawn(async move {

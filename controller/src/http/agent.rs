@@ -147,6 +147,12 @@ async fn set_ttl_status(
     let max = state.catalog.read(|s| s.check(&node, id).map(|c| c.spec.output_max_size)).unwrap_or(4096);
     let output = crate::agent::checks::truncate_output(output, max as usize);
     state.checks.ttl_touched(id);
+    // A heartbeat that changes nothing restarts the clock but costs no Raft entry.
+    let unchanged =
+        state.catalog.read(|s| s.check(&node, id).is_some_and(|c| c.status == status && c.output == output));
+    if unchanged {
+        return Ok(empty_ok());
+    }
     state.write(Command::UpdateCheck { node, check_id: id.to_string(), status, output }).await?;
     Ok(empty_ok())
 }
