@@ -1,4 +1,8 @@
-//! Tiny keep-alive HTTP/1.1 backends that answer every request with their own name.
+//! Tiny keep-alive HTTP/1.1 backends that answer every request with their own name; `/health`
+//! answers 200 or 503 as the test switches it.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -8,6 +12,7 @@ use tokio::task::JoinHandle;
 pub struct Backend {
     pub name: String,
     pub port: u16,
+    healthy: Arc<AtomicBool>,
     task: JoinHandle<()>,
 }
 
@@ -16,12 +21,19 @@ impl Backend {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind backend");
         let port = listener.local_addr().expect("addr").port();
         let body = name.to_string();
+        let healthy = Arc::new(AtomicBool::new(true));
+        let health = healthy.clone();
         let task = tokio::spawn(async move {
             while let Ok((stream, _)) = listener.accept().await {
-                tokio::spawn(serve(stream, body.clone()));
+                tokio::spawn(serve(stream, body.clone(), health.clone()));
             }
         });
-        Backend { name: name.into(), port, task }
+        Backend { name: name.into(), port, healthy, task }
+    }
+
+    /// What `/health` answers from now on: 200 when true, 503 when false.
+    pub fn set_healthy(&self, healthy: bool) {
+        self.healthy.store(healthy, Ordering::SeqCst);
     }
 }
 
@@ -31,18 +43,25 @@ impl Drop for Backend {
     }
 }
 
+fn response(status: &str, body: &str) -> String {
+    format!("HTTP/1.1 {status}\r\nContent-Type: text/plain\r\nContent-Length: {}\r\n\r\n{body}", body.len())
+}
+
 /// Answers each request head (up to the blank line) with `200 body`, keeping the connection open.
-async fn serve(mut stream: TcpStream, body: String) {
-    let response = format!(
-        "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: {}\r\n\r\n{body}",
-        body.len()
-    );
+async fn serve(mut stream: TcpStream, body: String, healthy: Arc<AtomicBool>) {
+    let ok = response("200 OK", &body);
     let mut buf = Vec::with_capacity(4096);
     let mut chunk = [0u8; 4096];
     loop {
         while let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            let is_health = buf.starts_with(b"GET /health ");
             buf.drain(..end + 4);
-            if stream.write_all(response.as_bytes()).await.is_err() {
+            let answer = match (is_health, healthy.load(Ordering::SeqCst)) {
+                (true, true) => response("200 OK", "healthy"),
+                (true, false) => response("503 Service Unavailable", "unhealthy"),
+                (false, _) => ok.clone(),
+            };
+            if stream.write_all(answer.as_bytes()).await.is_err() {
                 return;
             }
         }
