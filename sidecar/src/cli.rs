@@ -90,6 +90,10 @@ pub struct RenderArgs {
     /// Where /healthz and /metrics listen ("off" to disable).
     #[arg(long, value_name = "ADDR")]
     pub status_addr: Option<String>,
+    /// Start this command after the first render and supervise it: SIGHUP on changes (for
+    /// templates without a COMMAND), signals forwarded, its exit ends the sidecar.
+    #[arg(long, value_name = "CMD")]
+    pub exec: Option<String>,
 }
 
 /// The `-config` file: the same settings, as JSON.
@@ -105,6 +109,7 @@ pub struct RenderFile {
     pub nginx_pid: Option<PathBuf>,
     pub min_instances: Option<usize>,
     pub status_addr: Option<String>,
+    pub exec: Option<String>,
     pub templates: Vec<TemplateFile>,
 }
 
@@ -198,6 +203,13 @@ impl RenderArgs {
             reload_pid_file: self.nginx_pid.clone().or(file.nginx_pid),
             min_instances: self.min_instances.or(file.min_instances).unwrap_or(0),
             status_addr: if self.once { None } else { status_addr },
+            exec: self
+                .exec
+                .clone()
+                .or(file.exec)
+                .map(|c| crate::render::exec::split_command(&c))
+                .transpose()
+                .map_err(|e| CliError::Invalid(e.to_string()))?,
         })
     }
 }

@@ -2,6 +2,7 @@
 //! each with a blocking query → on change, wait for quiet → render → validate → swap → reload.
 
 pub mod deps;
+pub mod exec;
 pub mod fetch;
 pub mod helpers;
 pub mod output;
@@ -31,6 +32,8 @@ pub enum RenderError {
     Listen { addr: SocketAddr, source: std::io::Error },
     #[error("-once: {0}")]
     Once(String),
+    #[error(transparent)]
+    Exec(#[from] exec::ExecError),
 }
 
 /// Everything `render` runs with.
@@ -45,6 +48,28 @@ pub struct RenderSettings {
     pub reload_pid_file: Option<PathBuf>,
     pub min_instances: usize,
     pub status_addr: Option<SocketAddr>,
+    /// `-exec`: the command to start after the first render and supervise.
+    pub exec: Option<Vec<String>>,
+}
+
+/// Resolves on SIGTERM or SIGINT, with the signal.
+async fn stop_signal() -> nix::sys::signal::Signal {
+    use tokio::signal::unix::{SignalKind, signal};
+    match (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) {
+        (Ok(mut term), Ok(mut int)) => tokio::select! {
+            _ = term.recv() => nix::sys::signal::Signal::SIGTERM,
+            _ = int.recv() => nix::sys::signal::Signal::SIGINT,
+        },
+        _ => std::future::pending().await,
+    }
+}
+
+/// Waits for the supervised command, or forever when there is none.
+async fn child_exit(child: &mut Option<exec::Supervised>) -> Result<(), exec::ExecError> {
+    match child {
+        Some(c) => c.wait().await,
+        None => std::future::pending().await,
+    }
 }
 
 /// Runs until killed (or, with `once`, until every template has been rendered once).
@@ -58,6 +83,9 @@ pub async fn run(settings: RenderSettings) -> Result<(), RenderError> {
     }
     let (tx, mut changes) = tokio::sync::mpsc::unbounded_channel();
     let mut watchers = Watchers::new(settings.client.clone(), shared, status.clone(), tx);
+    let mut child: Option<exec::Supervised> = None;
+    let stop = stop_signal();
+    tokio::pin!(stop);
     loop {
         let rendered = set.render();
         Status::count(&status.renders);
@@ -65,16 +93,33 @@ pub async fn run(settings: RenderSettings) -> Result<(), RenderError> {
         let complete = rendered.pass.missing.is_empty();
         if complete {
             watchers.retain(&rendered.pass.used);
-            let ok = install_all(&set, rendered, &settings, &status).await;
+            let exec_pid = child.as_ref().and_then(exec::Supervised::pid);
+            let ok = install_all(&set, rendered, &settings, &status, exec_pid).await;
             if settings.once {
                 return if ok { Ok(()) } else { Err(RenderError::Once(last_error(&status))) };
+            }
+            if let (Some(argv), None, true) = (&settings.exec, &child, ok) {
+                child = Some(exec::Supervised::spawn(argv)?);
             }
         } else {
             tracing::debug!(missing = rendered.pass.missing.len(), "waiting for catalog data");
         }
-        if changes.recv().await.is_none() {
-            // Every watcher is gone: nothing can change any more.
-            std::future::pending::<()>().await;
+        tokio::select! {
+            change = changes.recv() => {
+                if change.is_none() {
+                    // Every watcher is gone: nothing can change any more.
+                    return Ok(child_exit(&mut child).await?);
+                }
+            }
+            exited = child_exit(&mut child) => return Ok(exited?),
+            signal = &mut stop => {
+                tracing::info!(%signal, "stopping");
+                if let Some(c) = child.as_mut() {
+                    c.signal(signal);
+                    return Ok(c.wait().await?);
+                }
+                return Ok(());
+            }
         }
         // Quiescence applies to changes, not to the first discovery of what the templates read.
         if let (Some(wait), true) = (settings.wait, complete) {
@@ -111,6 +156,7 @@ async fn install_all(
     rendered: Rendered,
     settings: &RenderSettings,
     status: &Status,
+    exec_pid: Option<i32>,
 ) -> bool {
     let mut reloads: Vec<Reload> = Vec::new();
     let mut errors: Vec<String> = Vec::new();
@@ -138,7 +184,7 @@ async fn install_all(
                 let reload = match (&spec.command, &settings.reload_pid_file) {
                     (Some(cmd), _) => Some(Reload::Command(cmd.clone())),
                     (None, Some(pid_file)) => Some(Reload::Signal { pid_file: pid_file.clone() }),
-                    (None, None) => None,
+                    (None, None) => exec_pid.map(Reload::Pid),
                 };
                 reloads.extend(reload.filter(|r| !reloads.contains(r)));
             }

@@ -48,6 +48,8 @@ pub enum Reload {
     Signal { pid_file: PathBuf },
     /// A shell command (consul-template's `command`).
     Command(String),
+    /// SIGHUP to the process `-exec` started.
+    Pid(i32),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -178,6 +180,10 @@ pub fn reload(how: &Reload) -> Result<(), OutputError> {
             let pid: i32 = text.trim().parse().map_err(|_| bad(format!("{:?} is not a pid", text.trim())))?;
             kill(Pid::from_raw(pid), Signal::SIGHUP).map_err(|e| bad(format!("SIGHUP to {pid}: {e}")))
         }
+        Reload::Pid(pid) => kill(Pid::from_raw(*pid), Signal::SIGHUP).map_err(|e| OutputError::PidFile {
+            path: PathBuf::from("-exec"),
+            reason: format!("SIGHUP to {pid}: {e}"),
+        }),
         Reload::Command(cmd) => {
             let mut command = Command::new("sh");
             command.arg("-c").arg(cmd);

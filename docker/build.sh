@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# Builds every census image locally; nothing is pulled (there may be no registry):
+#   census:TAG, census-sidecar:TAG, census-web:TAG   FROM scratch, static musl binaries
+#   census-lb:TAG                                     Debian's nginx + census-sidecar, docker-imported
+# TAG defaults to dev. Needs cargo, docker and (for census-lb) nginx on this machine.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export PATH="$PATH:/usr/sbin:/sbin"
+TAG="${TAG:-dev}"
+TARGET=x86_64-unknown-linux-musl
+
+rustup target list --installed | grep -qx "$TARGET" || rustup target add "$TARGET"
+if ! command -v nginx >/dev/null 2>&1; then
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx
+fi
+cargo build --release --target "$TARGET" -p census-controller -p census-sidecar -p census-demo-web --bins
+bin="target/$TARGET/release"
+
+stage="$(mktemp -d)"
+trap 'rm -rf "$stage"' EXIT
+export DOCKER_BUILDKIT=0
+
+image() { # image NAME DOCKERFILE BINARY
+  mkdir -p "$stage/$1"
+  cp "$bin/$3" "$stage/$1/"
+  docker build --quiet -t "$1:$TAG" -f "docker/$2" "$stage/$1" >/dev/null
+  echo "built $1:$TAG"
+}
+image census census.Dockerfile census
+image census-sidecar sidecar.Dockerfile census-sidecar
+image census-web web.Dockerfile census-demo-web
+
+# census-lb: a root filesystem holding nginx, the shared libraries it links, and census-sidecar.
+root="$stage/lb-root"
+nginx_bin="$(command -v nginx)"
+mkdir -p "$root"/{etc/nginx/conf.d,etc/census,var/lib/nginx/{body,proxy,fastcgi,uwsgi,scgi},var/log/nginx,var/lock,run,tmp,usr/sbin}
+chmod 1777 "$root/tmp"
+cp "$nginx_bin" "$root/usr/sbin/nginx"
+ldd "$nginx_bin" | grep -o '/[^ ]*' | sort -u | while read -r lib; do
+  cp -L --parents "$lib" "$root/"
+done
+cp /etc/nginx/mime.types "$root/etc/nginx/"
+cp docker/lb/nginx.conf "$root/etc/nginx/nginx.conf"
+cp docker/lb/lb.conf.hbs docker/lb/render.json "$root/etc/census/"
+cp "$bin/census-sidecar" "$root/census-sidecar"
+printf 'root:x:0:0:root:/root:/sbin/nologin\nnobody:x:65534:65534:nobody:/nonexistent:/sbin/nologin\n' >"$root/etc/passwd"
+printf 'root:x:0:\nnogroup:x:65534:\n' >"$root/etc/group"
+tar -C "$root" -cf "$stage/lb.tar" .
+docker import \
+  --change 'ENTRYPOINT ["/census-sidecar", "render", "-config", "/etc/census/render.json"]' \
+  --change 'EXPOSE 80' \
+  --change 'ENV PATH=/usr/sbin:/usr/bin' \
+  "$stage/lb.tar" "census-lb:$TAG" >/dev/null
+echo "built census-lb:$TAG"
