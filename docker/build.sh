@@ -13,7 +13,9 @@ rustup target list --installed | grep -qx "$TARGET" || rustup target add "$TARGE
 if ! command -v nginx >/dev/null 2>&1; then
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx
 fi
-cargo build --release --target "$TARGET" -p census-controller -p census-sidecar -p census-demo-web --bins
+# Small images: no debug info, stripped (this profile override applies to this build only).
+CARGO_PROFILE_RELEASE_DEBUG=0 CARGO_PROFILE_RELEASE_STRIP=true \
+  cargo build --release --target "$TARGET" -p census-controller -p census-sidecar -p census-demo-web --bins
 bin="target/$TARGET/release"
 
 stage="$(mktemp -d)"

@@ -1,3 +1,5 @@
+use std::io::IsTerminal;
+
 use census_client::cli_args;
 use census_controller::agent::{self, config};
 use census_controller::cli::{Cli, TopCommand, run_client};
@@ -12,7 +14,7 @@ fn init_logging(level: &str, file: Option<&std::path::Path>) -> anyhow::Result<(
             let f = std::fs::OpenOptions::new().create(true).append(true).open(path)?;
             builder.with_ansi(false).with_writer(std::sync::Mutex::new(f)).init();
         }
-        None => builder.with_writer(std::io::stderr).init(),
+        None => builder.with_ansi(std::io::stderr().is_terminal()).with_writer(std::io::stderr).init(),
     }
     Ok(())
 }
