@@ -9,12 +9,19 @@ export PATH="$PATH:/usr/sbin:/sbin"
 TAG="${TAG:-dev}"
 TARGET=x86_64-unknown-linux-musl
 
-rustup target list --installed | grep -qx "$TARGET" || rustup target add "$TARGET"
+# musl gives static binaries with a resolver that needs no NSS modules. Without the musl target
+# (no network for rustup), fall back to glibc linked statically.
+RUSTFLAGS_STATIC=""
+if ! rustup target list --installed | grep -qx "$TARGET" && ! rustup target add "$TARGET"; then
+  TARGET=x86_64-unknown-linux-gnu
+  RUSTFLAGS_STATIC="-C target-feature=+crt-static"
+  echo "build.sh: no musl target; building static glibc binaries instead" >&2
+fi
 if ! command -v nginx >/dev/null 2>&1; then
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx
 fi
 # Small images: no debug info, stripped (this profile override applies to this build only).
-CARGO_PROFILE_RELEASE_DEBUG=0 CARGO_PROFILE_RELEASE_STRIP=true \
+CARGO_PROFILE_RELEASE_DEBUG=0 CARGO_PROFILE_RELEASE_STRIP=true RUSTFLAGS="${RUSTFLAGS:-} $RUSTFLAGS_STATIC" \
   cargo build --release --target "$TARGET" -p census-controller -p census-sidecar -p census-demo-web --bins
 bin="target/$TARGET/release"
 

@@ -11,6 +11,11 @@ command -v python3 >/dev/null 2>&1 || apt_packages+=(python3 python3-pip)
 command -v curl >/dev/null 2>&1 || apt_packages+=(curl)
 command -v dig >/dev/null 2>&1 || apt_packages+=(dnsutils)
 command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || apt_packages+=(nginx)
+# The Docker demo test (tests/tests/docker.rs) drives docker/compose.yml; it skips, saying so,
+# when no Docker engine answers.
+if command -v docker >/dev/null 2>&1 && ! docker compose version >/dev/null 2>&1; then
+  command -v docker-compose >/dev/null 2>&1 || apt_packages+=(docker-compose)
+fi
 if [ ${#apt_packages[@]} -gt 0 ]; then
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${apt_packages[@]}"

@@ -179,7 +179,8 @@ async fn seed_demo_on_docker_routes_follows_containers_and_survives_the_registra
         ("DEREGISTER_AFTER".to_string(), format!("{}s", DEREGISTER_AFTER.as_secs())),
         ("LB_MAX_FAILS".to_string(), "0".to_string()),
     ];
-    let demo = Demo { compose, project: format!("censuse2e{}", std::process::id()), tag, env, http_port, lb_port };
+    let demo =
+        Demo { compose, project: format!("censuse2e{}", std::process::id()), tag, env, http_port, lb_port };
     demo.compose(&["up", "-d", "--scale", "web=3"]);
     let client = Client::new(&format!("127.0.0.1:{}", demo.http_port)).expect("client");
     let http = reqwest::Client::builder().timeout(Duration::from_secs(3)).build().expect("http");
@@ -192,14 +193,22 @@ async fn seed_demo_on_docker_routes_follows_containers_and_survives_the_registra
         (passing.len() == 3).then_some(())
     })
     .await;
-    let hostnames: BTreeSet<String> = webs.iter().map(|w| docker(&["inspect", "-f", "{{.Config.Hostname}}", w]).trim().to_string()).collect();
+    let hostnames: BTreeSet<String> = webs
+        .iter()
+        .map(|w| docker(&["inspect", "-f", "{{.Config.Hostname}}", w]).trim().to_string())
+        .collect();
     eventually(Duration::from_secs(20), "the lb to answer from all three", || async {
-        let seen: BTreeSet<String> = through_lb(&http, demo.lb_port, 9).await.into_iter().map(|(b, _)| b).collect();
+        let seen: BTreeSet<String> =
+            through_lb(&http, demo.lb_port, 9).await.into_iter().map(|(b, _)| b).collect();
         (seen == hostnames).then_some(())
     })
     .await;
     let ids: BTreeSet<String> = instances(&client).await.into_iter().map(|e| e.service.id).collect();
-    assert_eq!(ids, webs.iter().map(|w| format!("docker-host:{w}:80")).collect(), "IDs are HOST:CONTAINER:PORT");
+    assert_eq!(
+        ids,
+        webs.iter().map(|w| format!("docker-host:{w}:80")).collect(),
+        "IDs are HOST:CONTAINER:PORT"
+    );
 
     // docker stop of one: out of the catalog and of nginx within 2 s.
     let (stopped, stopped_ip) = (webs[0].clone(), ip_of(&webs[0]));
@@ -211,8 +220,13 @@ async fn seed_demo_on_docker_routes_follows_containers_and_survives_the_registra
     })
     .await;
     let removed = t0.elapsed();
-    let unrouted = wait_not_routed(&http, demo.lb_port, &stopped_ip, Duration::from_secs(2).saturating_sub(removed)).await;
-    eprintln!("docker stop: returned {stop_returned:?}, deregistered {removed:?}, unrouted {:?}", removed + unrouted);
+    let unrouted =
+        wait_not_routed(&http, demo.lb_port, &stopped_ip, Duration::from_secs(2).saturating_sub(removed))
+            .await;
+    eprintln!(
+        "docker stop: returned {stop_returned:?}, deregistered {removed:?}, unrouted {:?}",
+        removed + unrouted
+    );
 
     // A web whose HEALTHCHECK fails stays registered, critical, and is not routed; it still runs.
     let (sick, sick_ip) = (webs[1].clone(), ip_of(&webs[1]));
@@ -267,4 +281,41 @@ async fn seed_demo_on_docker_routes_follows_containers_and_survives_the_registra
     eprintln!("docker start: returned {start_returned:?}, registered {:?}", t0.elapsed());
     let all = instances(&client).await;
     assert_eq!(all.len(), 3, "no duplicates: {:?}", all.iter().map(|e| &e.service.id).collect::<Vec<_>>());
+
+    // Event-to-catalog latency, measured from the docker command returning (the event is sent
+    // before it returns) to the catalog's blocking query answering with the change.
+    let mut stops = Vec::new();
+    let mut starts = Vec::new();
+    for _ in 0..5 {
+        stops.push(timed_change(&client, &stopped, false, || docker(&["stop", "-t", "5", &stopped])).await);
+        starts.push(timed_change(&client, &stopped, true, || docker(&["start", &stopped])).await);
+    }
+    stops.sort();
+    starts.sort();
+    eprintln!("event-to-catalog over 5 rounds: stop -> removed {stops:?}; start -> registered {starts:?}");
+}
+
+/// Runs `action`, then follows the catalog with blocking queries until `container`'s instance
+/// is present (or absent); the time from `action` returning to the answer.
+async fn timed_change(
+    client: &Client,
+    container: &str,
+    present: bool,
+    action: impl FnOnce() -> String,
+) -> Duration {
+    let (_, meta) = client.health_service(SERVICE, false, &QueryOptions::default()).await.expect("health");
+    action();
+    let returned = Instant::now();
+    let mut index = meta.last_index;
+    loop {
+        let (entries, meta) = client
+            .health_service(SERVICE, false, &QueryOptions::blocking(index, Duration::from_secs(10)))
+            .await
+            .expect("blocking query");
+        if entries.iter().any(|e| e.service.id.contains(container)) == present {
+            return returned.elapsed();
+        }
+        assert!(returned.elapsed() < Duration::from_secs(10), "{container} never changed");
+        index = meta.last_index;
+    }
 }

@@ -73,7 +73,8 @@ async fn pod_registers_from_env_follows_its_health_and_deregisters_on_sigterm() 
     let client = agent.client();
     let app = Backend::start("web-0").await;
     let log = dir.path().join("sidecar.log");
-    let mut sidecar = Sidecar::spawn(&register_args(&agent.http_addr(), app.port, &[]), &pod_env("web-0"), &log);
+    let mut sidecar =
+        Sidecar::spawn(&register_args(&agent.http_addr(), app.port, &[]), &pod_env("web-0"), &log);
 
     let entries = wait_health(&client, ":health", "passing").await;
     assert_eq!(entries.len(), 1, "one instance: {entries:?}");
@@ -107,7 +108,8 @@ async fn catalog_outage_then_recovery_re_registers_exactly_once() {
     let client = agent.client();
     let app = Backend::start("web-1").await;
     let log = dir.path().join("sidecar.log");
-    let mut sidecar = Sidecar::spawn(&register_args(&agent.http_addr(), app.port, &[]), &pod_env("web-1"), &log);
+    let mut sidecar =
+        Sidecar::spawn(&register_args(&agent.http_addr(), app.port, &[]), &pod_env("web-1"), &log);
     wait_health(&client, ":health", "passing").await;
 
     // The catalog goes away and comes back empty (a new server on the same address).

@@ -69,8 +69,10 @@ fn serve(stream: TcpStream, name: &str, healthy: &AtomicBool) {
             }
             _ => ("200 OK", format!("{name}\n")),
         };
-        let response =
-            format!("HTTP/1.1 {status}\r\nContent-Type: text/plain\r\nContent-Length: {}\r\n\r\n{body}", body.len());
+        let response = format!(
+            "HTTP/1.1 {status}\r\nContent-Type: text/plain\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        );
         if writer.write_all(response.as_bytes()).is_err() {
             return;
         }
