@@ -222,7 +222,11 @@ mod tests {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let open = listener.local_addr().expect("addr").to_string();
         assert_eq!(tcp_status(&open, Duration::from_secs(1)).await.health, Health::Passing);
-        drop(listener);
-        assert_eq!(tcp_status(&open, Duration::from_secs(1)).await.health, Health::Critical);
+        // A port bound but not listening refuses connections, and no other socket can take it.
+        let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+        socket.bind("127.0.0.1:0".parse().expect("addr")).expect("bind");
+        let closed = socket.local_addr().expect("addr").to_string();
+        let status = tcp_status(&closed, Duration::from_secs(1)).await;
+        assert_eq!(status.health, Health::Critical, "{status:?}");
     }
 }
