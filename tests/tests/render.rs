@@ -371,5 +371,10 @@ async fn a_burst_of_100_changes_inside_the_wait_window_is_one_reload() {
         (read(&out) == "n=100\n").then_some(())
     })
     .await;
+    // The reload command runs just after the file is swapped in: wait for it, then count.
+    eventually(Duration::from_secs(10), "the reload after the burst", || async {
+        (read(&count).lines().count() >= 2).then_some(())
+    })
+    .await;
     assert_eq!(read(&count).lines().count(), 2, "one reload for the whole burst");
 }
