@@ -53,10 +53,8 @@ impl CatalogSync {
         }
         let gone: Vec<String> = self.pushed.keys().filter(|id| !desired.contains_key(*id)).cloned().collect();
         for id in gone {
-            match self.client.agent_service_deregister(&id).await {
-                Ok(()) => tracing::info!(service = %id, "deregistered"),
-                Err(e) if is_not_found(&e) => {}
-                Err(e) => return Err(e),
+            if self.deregister(&id).await? {
+                tracing::info!(service = %id, "deregistered");
             }
             self.pushed.remove(&id);
         }
@@ -113,12 +111,8 @@ impl CatalogSync {
         let held = self.client.agent_services().await?;
         for (id, service) in held {
             let ours = service.meta.get(OWNER_META) == Some(&self.owner);
-            if ours && !desired.contains_key(&id) {
-                match self.client.agent_service_deregister(&id).await {
-                    Ok(()) => tracing::info!(service = %id, "removed stray instance of this owner"),
-                    Err(e) if is_not_found(&e) => {}
-                    Err(e) => return Err(e),
-                }
+            if ours && !desired.contains_key(&id) && self.deregister(&id).await? {
+                tracing::info!(service = %id, "removed stray instance of this owner");
             }
         }
         self.pushed.clear();
@@ -129,14 +123,21 @@ impl CatalogSync {
     pub async fn deregister_all(&mut self) -> Result<(), ClientError> {
         let ids: Vec<String> = self.pushed.keys().cloned().collect();
         for id in ids {
-            match self.client.agent_service_deregister(&id).await {
-                Ok(()) => tracing::info!(service = %id, "deregistered on exit"),
-                Err(e) if is_not_found(&e) => {}
-                Err(e) => return Err(e),
+            if self.deregister(&id).await? {
+                tracing::info!(service = %id, "deregistered on exit");
             }
             self.pushed.remove(&id);
         }
         Ok(())
+    }
+
+    /// Deregisters `id`: `false` when the agent did not know it (already gone is fine).
+    async fn deregister(&self, id: &str) -> Result<bool, ClientError> {
+        match self.client.agent_service_deregister(id).await {
+            Ok(()) => Ok(true),
+            Err(e) if is_not_found(&e) => Ok(false),
+            Err(e) => Err(e),
+        }
     }
 }
 
