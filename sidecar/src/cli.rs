@@ -3,7 +3,6 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use census_client::Client;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use serde::Deserialize;
 
@@ -167,15 +166,11 @@ impl RenderArgs {
             return Err(CliError::Invalid("at least one -template SRC:DEST[:COMMAND] is required".into()));
         }
         let wait = self.wait.clone().or(file.wait).map(|w| w.parse::<Wait>()).transpose()?;
-        let addr = self
-            .consul_addr
-            .clone()
-            .or(file.consul_addr)
-            .or_else(|| std::env::var("CENSUS_HTTP_ADDR").ok())
-            .or_else(|| std::env::var("CONSUL_HTTP_ADDR").ok())
-            .unwrap_or_else(|| "127.0.0.1:8500".into());
-        let token = self.token.clone().or(file.token).or_else(|| std::env::var("CONSUL_HTTP_TOKEN").ok());
-        let client = Client::new(&addr).map_err(|e| CliError::Invalid(e.to_string()))?.with_token(token);
+        let client = crate::process::agent_client(
+            self.consul_addr.clone().or(file.consul_addr),
+            self.token.clone().or(file.token),
+        )
+        .map_err(|e| CliError::Invalid(e.to_string()))?;
         let nginx = self.nginx_bin.clone().or(file.nginx_bin).unwrap_or_else(|| "nginx".into());
         let validation = match (self.check.clone().or(file.check), self.nginx_check.or(file.nginx_check)) {
             (Some(_), Some(_)) => {

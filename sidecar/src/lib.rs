@@ -2,5 +2,6 @@
 //! (registrator, for a pod or a Docker host) and `docker-proxy` (a read-only Docker socket).
 
 pub mod cli;
+pub mod process;
 pub mod register;
 pub mod render;

@@ -12,6 +12,8 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use census_client::Client;
+
+use crate::process::{BACKOFF_MIN, agent_client, next_backoff};
 use clap::{Args, ValueEnum};
 use tokio::sync::{mpsc, watch};
 
@@ -131,18 +133,9 @@ impl RegisterArgs {
         let from_uri = self.registry.as_deref().map(|u| {
             u.strip_prefix("consul://").or_else(|| u.strip_prefix("census://")).unwrap_or(u).to_string()
         });
-        let addr = self
-            .consul_addr
-            .clone()
-            .or(from_uri)
-            .or_else(|| std::env::var("CENSUS_HTTP_ADDR").ok())
-            .or_else(|| std::env::var("CONSUL_HTTP_ADDR").ok())
-            .unwrap_or_else(|| "127.0.0.1:8500".into());
-        let token = self.token.clone().or_else(|| std::env::var("CONSUL_HTTP_TOKEN").ok());
-        Ok(Client::new(&addr)
-            .map_err(|e| RegisterError::Invalid(e.to_string()))?
-            .with_token(token)
-            .with_default_timeout(Duration::from_secs(5)))
+        let client = agent_client(self.consul_addr.clone().or(from_uri), self.token.clone())
+            .map_err(|e| RegisterError::Invalid(e.to_string()))?;
+        Ok(client.with_default_timeout(Duration::from_secs(5)))
     }
 
     fn lease(&self) -> Result<Lease, RegisterError> {
@@ -228,17 +221,8 @@ impl RegisterArgs {
 
 /// Resolves on SIGTERM or SIGINT.
 async fn stop_signal() {
-    use tokio::signal::unix::{SignalKind, signal};
-    match (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) {
-        (Ok(mut term), Ok(mut int)) => {
-            tokio::select! {
-                _ = term.recv() => {}
-                _ = int.recv() => {}
-            }
-        }
-        _ => std::future::pending().await,
-    }
-    tracing::info!("stopping");
+    let signal = crate::process::stop_signal().await;
+    tracing::info!(%signal, "stopping");
 }
 
 pub async fn run(args: RegisterArgs) -> Result<(), RegisterError> {
@@ -280,11 +264,11 @@ async fn watch_docker(
 ) {
     let (results_tx, mut results_rx) = mpsc::channel(256);
     let mut state = docker::HostState::new(rules, prober, results_tx);
-    let mut backoff = Duration::from_millis(250);
+    let mut backoff = BACKOFF_MIN;
     loop {
         match docker::connect().await {
             Ok(engine) => {
-                backoff = Duration::from_millis(250);
+                backoff = BACKOFF_MIN;
                 match docker::follow(&engine, &mut state, &mut results_rx, &desired, resync).await {
                     Ok(()) => tracing::warn!("Docker event stream ended; reconnecting"),
                     Err(e) => tracing::warn!(error = %e, "Docker event stream failed; reconnecting"),
@@ -293,6 +277,6 @@ async fn watch_docker(
             Err(e) => tracing::warn!(error = %e, "Docker unreachable; retrying"),
         }
         tokio::time::sleep(backoff).await;
-        backoff = (backoff * 2).min(Duration::from_secs(4));
+        backoff = next_backoff(backoff);
     }
 }

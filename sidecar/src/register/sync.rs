@@ -9,6 +9,8 @@ use std::time::Duration;
 use census_client::{Client, ClientError};
 use tokio::sync::watch;
 
+use crate::process::{BACKOFF_MIN, next_backoff};
+
 use super::instance::{Health, Instance, Lease, OWNER_META, health_check_id, lease_check_id};
 
 pub type Desired = BTreeMap<String, Instance>;
@@ -149,9 +151,6 @@ pub enum OnExit {
     KeepLease,
 }
 
-const RETRY_MIN: Duration = Duration::from_millis(250);
-const RETRY_MAX: Duration = Duration::from_secs(4);
-
 /// Follows `desired` until `stop` resolves: applies each change at once, heartbeats every
 /// third of the lease TTL, and retries with backoff (250 ms to 4 s) while the agent is away.
 /// `adopt_every` also reconciles with the agent's list on that period (`-cleanup`).
@@ -182,7 +181,7 @@ pub async fn run(
                 if retry.is_none() {
                     if let Err(e) = sync.heartbeat().await {
                         tracing::warn!(error = %e, "catalog unreachable; instances will be re-registered when it returns");
-                        retry = Some(RETRY_MIN);
+                        retry = Some(BACKOFF_MIN);
                     }
                     continue;
                 }
@@ -198,7 +197,7 @@ pub async fn run(
                 }
             }
             Err(e) => {
-                let next = retry.map_or(RETRY_MIN, |d| (d * 2).min(RETRY_MAX));
+                let next = retry.map_or(BACKOFF_MIN, next_backoff);
                 if retry.is_none() {
                     tracing::warn!(error = %e, "catalog unreachable; retrying");
                 }

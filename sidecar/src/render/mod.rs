@@ -52,18 +52,6 @@ pub struct RenderSettings {
     pub exec: Option<Vec<String>>,
 }
 
-/// Resolves on SIGTERM or SIGINT, with the signal.
-async fn stop_signal() -> nix::sys::signal::Signal {
-    use tokio::signal::unix::{SignalKind, signal};
-    match (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) {
-        (Ok(mut term), Ok(mut int)) => tokio::select! {
-            _ = term.recv() => nix::sys::signal::Signal::SIGTERM,
-            _ = int.recv() => nix::sys::signal::Signal::SIGINT,
-        },
-        _ => std::future::pending().await,
-    }
-}
-
 /// Waits for the supervised command, or forever when there is none.
 async fn child_exit(child: &mut Option<exec::Supervised>) -> Result<(), exec::ExecError> {
     match child {
@@ -84,7 +72,7 @@ pub async fn run(settings: RenderSettings) -> Result<(), RenderError> {
     let (tx, mut changes) = tokio::sync::mpsc::unbounded_channel();
     let mut watchers = Watchers::new(settings.client.clone(), shared, status.clone(), tx);
     let mut child: Option<exec::Supervised> = None;
-    let stop = stop_signal();
+    let stop = crate::process::stop_signal();
     tokio::pin!(stop);
     loop {
         let rendered = set.render();

@@ -14,11 +14,10 @@ use super::deps::Dependency;
 use super::fetch::fetch;
 use super::helpers::Shared;
 use super::status::Status;
+use crate::process::{BACKOFF_MIN, next_backoff};
 
 /// How long one blocking query waits at the server.
 const BLOCK: Duration = Duration::from_secs(60);
-const BACKOFF_MIN: Duration = Duration::from_millis(250);
-const BACKOFF_MAX: Duration = Duration::from_secs(4);
 
 /// The running watchers, keyed by dependency.
 pub struct Watchers {
@@ -107,7 +106,7 @@ async fn watch(
                 index = 0;
                 let jitter = rand::thread_rng().gen_range(0..=backoff.as_millis() as u64 / 4);
                 tokio::time::sleep(backoff + Duration::from_millis(jitter)).await;
-                backoff = (backoff * 2).min(BACKOFF_MAX);
+                backoff = next_backoff(backoff);
             }
         }
     }
