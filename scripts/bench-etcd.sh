@@ -36,3 +36,23 @@ for c in 1 16 64 256; do step put $c "$leader"; done
 step get-stale 64 "$eps"
 step get-consistent 64 "$eps"
 echo "etcd RSS KiB: $(for p in $pids; do awk '/VmRSS/{printf "%s ", $2}' /proc/$p/status; done)"
+
+# Leader-kill write gap, 3 rounds: SIGKILL the leader, time the first acknowledged put through the
+# two survivors, restart the killed member from its data dir and wait for a healthy cluster.
+member_args() { # i
+  echo --name m$1 --data-dir "$work/m$1" --heartbeat-interval 100 --election-timeout 1000 \
+    --listen-client-urls http://127.0.0.1:${1}2379 --advertise-client-urls http://127.0.0.1:${1}2379 \
+    --listen-peer-urls http://127.0.0.1:${1}2380 --initial-advertise-peer-urls http://127.0.0.1:${1}2380 \
+    --initial-cluster $cluster --initial-cluster-token bench --logger zap --log-level warn
+}
+for round in 1 2 3; do
+  leader=$(ETCDCTL_API=3 etcdctl --endpoints=$eps endpoint status -w simple | awk -F', ' '$5=="true"{print $1}')
+  i=${leader:10:1}                                   # 127.0.0.1:N2379 → N
+  pid=$(pgrep -f "etcd --name m$i ")
+  survivors=$(tr ',' '\n' <<<"$eps" | grep -v "$leader" | paste -sd,)
+  since=$(date +%s%N); kill -9 "$pid"
+  target/etcd-load -op gap -endpoints "$survivors" -since "$since" 2>/dev/null   # clientv3 logs every retry
+  # shellcheck disable=SC2046
+  etcd $(member_args "$i") >>"$work/m$i.log" 2>&1 &
+  for _ in $(seq 100); do ETCDCTL_API=3 etcdctl --endpoints=$eps endpoint health >/dev/null 2>&1 && break; sleep 0.1; done
+done

@@ -11,6 +11,9 @@ command -v python3 >/dev/null 2>&1 || apt_packages+=(python3 python3-pip)
 command -v curl >/dev/null 2>&1 || apt_packages+=(curl)
 command -v dig >/dev/null 2>&1 || apt_packages+=(dnsutils)
 command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || apt_packages+=(nginx)
+# The web UI tests (tests/tests/ui.rs) drive a real headless Chromium over WebDriver.
+command -v chromium >/dev/null 2>&1 || apt_packages+=(chromium)
+command -v chromedriver >/dev/null 2>&1 || apt_packages+=(chromium-driver)
 # The Docker demo test (tests/tests/docker.rs) drives docker/compose.yml; it skips, saying so,
 # when no Docker engine answers.
 if command -v docker >/dev/null 2>&1 && ! docker compose version >/dev/null 2>&1; then

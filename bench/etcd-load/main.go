@@ -23,8 +23,13 @@ func main() {
 	endpoints := flag.String("endpoints", "127.0.0.1:2379", "comma-separated client URLs")
 	clients := flag.Int("clients", 1, "concurrent clients, one connection each")
 	seconds := flag.Float64("seconds", 3, "measurement time")
-	op := flag.String("op", "put", "put | get-stale | get-consistent")
+	op := flag.String("op", "put", "put | get-stale | get-consistent | gap")
+	since := flag.Int64("since", 0, "gap: the Unix time in nanoseconds the leader was killed")
 	flag.Parse()
+	if *op == "gap" {
+		writeGap(strings.Split(*endpoints, ","), *since)
+		return
+	}
 
 	var stop int32
 	var errors int64
@@ -80,4 +85,28 @@ func main() {
 	}
 	fmt.Printf("RESULT system=etcd op=%s clients=%d ops_s=%.0f p50_ms=%.2f p99_ms=%.2f errors=%d\n",
 		*op, *clients, float64(len(all))/elapsed, pct(0.5), pct(0.99), errors)
+}
+
+// writeGap retries one put through the given (surviving) members, each attempt with a 100 ms
+// timeout, and prints the time from `since` (the SIGKILL of the leader) to the first success.
+func writeGap(endpoints []string, since int64) {
+	cli, err := clientv3.New(clientv3.Config{Endpoints: endpoints, DialTimeout: 5 * time.Second})
+	if err != nil {
+		panic(err)
+	}
+	defer cli.Close()
+	for attempt := 0; ; attempt++ {
+		ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+		_, err := cli.Put(ctx, fmt.Sprintf("gap/%d", attempt), "x")
+		cancel()
+		if err == nil {
+			gap := time.Since(time.Unix(0, since))
+			fmt.Printf("RESULT system=etcd op=gap gap_ms=%d attempts=%d\n", gap.Milliseconds(), attempt+1)
+			return
+		}
+		if time.Since(time.Unix(0, since)) > 30*time.Second {
+			fmt.Printf("RESULT system=etcd op=gap gap_ms=timeout attempts=%d\n", attempt+1)
+			return
+		}
+	}
 }

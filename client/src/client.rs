@@ -167,7 +167,7 @@ impl Client {
         Ok((status, headers, bytes.to_vec()))
     }
 
-    async fn call(
+    pub(crate) async fn call(
         &self,
         method: Method,
         path: &str,
@@ -201,7 +201,7 @@ impl Client {
         Ok((value, query_meta(&headers)))
     }
 
-    async fn put_json<B: Serialize>(
+    pub(crate) async fn put_json<B: Serialize>(
         &self,
         path: &str,
         params: &[(&str, String)],
@@ -212,7 +212,7 @@ impl Client {
         Ok(bytes)
     }
 
-    async fn put_empty(&self, path: &str, params: &[(&str, String)]) -> Result<Vec<u8>> {
+    pub(crate) async fn put_empty(&self, path: &str, params: &[(&str, String)]) -> Result<Vec<u8>> {
         let (_, bytes) = self.call(Method::PUT, path, params, None, None).await?;
         Ok(bytes)
     }
@@ -387,7 +387,7 @@ impl Client {
     }
 }
 
-fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T> {
+pub(crate) fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T> {
     serde_json::from_slice(bytes).map_err(|e| ClientError::Decode(e.to_string()))
 }
 
@@ -417,7 +417,7 @@ pub fn encode_segment(s: &str) -> String {
 }
 
 /// `/v1/kv/<key>` with each `/`-separated part encoded and the slashes kept.
-fn kv_path(key: &str) -> String {
+pub(crate) fn kv_path(key: &str) -> String {
     let encoded: Vec<String> = key.split('/').map(encode_segment).collect();
     format!("/v1/kv/{}", encoded.join("/"))
 }

@@ -5,6 +5,8 @@
 pub mod cli_args;
 pub mod client;
 pub mod duration;
+pub mod overview;
+pub mod session;
 pub mod types;
 
 pub use client::{Client, ClientError, Consistency, KvWriteOptions, QueryMeta, QueryOptions};

@@ -489,6 +489,9 @@ pub struct AgentSelf {
     pub member: Member,
     #[serde(rename = "Meta")]
     pub meta: Meta,
+    /// Consul's `Stats`: section → name → value, every value a string (`Stats.raft.applied_index`).
+    #[serde(rename = "Stats")]
+    pub stats: BTreeMap<String, BTreeMap<String, String>>,
 }
 
 #[cfg(test)]

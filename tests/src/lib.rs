@@ -1,10 +1,11 @@
 //! Harness for the end-to-end tests: real `census` processes on loopback.
 
 pub mod backend;
+pub mod browser;
 pub mod nginx;
 pub mod sidecar;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -15,9 +16,11 @@ pub fn census_bin() -> PathBuf {
     if let Ok(path) = std::env::var("CENSUS_BIN") {
         return PathBuf::from(path);
     }
+    // Test binaries live in target/debug/deps, the harness's own binaries in target/debug.
     let exe = std::env::current_exe().expect("test binary path");
-    let dir = exe.parent().and_then(Path::parent).expect("target dir");
-    let bin = dir.join("census");
+    let dir = exe.parent().expect("binary dir");
+    let bin =
+        if dir.ends_with("deps") { dir.parent().unwrap_or(dir).join("census") } else { dir.join("census") };
     assert!(bin.exists(), "{} not found: run `cargo build --workspace --bins` first", bin.display());
     bin
 }
@@ -30,9 +33,27 @@ pub fn sidecar_bin() -> PathBuf {
     census_bin().with_file_name("census-sidecar")
 }
 
-/// A free TCP port on loopback (bound and released; the kernel does not hand it out again at once).
+/// Ports handed to test processes come from below the kernel's ephemeral range (32768-60999 on
+/// Linux): a port taken from that range with `bind(0)` and released can be reused for an outgoing
+/// connection before the agent binds it, and a 3-server cluster with `-bootstrap-expect=3` then
+/// never elects a leader.
+const PORT_RANGE: std::ops::Range<u16> = 20_000..32_000;
+
+static NEXT_PORT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+
+/// A TCP port on loopback that is free now and that no other call in this process returns.
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
+    let span = u32::from(PORT_RANGE.end - PORT_RANGE.start);
+    // Test binaries run one after another; start each at a different place anyway.
+    let seed = std::process::id().wrapping_mul(7919) % span;
+    for _ in 0..span {
+        let n = NEXT_PORT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let port = PORT_RANGE.start + ((seed + n) % span) as u16;
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free port in {PORT_RANGE:?}");
 }
 
 /// A port free for both TCP and UDP on loopback (for the DNS interface).
@@ -131,6 +152,11 @@ impl Agent {
         self.child.is_some()
     }
 
+    /// The process ID while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     /// Waits until this agent has registered its own node: it has a leader and answers reads.
     pub async fn wait_registered(&self) {
         let client = self.client();
@@ -197,9 +223,15 @@ pub struct Cluster {
 
 impl Cluster {
     pub async fn start(n: usize) -> Cluster {
+        Cluster::start_with(n, &[]).await
+    }
+
+    /// `n` servers, each also given the flags `extra`.
+    pub async fn start_with(n: usize, extra: &[&str]) -> Cluster {
         let dir = tempfile::tempdir().expect("tempdir");
+        let extra: Vec<String> = extra.iter().map(|a| a.to_string()).collect();
         let mut agents: Vec<Agent> = (0..n)
-            .map(|i| Agent::new(&format!("node{i}"), dir.path().join(format!("node{i}")), Vec::new()))
+            .map(|i| Agent::new(&format!("node{i}"), dir.path().join(format!("node{i}")), extra.clone()))
             .collect();
         let addrs: Vec<String> = agents.iter().map(Agent::raft_addr).collect();
         for (i, agent) in agents.iter_mut().enumerate() {
@@ -212,7 +244,13 @@ impl Cluster {
             agent.start();
         }
         let cluster = Cluster { agents, _dir: dir };
-        cluster.wait_for_leader(Duration::from_secs(30)).await;
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while cluster.leader().await.is_none() {
+            if Instant::now() >= deadline {
+                panic!("no leader after 30s\n{}", cluster.diagnostics());
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
         cluster
     }
 
@@ -230,6 +268,28 @@ impl Cluster {
 
     pub async fn wait_for_leader(&self, timeout: Duration) -> usize {
         eventually(timeout, "a leader", || self.leader()).await
+    }
+
+    /// Each agent's ports, whether its process still runs, and the end of its log.
+    pub fn diagnostics(&self) -> String {
+        let mut out = String::new();
+        for agent in &self.agents {
+            let log = std::fs::read_to_string(agent.data_dir.join("agent.log")).unwrap_or_default();
+            let tail: Vec<&str> = log.lines().rev().take(15).collect();
+            out.push_str(&format!(
+                "--- {} http {} raft {} dns {} running {}\n",
+                agent.name,
+                agent.http_port,
+                agent.server_port,
+                agent.dns_port,
+                agent.is_running()
+            ));
+            for line in tail.iter().rev() {
+                out.push_str(line);
+                out.push('\n');
+            }
+        }
+        out
     }
 
     /// Any running agent other than `not`.

@@ -149,3 +149,60 @@ async fn health_checks_run_and_passing_excludes_failing_instances() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn ui_overview_endpoints_speak_consuls_field_names_and_block_until_a_change() {
+    let (agent, _dir) = single_server().await;
+    let client = agent.client();
+    let (code, body) = status(&client, Method::GET, "/v1/internal/ui/services", None).await;
+    assert_eq!(code, 200, "{body}");
+    let services: serde_json::Value = serde_json::from_str(&body).expect("json");
+    let consul = &services[0];
+    assert_eq!(consul["Name"], "consul");
+    assert_eq!((consul["InstanceCount"].as_u64(), consul["ChecksPassing"].as_u64()), (Some(1), Some(1)));
+    let (_, meta) = client
+        .query::<serde_json::Value>("/v1/internal/ui/services", &[], &QueryOptions::default())
+        .await
+        .expect("services");
+
+    let waiter = {
+        let client = client.clone();
+        tokio::spawn(async move {
+            let opts = QueryOptions::blocking(meta.last_index, Duration::from_secs(30));
+            client
+                .query::<Vec<serde_json::Value>>("/v1/internal/ui/services", &[], &opts)
+                .await
+                .expect("blocked read")
+        })
+    };
+    let reg = br#"{"Name": "web", "ID": "web-1", "Port": 80, "Check": {"TTL": "30s"}}"#.to_vec();
+    assert_eq!(status(&client, Method::PUT, "/v1/agent/service/register", Some(reg)).await.0, 200);
+    let (after, meta_after) = tokio::time::timeout(Duration::from_secs(10), waiter)
+        .await
+        .expect("the blocked read did not wake")
+        .expect("join");
+    assert!(meta_after.last_index > meta.last_index);
+    let web = after.iter().find(|s| s["Name"] == "web").expect("web listed");
+    assert_eq!((web["ChecksCritical"].as_u64(), web["Nodes"][0].as_str()), (Some(1), Some("solo")));
+
+    let (code, body) = status(&client, Method::GET, "/v1/internal/ui/nodes", None).await;
+    assert_eq!(code, 200, "{body}");
+    let nodes: serde_json::Value = serde_json::from_str(&body).expect("json");
+    let ids: Vec<&str> =
+        nodes[0]["Services"].as_array().expect("services").iter().filter_map(|s| s["ID"].as_str()).collect();
+    assert_eq!(ids, ["consul", "web-1"]);
+
+    let (code, body) = status(&client, Method::GET, "/v1/operator/autopilot/health", None).await;
+    assert_eq!(code, 200, "{body}");
+    let health: serde_json::Value = serde_json::from_str(&body).expect("json");
+    assert_eq!(
+        (health["Healthy"].as_bool(), health["Servers"][0]["Leader"].as_bool()),
+        (Some(true), Some(true))
+    );
+    let (_, body) = status(&client, Method::GET, "/v1/agent/self", None).await;
+    let me: serde_json::Value = serde_json::from_str(&body).expect("json");
+    assert_eq!(me["Stats"]["raft"]["state"], "Leader");
+
+    // Without -ui (and without -dev) there is no UI.
+    assert_eq!(status(&client, Method::GET, "/ui/", None).await.0, 404);
+}

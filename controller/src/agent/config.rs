@@ -95,9 +95,10 @@ pub struct AgentArgs {
     pub enable_script_checks: Option<bool>,
     #[arg(long, num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
     pub enable_local_script_checks: Option<bool>,
-    /// Serve the web UI (accepted; the UI is a later feature).
+    /// Serve the web UI at /ui/ (on by default with -dev).
     #[arg(long)]
     pub ui: bool,
+    /// Serve the UI from this directory instead of the copy in the binary (implies -ui).
     #[arg(long, value_name = "DIR")]
     pub ui_dir: Option<PathBuf>,
     #[arg(long, value_name = "PATH")]
@@ -105,6 +106,14 @@ pub struct AgentArgs {
     /// Raft timing scale (Consul's raft_multiplier; 1 = 100 ms heartbeats, 0.3–0.6 s elections).
     #[arg(long, value_name = "N")]
     pub raft_multiplier: Option<u64>,
+}
+
+/// `ui_config` of an agent config file.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct UiConfigFile {
+    pub enabled: Option<bool>,
+    pub dir: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -138,6 +147,9 @@ pub struct FileConfig {
     pub alt_domain: Option<String>,
     pub recursors: Vec<String>,
     pub dns_config: Option<DnsConfigFile>,
+    pub ui: Option<bool>,
+    pub ui_dir: Option<PathBuf>,
+    pub ui_config: UiConfigFile,
     pub service: Option<serde_json::Value>,
     pub services: Vec<serde_json::Value>,
     #[serde(flatten)]
@@ -167,6 +179,8 @@ pub struct AgentConfig {
     pub pid_file: Option<PathBuf>,
     pub enable_script_checks: bool,
     pub raft_multiplier: u64,
+    /// Serve the web UI: `Some(None)` from the binary, `Some(Some(dir))` from a directory.
+    pub ui: Option<Option<PathBuf>>,
     pub services: Vec<AgentServiceRegistration>,
 }
 
@@ -300,9 +314,21 @@ impl AgentConfig {
             enable_script_checks: flag_or_file(args.enable_script_checks, |f| f.enable_script_checks)
                 || flag_or_file(args.enable_local_script_checks, |f| f.enable_local_script_checks),
             raft_multiplier: args.raft_multiplier.unwrap_or(1).max(1),
+            ui: ui_setting(args, files),
             services,
         })
     }
+}
+
+/// `-ui`, `-ui-dir`, `ui`, `ui_dir`, `ui_config { enabled, dir }`; `-dev` turns the UI on.
+fn ui_setting(args: &AgentArgs, files: &[FileConfig]) -> Option<Option<PathBuf>> {
+    let dir = args
+        .ui_dir
+        .clone()
+        .or_else(|| files.iter().rev().find_map(|f| f.ui_config.dir.clone().or_else(|| f.ui_dir.clone())));
+    let from_files = files.iter().rev().find_map(|f| f.ui_config.enabled.or(f.ui));
+    let enabled = args.ui || args.ui_dir.is_some() || from_files.unwrap_or(args.dev || dir.is_some());
+    enabled.then_some(dir)
 }
 
 fn dns_port(args: &AgentArgs, files: &[FileConfig]) -> Result<Option<u16>, ConfigError> {
@@ -394,5 +420,21 @@ mod tests {
         assert_eq!(AgentConfig::resolve(&off, &[]).expect("resolve").dns_port, None);
         let bad: FileConfig = serde_json::from_str(r#"{"dns_config": {"node_ttl": "soon"}}"#).expect("parse");
         assert!(AgentConfig::resolve(&AgentArgs { dev: true, ..Default::default() }, &[bad]).is_err());
+    }
+
+    #[test]
+    fn the_ui_is_on_with_dev_or_ui_and_off_otherwise() {
+        let resolve =
+            |args: AgentArgs, files: &[FileConfig]| AgentConfig::resolve(&args, files).expect("resolve").ui;
+        let dir = || Some(PathBuf::from("/data"));
+        assert_eq!(resolve(AgentArgs { dev: true, ..Default::default() }, &[]), Some(None));
+        assert_eq!(resolve(AgentArgs { data_dir: dir(), ..Default::default() }, &[]), None);
+        assert_eq!(resolve(AgentArgs { data_dir: dir(), ui: true, ..Default::default() }, &[]), Some(None));
+        let ui_dir = AgentArgs { data_dir: dir(), ui_dir: Some("/srv/ui".into()), ..Default::default() };
+        assert_eq!(resolve(ui_dir, &[]), Some(Some(PathBuf::from("/srv/ui"))));
+        let on: FileConfig = serde_json::from_str(r#"{"ui_config": {"enabled": true}}"#).expect("parse");
+        assert_eq!(resolve(AgentArgs { data_dir: dir(), ..Default::default() }, &[on]), Some(None));
+        let off: FileConfig = serde_json::from_str(r#"{"ui": false}"#).expect("parse");
+        assert_eq!(resolve(AgentArgs { dev: true, ..Default::default() }, &[off]), None);
     }
 }

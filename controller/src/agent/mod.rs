@@ -65,10 +65,18 @@ fn raft_id(node_id: &str) -> u64 {
     u64::from_str_radix(&hex, 16).unwrap_or(1).max(1)
 }
 
-async fn listen(addr: &str) -> Result<tokio::net::TcpListener, AgentError> {
-    tokio::net::TcpListener::bind(addr)
+/// A listener whose connections send small writes at once (TCP_NODELAY): an HTTP/2 response is
+/// several small frames, and with Nagle's algorithm the second waits for the peer's delayed ACK
+/// (40 ms on Linux).
+async fn listen(addr: &str) -> Result<impl axum::serve::Listener<Addr = std::net::SocketAddr>, AgentError> {
+    let listener = tokio::net::TcpListener::bind(addr)
         .await
-        .map_err(|source| AgentError::Listen { addr: addr.to_string(), source })
+        .map_err(|source| AgentError::Listen { addr: addr.to_string(), source })?;
+    Ok(axum::serve::ListenerExt::tap_io(listener, |stream: &mut tokio::net::TcpStream| {
+        if let Err(e) = stream.set_nodelay(true) {
+            tracing::debug!(error = %e, "cannot set TCP_NODELAY");
+        }
+    }))
 }
 
 fn host_port(host: &str, port: u16) -> String {
@@ -213,7 +221,11 @@ pub async fn run(config: AgentConfig) -> Result<(), AgentError> {
     tokio::spawn(checks.run(cluster.clone()));
     tokio::spawn(reaper::reap_critical_services(config.node_name.clone(), cluster.clone()));
     tokio::spawn(register_self(state.clone(), config.clone()));
-    let http_router = crate::http::router(state.clone());
+    let ui = config.ui.clone().map(|dir| match dir {
+        Some(dir) => crate::http::ui::UiSource::Dir(dir),
+        None => crate::http::ui::UiSource::Embedded,
+    });
+    let http_router = crate::http::router(state.clone(), ui);
     tokio::spawn(async move {
         if let Err(e) = axum::serve(http_listener, http_router).await {
             tracing::error!(error = %e, "http port stopped");

@@ -38,6 +38,20 @@ impl CatalogState {
                 }
                 CommandResult::Batch(results)
             }
+            Command::SessionCreate(spec) => self.session_create(index, spec, &mut changes),
+            Command::SessionDestroy { id, now_ms } => {
+                self.session_invalidate(index, id, *now_ms, &mut changes)
+            }
+            Command::SessionRenew { id } => self.session_renew(index, id, &mut changes),
+            Command::SessionExpire { id, renew_index, now_ms } => {
+                self.session_expire(index, id, *renew_index, *now_ms, &mut changes)
+            }
+            Command::KvLock { key, value, flags, session, now_ms } => {
+                self.kv_lock(index, key, value, *flags, session, *now_ms, &mut changes)
+            }
+            Command::KvUnlock { key, value, flags, session } => {
+                self.kv_unlock(index, key, value, *flags, session, &mut changes)
+            }
             Command::KvDeleteTree { prefix } => {
                 let keys: Vec<String> = self
                     .kv
@@ -392,7 +406,7 @@ impl CatalogState {
         CommandResult::Bool(true)
     }
 
-    fn kv_remove(&mut self, index: u64, key: &str, changes: &mut Changes) {
+    pub(crate) fn kv_remove(&mut self, index: u64, key: &str, changes: &mut Changes) {
         if self.kv.remove(key).is_some() {
             self.kv_tombstones.insert(key.to_string(), index);
             self.bump(changes, Table::Kv, index);

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use super::model::{CheckSpec, CheckStatus, TaggedAddress, Weights};
+use super::session::SessionSpec;
 
 // Registrations dominate the log; boxing them would add an allocation per entry for nothing.
 #[allow(clippy::large_enum_variant)]
@@ -50,6 +51,52 @@ pub enum Command {
     /// Independent writes of concurrent clients, applied in order at one log index (the leader
     /// batches them into one entry). Each keeps its own result; one refused does not stop the rest.
     Batch(Vec<Command>),
+    SessionCreate(SessionSpec),
+    /// Invalidates a session (destroy, or a bound check or node gone): its locks are released (or
+    /// its keys deleted, per `Behavior`) and lock-delay starts at `now_ms`.
+    SessionDestroy {
+        id: String,
+        now_ms: u64,
+    },
+    SessionRenew {
+        id: String,
+    },
+    /// The leader's TTL timer ran out: invalidates only if nothing renewed the session since.
+    SessionExpire {
+        id: String,
+        renew_index: u64,
+        now_ms: u64,
+    },
+    /// `?acquire=`: takes the key's lock for `session` (and writes the value) unless another
+    /// session holds it or the key is in lock-delay at `now_ms`.
+    KvLock {
+        key: String,
+        value: Vec<u8>,
+        flags: u64,
+        session: String,
+        now_ms: u64,
+    },
+    /// `?release=`: gives the lock back (and writes the value) if `session` holds it.
+    KvUnlock {
+        key: String,
+        value: Vec<u8>,
+        flags: u64,
+        session: String,
+    },
+}
+
+impl Command {
+    /// Sets the wall-clock time of the commands that carry one. The leader does this just before
+    /// proposing, so every server applies the same time and only the leader's clock matters.
+    pub fn stamp(&mut self, now: u64) {
+        match self {
+            Command::SessionDestroy { now_ms, .. }
+            | Command::SessionExpire { now_ms, .. }
+            | Command::KvLock { now_ms, .. } => *now_ms = now,
+            Command::Batch(commands) => commands.iter_mut().for_each(|c| c.stamp(now)),
+            _ => {}
+        }
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]

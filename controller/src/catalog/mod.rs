@@ -7,7 +7,9 @@ mod apply;
 pub mod command;
 pub mod model;
 pub mod query;
+pub mod session;
 pub mod state;
+pub mod summary;
 pub mod watch;
 
 #[cfg(test)]
@@ -17,6 +19,7 @@ use std::sync::RwLock;
 
 pub use command::{CheckRegistration, Command, CommandResult, NodeSpec, Registration, ServiceSpec};
 pub use model::{CheckKind, CheckRecord, CheckSpec, CheckStatus, KvRecord, NodeRecord, ServiceRecord};
+pub use session::{SessionBehavior, SessionRecord, SessionSpec};
 pub use state::{CatalogState, Changes, Table};
 pub use watch::{Subscription, WatchHub, WatchKey};
 

@@ -6,6 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::{Deserialize, Serialize};
 
 use super::model::{CheckRecord, KvRecord, NodeRecord, ServiceRecord};
+use super::session::SessionRecord;
 
 /// The tables that blocking queries can wait on as a whole.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -14,10 +15,11 @@ pub enum Table {
     Services,
     Checks,
     Kv,
+    Sessions,
 }
 
 impl Table {
-    pub const ALL: [Table; 4] = [Table::Nodes, Table::Services, Table::Checks, Table::Kv];
+    pub const ALL: [Table; 5] = [Table::Nodes, Table::Services, Table::Checks, Table::Kv, Table::Sessions];
 
     pub fn slot(self) -> usize {
         self as usize
@@ -59,7 +61,11 @@ pub struct CatalogState {
     pub(crate) by_service_name: BTreeMap<String, BTreeSet<(String, String)>>,
     /// Last index at which anything about a service name changed (instances, their checks, their nodes).
     pub(crate) service_index: BTreeMap<String, u64>,
-    pub(crate) table_index: [u64; 4],
+    pub(crate) table_index: [u64; 5],
+    pub(crate) sessions: BTreeMap<String, SessionRecord>,
+    /// Keys released by an invalidated session, and until when (leader wall clock, ms since the
+    /// epoch) they cannot be acquired again.
+    pub(crate) lock_delays: BTreeMap<String, u64>,
     /// The last log index applied (any entry, including Raft's own).
     pub(crate) last_index: u64,
 }

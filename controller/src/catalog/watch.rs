@@ -40,7 +40,7 @@ impl Subscription {
 }
 
 pub struct WatchHub {
-    tables: [watch::Sender<u64>; 4],
+    tables: [watch::Sender<u64>; Table::ALL.len()],
     /// Bumped when a snapshot replaces the catalog: every reader re-reads.
     reset: watch::Sender<u64>,
     /// The last applied log index, for read barriers.

@@ -11,7 +11,7 @@ use census_client::types::{AgentConfig, AgentSelf, AgentServiceRegistration, Che
 use super::convert;
 use super::decode::{MAX_BODY, decode_json, read_body};
 use super::error::{ApiError, ApiResult};
-use super::query::{Params, json_response};
+use super::query::{Params, json_response, listing_response};
 use super::{AppState, empty_ok};
 use crate::catalog::{CheckKind, CheckStatus, Command, Registration};
 
@@ -62,7 +62,7 @@ pub async fn services(
             .map(|svc| (svc.id.clone(), convert::agent_service(svc, &dc)))
             .collect::<BTreeMap<_, _>>()
     });
-    json_response(&map, params.pretty)
+    listing_response(&map, &params)
 }
 
 pub async fn service(
@@ -92,7 +92,7 @@ pub async fn checks(
             .map(|c| (c.id.clone(), convert::health_check(c)))
             .collect::<BTreeMap<_, _>>()
     });
-    json_response(&map, params.pretty)
+    listing_response(&map, &params)
 }
 
 pub async fn check_register(
@@ -199,7 +199,7 @@ pub async fn members(
     Query(raw): Query<HashMap<String, String>>,
 ) -> ApiResult<Response> {
     let params = Params::parse(raw)?;
-    json_response(&state.members(), params.pretty)
+    listing_response(&state.members(), &params)
 }
 
 pub async fn self_info(
@@ -223,6 +223,7 @@ pub async fn self_info(
         },
         member,
         meta: BTreeMap::new(),
+        stats: [("raft".to_string(), super::overview::raft_stats_section(&state.cluster.stats()))].into(),
     };
     json_response(&info, params.pretty)
 }

@@ -87,15 +87,20 @@ pub async fn put(
         return Err(ApiError::BadRequest("Missing key name".into()));
     }
     validate_key(&key)?;
-    if params.flag("acquire") || params.flag("release") {
-        return Err(ApiError::BadRequest(
-            "sessions and locks (acquire/release) are not supported yet".into(),
-        ));
-    }
     let flags = params.u64("flags")?.unwrap_or(0);
     let cas = params.u64("cas")?;
-    let value = read_body(&headers, body, MAX_BODY, &format!("Value for key {key:?}")).await?;
-    let answer = state.write(Command::KvSet { key, value: value.to_vec(), flags, cas }).await?;
+    let acquire = params.get("acquire").map(str::to_string);
+    let release = params.get("release").map(str::to_string);
+    let value = read_body(&headers, body, MAX_BODY, &format!("Value for key {key:?}")).await?.to_vec();
+    let cmd = match (acquire, release) {
+        (Some(_), Some(_)) => {
+            return Err(ApiError::BadRequest("Conflicting flags: acquire and release".into()));
+        }
+        (Some(session), None) => Command::KvLock { key, value, flags, session, now_ms: 0 },
+        (None, Some(session)) => Command::KvUnlock { key, value, flags, session },
+        (None, None) => Command::KvSet { key, value, flags, cas },
+    };
+    let answer = state.write(cmd).await?;
     Ok(bool_response(&answer))
 }
 

@@ -5,9 +5,13 @@ mod catalog;
 pub mod convert;
 pub mod decode;
 pub mod error;
+pub mod filter;
 mod kv;
+mod overview;
 pub mod query;
+mod session;
 mod status;
+pub mod ui;
 
 use std::sync::Arc;
 
@@ -121,8 +125,9 @@ async fn default_acl_header(req: axum::extract::Request, next: axum::middleware:
     response
 }
 
-pub fn router(state: AppState) -> Router {
-    Router::new()
+/// The API, and the web UI when `ui` says where its files are.
+pub fn router(state: AppState, ui: Option<ui::UiSource>) -> Router {
+    let api = Router::new()
         .route("/v1/agent/service/register", put(agent::service_register))
         .route("/v1/agent/service/deregister/{id}", put(agent::service_deregister))
         .route("/v1/agent/services", get(agent::services))
@@ -150,11 +155,24 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/kv", get(kv::get_root).delete(kv::delete_root))
         .route("/v1/kv/", get(kv::get_root).delete(kv::delete_root))
         .route("/v1/kv/{*key}", get(kv::get).put(kv::put).delete(kv::delete))
+        .route("/v1/session/create", put(session::create))
+        .route("/v1/session/destroy/{id}", put(session::destroy))
+        .route("/v1/session/renew/{id}", put(session::renew))
+        .route("/v1/session/info/{id}", get(session::info))
+        .route("/v1/session/node/{node}", get(session::node))
+        .route("/v1/session/list", get(session::list))
         .route("/v1/status/leader", get(status::leader))
         .route("/v1/status/peers", get(status::peers))
         .route("/v1/operator/raft/configuration", get(status::raft_configuration))
         .route("/v1/operator/raft/peer", delete(status::remove_peer))
+        .route("/v1/operator/autopilot/health", get(overview::autopilot_health))
+        .route("/v1/internal/ui/services", get(overview::ui_services))
+        .route("/v1/internal/ui/nodes", get(overview::ui_nodes))
         .fallback(not_found)
         .layer(axum::middleware::from_fn(default_acl_header))
-        .with_state(state)
+        .with_state(state);
+    match ui {
+        Some(source) => api.merge(ui::router(source)),
+        None => api,
+    }
 }

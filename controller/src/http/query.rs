@@ -10,6 +10,7 @@ use serde::Serialize;
 
 use super::AppState;
 use super::error::{ApiError, ApiResult};
+use super::filter::Filter;
 use crate::catalog::{CatalogState, WatchKey};
 use crate::raft::ReadMode;
 
@@ -24,6 +25,8 @@ pub struct Params {
     pub wait: Duration,
     pub mode: ReadMode,
     pub pretty: bool,
+    /// `?filter=`, parsed up front so a bad expression is a 400 before any wait.
+    pub filter: Option<Filter>,
 }
 
 impl Params {
@@ -51,7 +54,13 @@ impl Params {
             (false, false) => ReadMode::Default,
         };
         let pretty = raw.contains_key("pretty");
-        Ok(Params { raw, index, wait, mode, pretty })
+        let filter = match raw.get("filter") {
+            Some(f) if !f.trim().is_empty() => {
+                Some(Filter::parse(f).map_err(|e| ApiError::BadRequest(e.to_string()))?)
+            }
+            _ => None,
+        };
+        Ok(Params { raw, index, wait, mode, pretty, filter })
     }
 
     pub fn flag(&self, name: &str) -> bool {
@@ -101,6 +110,14 @@ pub fn json_response<T: Serialize>(value: &T, pretty: bool) -> ApiResult<Respons
     Ok((StatusCode::OK, [("Content-Type", "application/json")], body).into_response())
 }
 
+/// A listing as JSON, narrowed by `?filter=` when the request has one.
+pub fn listing_response<T: Serialize>(value: &T, params: &Params) -> ApiResult<Response> {
+    let Some(filter) = &params.filter else { return json_response(value, params.pretty) };
+    let mut listing = serde_json::to_value(value).map_err(|e| ApiError::Internal(e.to_string()))?;
+    filter.apply(&mut listing).map_err(|e| ApiError::BadRequest(e.to_string()))?;
+    json_response(&listing, params.pretty)
+}
+
 /// Adds `X-Consul-Index` (never 0), `X-Consul-KnownLeader`, `X-Consul-LastContact`.
 pub fn add_query_headers(headers: &mut HeaderMap, state: &AppState, params: &Params, index: u64) {
     let cluster = &state.cluster;
@@ -148,7 +165,7 @@ pub fn query_response<T: Serialize>(
     index: u64,
     value: &T,
 ) -> ApiResult<Response> {
-    let mut response = json_response(value, params.pretty)?;
+    let mut response = listing_response(value, params)?;
     add_query_headers(response.headers_mut(), state, params, index);
     Ok(response)
 }

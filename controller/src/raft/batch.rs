@@ -37,11 +37,21 @@ impl WriteBatcher {
     }
 
     /// Proposes `cmd` (possibly with others) and returns its log index and its own result.
-    pub async fn write(&self, cmd: Command) -> Result<(u64, CommandResult), WriteFailure> {
+    /// Commands that carry a time get this (the leader's) wall clock.
+    pub async fn write(&self, mut cmd: Command) -> Result<(u64, CommandResult), WriteFailure> {
+        cmd.stamp(wall_clock_ms());
         let (tx, rx) = oneshot::channel();
         self.queue.send((cmd, tx)).map_err(|_| WriteFailure::Failed("shutting down".into()))?;
         rx.await.unwrap_or_else(|_| Err(WriteFailure::Failed("shutting down".into())))
     }
+}
+
+/// Milliseconds since the Unix epoch.
+pub fn wall_clock_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
 }
 
 fn failure(e: RaftError<u64, ClientWriteError<u64, super::types::ServerNode>>) -> WriteFailure {

@@ -8,6 +8,7 @@ pub mod bootstrap;
 pub mod log_store;
 pub mod network;
 pub mod node;
+mod read_rounds;
 pub mod rpc_server;
 pub mod state_machine;
 pub mod types;

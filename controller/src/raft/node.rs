@@ -12,9 +12,23 @@ use openraft::{ChangeMembers, Config, ServerState, SnapshotPolicy};
 use super::batch::{WriteBatcher, WriteFailure};
 use super::log_store::LogStore;
 use super::network::{Network, PeerError, PeerTransport};
+use super::read_rounds::ReadRounds;
 use super::state_machine::StateMachine;
 use super::types::{NodeId, Raft, ServerNode};
 use crate::catalog::{Catalog, Command, CommandResult};
+
+/// A snapshot of one server's Raft state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RaftStats {
+    pub state: &'static str,
+    pub term: u64,
+    pub last_log_index: u64,
+    pub applied_index: u64,
+    /// Since the leader was last heard from; 0 on the leader, `None` before any contact.
+    pub last_contact_ms: Option<u64>,
+    /// Voters other than this server.
+    pub num_peers: usize,
+}
 
 /// Consul's read consistency modes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -72,6 +86,8 @@ pub struct ClusterNode {
     last_leader_contact: Mutex<Option<Instant>>,
     /// Leader-side group commit of client writes.
     batcher: WriteBatcher,
+    /// Leader-side shared quorum rounds for linearizable reads.
+    read_rounds: Arc<ReadRounds>,
 }
 
 const FORWARD_TIMEOUT: Duration = Duration::from_secs(10);
@@ -120,10 +136,21 @@ impl ClusterNode {
         .await
         .map_err(|e| ClusterError::Raft(e.to_string()))?;
         let batcher = WriteBatcher::start(raft.clone());
+        let read_raft = raft.clone();
+        let read_rounds = ReadRounds::new(move || {
+            let raft = read_raft.clone();
+            async move {
+                match raft.ensure_linearizable().await {
+                    Ok(read) => Ok(read.map(|l| l.index).unwrap_or(0)),
+                    Err(e) => Err(e.to_string()),
+                }
+            }
+        });
         Ok(Arc::new(ClusterNode {
             id,
             me,
             batcher,
+            read_rounds,
             raft,
             catalog,
             transport,
@@ -157,13 +184,18 @@ impl ClusterNode {
         self.raft.metrics().borrow().current_leader.is_some()
     }
 
-    /// Milliseconds since the leader was last heard from (0 on the leader).
+    /// Milliseconds since the leader was last heard from (0 on the leader, huge if never).
     pub fn last_contact_ms(&self) -> u64 {
+        self.leader_contact_ms().unwrap_or(u64::MAX / 2)
+    }
+
+    /// Milliseconds since the leader was last heard from: 0 on the leader, `None` if never.
+    fn leader_contact_ms(&self) -> Option<u64> {
         if self.is_leader() {
-            return 0;
+            return Some(0);
         }
         let contact = self.last_leader_contact.lock().unwrap_or_else(|p| p.into_inner());
-        contact.map(|t| t.elapsed().as_millis() as u64).unwrap_or(u64::MAX / 2)
+        contact.map(|t| t.elapsed().as_millis() as u64)
     }
 
     /// Called by the Raft RPC server for every append from a leader.
@@ -258,10 +290,7 @@ impl ClusterNode {
         if !linearizable {
             return Ok(self.catalog.hub().applied());
         }
-        match self.raft.get_read_log_id().await {
-            Ok((read, _)) => Ok(read.map(|l| l.index).unwrap_or(0)),
-            Err(e) => Err(e.to_string()),
-        }
+        self.read_rounds.confirm().await
     }
 
     /// Makes a local read safe for `mode` (see Consul's consistency modes).
@@ -276,7 +305,7 @@ impl ClusterNode {
             }
             ReadMode::Default if self.is_leader() => Ok(()),
             ReadMode::Consistent if self.is_leader() => {
-                self.raft.ensure_linearizable().await.map(drop).map_err(|_| ClusterError::NoLeader)
+                self.read_rounds.confirm().await.map(drop).map_err(|_| ClusterError::NoLeader)
             }
             _ => {
                 let (_, leader) = self.leader().ok_or(ClusterError::NoLeader)?;
@@ -293,6 +322,26 @@ impl ClusterNode {
                     .await
                     .map_err(|_| ClusterError::Timeout)
             }
+        }
+    }
+
+    /// This server's view of Raft, as `/v1/agent/self` reports it under `Stats.raft`.
+    pub fn stats(&self) -> RaftStats {
+        let m = self.metrics();
+        let state = match m.state {
+            ServerState::Leader => "Leader",
+            ServerState::Candidate => "Candidate",
+            ServerState::Follower => "Follower",
+            ServerState::Learner => "Learner",
+            ServerState::Shutdown => "Shutdown",
+        };
+        RaftStats {
+            state,
+            term: m.current_term,
+            last_log_index: m.last_log_index.unwrap_or(0),
+            applied_index: m.last_applied.map(|l| l.index).unwrap_or(0),
+            last_contact_ms: self.leader_contact_ms(),
+            num_peers: m.membership_config.membership().voter_ids().filter(|id| *id != self.id).count(),
         }
     }
 

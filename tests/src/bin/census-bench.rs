@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use census_client::{Client, Consistency, KvWriteOptions, QueryOptions};
-use census_e2e::{Cluster, eventually};
+use census_e2e::{Agent, Cluster, eventually};
 
 #[derive(Clone, Copy, Debug)]
 enum Op {
@@ -81,22 +81,31 @@ async fn step(client: Client, op: Op, clients: usize, duration: Duration) -> Ste
     StepResult { ops: latencies_us.len(), errors, secs: started.elapsed().as_secs_f64(), latencies_us }
 }
 
-fn rss_kib(pid_hint: &str) -> String {
-    // Reads VmRSS of every census agent whose command line mentions pid_hint.
-    let mut out = Vec::new();
-    if let Ok(entries) = std::fs::read_dir("/proc") {
-        for e in entries.flatten() {
-            let cmdline = std::fs::read(e.path().join("cmdline")).unwrap_or_default();
-            let cmd = String::from_utf8_lossy(&cmdline).replace('\0', " ");
-            if cmd.contains("agent") && cmd.contains(pid_hint) {
-                let status = std::fs::read_to_string(e.path().join("status")).unwrap_or_default();
-                if let Some(line) = status.lines().find(|l| l.starts_with("VmRSS")) {
-                    out.push(line.split_whitespace().nth(1).unwrap_or("?").to_string());
-                }
-            }
-        }
-    }
-    out.join(",")
+/// User plus system CPU time of a process so far, from /proc/PID/stat (fields 14 and 15, in
+/// clock ticks of 10 ms on Linux).
+fn cpu_ticks(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // The command name (field 2) is in parentheses and may hold spaces: count from after it.
+    let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let field = |n: usize| fields.get(n - 3).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+    field(14) + field(15)
+}
+
+fn cluster_cpu_ticks(cluster: &Cluster) -> u64 {
+    cluster.agents.iter().filter_map(Agent::pid).map(cpu_ticks).sum()
+}
+
+const TICKS_PER_SEC: u64 = 100;
+
+/// VmRSS of each running census server, from /proc/PID/status.
+fn rss_kib(cluster: &Cluster) -> String {
+    let rss = |pid: u32| {
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+        let line = status.lines().find(|l| l.starts_with("VmRSS")).unwrap_or("");
+        line.split_whitespace().nth(1).unwrap_or("?").to_string()
+    };
+    cluster.agents.iter().filter_map(Agent::pid).map(rss).collect::<Vec<_>>().join(",")
 }
 
 #[tokio::main]
@@ -115,22 +124,24 @@ async fn main() {
             }
         }
     }
-    println!("| op | clients | ops/s | p50 ms | p99 ms | errors |");
-    println!("|---|---|---|---|---|---|");
+    println!("| op | clients | ops/s | p50 ms | p99 ms | errors | server CPU µs/op |");
+    println!("|---|---|---|---|---|---|---|");
     for op in [Op::Put, Op::GetStale, Op::GetConsistent] {
         for clients in [1usize, 16, 64, 256] {
+            let cpu_before = cluster_cpu_ticks(&cluster);
             let r = step(client.clone(), op, clients, Duration::from_secs(secs)).await;
+            let cpu_us = (cluster_cpu_ticks(&cluster) - cpu_before) * 1_000_000 / TICKS_PER_SEC;
             println!(
-                "| {op:?} | {clients} | {:.0} | {:.2} | {:.2} | {} |",
+                "| {op:?} | {clients} | {:.0} | {:.2} | {:.2} | {} | {:.0} |",
                 r.ops as f64 / r.secs,
                 percentile(&r.latencies_us, 0.50) as f64 / 1000.0,
                 percentile(&r.latencies_us, 0.99) as f64 / 1000.0,
-                r.errors
+                r.errors,
+                cpu_us as f64 / r.ops.max(1) as f64,
             );
         }
     }
-    let data_root = cluster.agents[0].data_dir.parent().map(|p| p.display().to_string()).unwrap_or_default();
-    println!("\nRSS per server (KiB): {}", rss_kib(&data_root));
+    println!("\nRSS per server (KiB): {}", rss_kib(&cluster));
 
     // Leader-kill write gap: time from SIGKILL of the leader to the next acknowledged write.
     let mut gaps = Vec::new();
