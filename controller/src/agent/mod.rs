@@ -3,6 +3,7 @@
 pub mod checks;
 pub mod config;
 pub mod reaper;
+mod session_monitor;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -220,6 +221,7 @@ pub async fn run(config: AgentConfig) -> Result<(), AgentError> {
     tokio::spawn(crate::raft::bootstrap::run(cluster.clone(), discovery, plan));
     tokio::spawn(checks.run(cluster.clone()));
     tokio::spawn(reaper::reap_critical_services(config.node_name.clone(), cluster.clone()));
+    tokio::spawn(session_monitor::run(cluster.clone()));
     tokio::spawn(register_self(state.clone(), config.clone()));
     let ui = config.ui.clone().map(|dir| match dir {
         Some(dir) => crate::http::ui::UiSource::Dir(dir),

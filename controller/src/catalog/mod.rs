@@ -13,6 +13,8 @@ pub mod summary;
 pub mod watch;
 
 #[cfg(test)]
+mod session_tests;
+#[cfg(test)]
 mod tests;
 
 use std::sync::RwLock;

@@ -30,6 +30,10 @@ pub struct RaftStats {
     pub num_peers: usize,
 }
 
+fn leading_term(m: &openraft::RaftMetrics<NodeId, ServerNode>, id: NodeId) -> Option<u64> {
+    (m.state == ServerState::Leader && m.current_leader == Some(id)).then_some(m.current_term)
+}
+
 /// Consul's read consistency modes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ReadMode {
@@ -178,6 +182,21 @@ impl ClusterNode {
         let m = self.raft.metrics();
         let m = m.borrow();
         m.state == ServerState::Leader && m.current_leader == Some(self.id)
+    }
+
+    /// The term this server leads in, `None` while it does not lead.
+    pub fn leading_term(&self) -> Option<u64> {
+        leading_term(&self.raft.metrics().borrow(), self.id)
+    }
+
+    /// Waits until `leading_term()` is no longer `seen` (leadership won, lost, or a new term).
+    pub async fn leadership_changed(&self, seen: Option<u64>) {
+        let mut rx = self.raft.metrics();
+        let id = self.id;
+        // Fails only when Raft shuts down; then there is nothing left to wait for.
+        if rx.wait_for(|m| leading_term(m, id) != seen).await.is_err() {
+            std::future::pending::<()>().await;
+        }
     }
 
     pub fn known_leader(&self) -> bool {
