@@ -201,6 +201,30 @@ impl Client {
         Ok((value, query_meta(&headers)))
     }
 
+    /// `query`, except that a 404 (missing key, empty listing) is `None` with the index the
+    /// agent sent along, so a blocking query can wait for the key to appear.
+    pub async fn query_optional<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        extra: &[(&str, String)],
+        opts: &QueryOptions,
+    ) -> Result<(Option<T>, QueryMeta)> {
+        let mut params: Vec<(&str, String)> = extra.to_vec();
+        params.extend(opts.params());
+        let timeout = opts.wait.map(|w| w + w / 16 + Duration::from_secs(5));
+        let (status, headers, bytes) = self.raw(Method::GET, path, &params, None, timeout).await?;
+        if status == StatusCode::NOT_FOUND {
+            return Ok((None, query_meta(&headers)));
+        }
+        if !status.is_success() {
+            return Err(ClientError::Status {
+                status: status.as_u16(),
+                body: String::from_utf8_lossy(&bytes).trim().to_string(),
+            });
+        }
+        Ok((Some(decode(&bytes)?), query_meta(&headers)))
+    }
+
     pub(crate) async fn put_json<B: Serialize>(
         &self,
         path: &str,
@@ -221,19 +245,15 @@ impl Client {
 
     /// `GET /v1/kv/:key`; `None` when the key does not exist.
     pub async fn kv_get(&self, key: &str, opts: &QueryOptions) -> Result<(Option<KvPair>, QueryMeta)> {
-        match self.query::<Vec<KvPair>>(&kv_path(key), &[], opts).await {
-            Ok((mut pairs, meta)) => Ok((pairs.pop(), meta)),
-            Err(ClientError::Status { status: 404, .. }) => Ok((None, QueryMeta::default())),
-            Err(e) => Err(e),
-        }
+        let (pairs, meta) = self.query_optional::<Vec<KvPair>>(&kv_path(key), &[], opts).await?;
+        Ok((pairs.and_then(|mut p| p.pop()), meta))
     }
 
     /// `GET /v1/kv/:prefix?recurse`; empty when nothing is under the prefix.
     pub async fn kv_list(&self, prefix: &str, opts: &QueryOptions) -> Result<(Vec<KvPair>, QueryMeta)> {
-        match self.query::<Vec<KvPair>>(&kv_path(prefix), &[("recurse", String::new())], opts).await {
-            Err(ClientError::Status { status: 404, .. }) => Ok((Vec::new(), QueryMeta::default())),
-            other => other,
-        }
+        let (pairs, meta) =
+            self.query_optional::<Vec<KvPair>>(&kv_path(prefix), &[("recurse", String::new())], opts).await?;
+        Ok((pairs.unwrap_or_default(), meta))
     }
 
     /// `GET /v1/kv/:prefix?keys[&separator=]`.

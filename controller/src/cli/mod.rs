@@ -3,6 +3,8 @@
 
 mod commands;
 mod kv;
+mod lock;
+mod semaphore;
 mod table;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
@@ -82,6 +84,13 @@ pub enum TopCommand {
         #[command(subcommand)]
         command: commands::ServicesCommand,
     },
+    /// Run a command while holding a lock (or, with -n, a semaphore slot) under a KV prefix.
+    Lock {
+        #[command(flatten)]
+        http: HttpArgs,
+        #[command(flatten)]
+        args: lock::LockArgs,
+    },
     /// Cluster operations.
     Operator {
         #[command(flatten)]
@@ -124,5 +133,6 @@ pub async fn run_client(command: TopCommand) -> Result<i32, CliError> {
         TopCommand::Catalog { http, command } => commands::catalog(&http, command).await,
         TopCommand::Services { http, command } => commands::services(&http, command).await,
         TopCommand::Operator { http, command } => commands::operator(&http, command).await,
+        TopCommand::Lock { http, args } => lock::run(&http, args).await,
     }
 }

@@ -108,6 +108,11 @@ const FIELDS: &[&str] = &[
     "PeerName",
     "RaftIndex",
     "EnterpriseMeta",
+    "LockDelay",
+    "Behavior",
+    "NodeChecks",
+    "ServiceChecks",
+    "Session",
 ];
 
 /// Fields whose value is a map with user keys, or an object census passes over whole.
