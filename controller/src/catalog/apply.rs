@@ -52,6 +52,7 @@ impl CatalogState {
             Command::KvUnlock { key, value, flags, session } => {
                 self.kv_unlock(index, key, value, *flags, session, &mut changes)
             }
+            Command::Txn { ops, now_ms } => self.txn(index, ops, *now_ms, &mut changes),
             Command::KvDeleteTree { prefix } => {
                 let keys: Vec<String> = self
                     .kv

@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use super::model::{CheckSpec, CheckStatus, TaggedAddress, Weights};
 use super::session::SessionSpec;
+use super::txn::{TxnError, TxnOp, TxnResult};
 
 // Registrations dominate the log; boxing them would add an allocation per entry for nothing.
 #[allow(clippy::large_enum_variant)]
@@ -83,6 +84,11 @@ pub enum Command {
         flags: u64,
         session: String,
     },
+    /// `/v1/txn`: all of the operations, or none.
+    Txn {
+        ops: Vec<TxnOp>,
+        now_ms: u64,
+    },
 }
 
 impl Command {
@@ -92,7 +98,8 @@ impl Command {
         match self {
             Command::SessionDestroy { now_ms, .. }
             | Command::SessionExpire { now_ms, .. }
-            | Command::KvLock { now_ms, .. } => *now_ms = now,
+            | Command::KvLock { now_ms, .. }
+            | Command::Txn { now_ms, .. } => *now_ms = now,
             Command::Batch(commands) => commands.iter_mut().for_each(|c| c.stamp(now)),
             _ => {}
         }
@@ -156,4 +163,6 @@ pub enum CommandResult {
     Rejected(String),
     /// The results of a `Command::Batch`, in order.
     Batch(Vec<CommandResult>),
+    /// A transaction's reads and writes, or every operation that failed (nothing was applied).
+    Txn(Result<Vec<TxnResult>, Vec<TxnError>>),
 }

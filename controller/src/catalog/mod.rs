@@ -10,12 +10,15 @@ pub mod query;
 pub mod session;
 pub mod state;
 pub mod summary;
+pub mod txn;
 pub mod watch;
 
 #[cfg(test)]
 mod session_tests;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod txn_tests;
 
 use std::sync::RwLock;
 

@@ -11,6 +11,7 @@ mod overview;
 pub mod query;
 mod session;
 mod status;
+mod txn;
 pub mod ui;
 
 use std::sync::Arc;
@@ -161,6 +162,7 @@ pub fn router(state: AppState, ui: Option<ui::UiSource>) -> Router {
         .route("/v1/session/info/{id}", get(session::info))
         .route("/v1/session/node/{node}", get(session::node))
         .route("/v1/session/list", get(session::list))
+        .route("/v1/txn", put(txn::txn))
         .route("/v1/status/leader", get(status::leader))
         .route("/v1/status/peers", get(status::peers))
         .route("/v1/operator/raft/configuration", get(status::raft_configuration))

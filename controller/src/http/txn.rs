@@ -1,0 +1,174 @@
+//! `PUT /v1/txn`: Consul's transaction endpoint.
+
+use axum::body::Body;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use base64::Engine;
+use serde_json::{Value, json};
+
+use super::AppState;
+use super::convert;
+use super::decode::{MAX_BODY, read_body};
+use super::error::{ApiError, ApiResult};
+use crate::catalog::txn::{CatalogVerb, KvVerb, MAX_TXN_OPS, TxnOp, TxnResult};
+use crate::catalog::{Command, CommandResult};
+
+fn field<'a>(obj: &'a Value, name: &str) -> Option<&'a Value> {
+    let map = obj.as_object()?;
+    map.get(name).or_else(|| map.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v))
+}
+
+fn text(obj: &Value, name: &str) -> String {
+    field(obj, name).and_then(Value::as_str).unwrap_or_default().to_string()
+}
+
+fn number(obj: &Value, name: &str) -> u64 {
+    field(obj, name).and_then(Value::as_u64).unwrap_or(0)
+}
+
+fn kv_verb(verb: &str) -> Option<KvVerb> {
+    Some(match verb {
+        "set" => KvVerb::Set,
+        "cas" => KvVerb::Cas,
+        "lock" => KvVerb::Lock,
+        "unlock" => KvVerb::Unlock,
+        "get" => KvVerb::Get,
+        "get-or-empty" => KvVerb::GetOrEmpty,
+        "get-tree" => KvVerb::GetTree,
+        "check-index" => KvVerb::CheckIndex,
+        "check-session" => KvVerb::CheckSession,
+        "check-not-exists" => KvVerb::CheckNotExists,
+        "delete" => KvVerb::Delete,
+        "delete-tree" => KvVerb::DeleteTree,
+        "delete-cas" => KvVerb::DeleteCas,
+        _ => return None,
+    })
+}
+
+fn catalog_verb(verb: &str, what: &str) -> Result<CatalogVerb, String> {
+    match verb {
+        "get" => Ok(CatalogVerb::Get),
+        "delete" => Ok(CatalogVerb::Delete),
+        "delete-cas" => Ok(CatalogVerb::DeleteCas),
+        "set" | "cas" => {
+            Err(format!("{what} verb {verb:?} is not supported yet; use the catalog register endpoint"))
+        }
+        other => Err(format!("unknown {what} verb {other:?}")),
+    }
+}
+
+/// One operation of the request body.
+fn parse_op(op: &Value) -> Result<TxnOp, String> {
+    if let Some(kv) = field(op, "KV") {
+        let verb = text(kv, "Verb");
+        let verb = kv_verb(&verb).ok_or_else(|| format!("unknown KV verb {verb:?}"))?;
+        let value = match field(kv, "Value").and_then(Value::as_str) {
+            Some(b64) => base64::engine::general_purpose::STANDARD
+                .decode(b64)
+                .map_err(|e| format!("KV Value is not base64: {e}"))?,
+            None => Vec::new(),
+        };
+        let key = text(kv, "Key");
+        if key.is_empty() && !matches!(verb, KvVerb::GetTree | KvVerb::DeleteTree) {
+            return Err("Missing key name".into());
+        }
+        return Ok(TxnOp::Kv {
+            verb,
+            key,
+            value,
+            flags: number(kv, "Flags"),
+            index: number(kv, "Index"),
+            session: text(kv, "Session"),
+        });
+    }
+    if let Some(n) = field(op, "Node") {
+        let verb = catalog_verb(&text(n, "Verb"), "Node")?;
+        let node = field(n, "Node").cloned().unwrap_or_default();
+        return Ok(TxnOp::Node { verb, node: text(&node, "Node"), index: number(&node, "ModifyIndex") });
+    }
+    if let Some(s) = field(op, "Service") {
+        let verb = catalog_verb(&text(s, "Verb"), "Service")?;
+        let service = field(s, "Service").cloned().unwrap_or_default();
+        return Ok(TxnOp::Service {
+            verb,
+            node: text(s, "Node"),
+            service_id: text(&service, "ID"),
+            index: number(&service, "ModifyIndex"),
+        });
+    }
+    if let Some(c) = field(op, "Check") {
+        let verb = catalog_verb(&text(c, "Verb"), "Check")?;
+        let check = field(c, "Check").cloned().unwrap_or_default();
+        return Ok(TxnOp::Check {
+            verb,
+            node: text(&check, "Node"),
+            check_id: text(&check, "CheckID"),
+            index: number(&check, "ModifyIndex"),
+        });
+    }
+    Err("each operation needs one of KV, Node, Service or Check".into())
+}
+
+fn result_json(result: &TxnResult, datacenter: &str) -> Value {
+    match result {
+        TxnResult::Kv(r) => {
+            let mut pair = serde_json::to_value(convert::kv_pair(r)).unwrap_or_default();
+            if r.value.is_empty()
+                && let Some(obj) = pair.as_object_mut()
+            {
+                obj.insert("Value".into(), Value::Null);
+            }
+            json!({ "KV": pair })
+        }
+        TxnResult::Node(n) => json!({ "Node": convert::node(n) }),
+        TxnResult::Service(s) => json!({ "Service": convert::agent_service(s, datacenter) }),
+        TxnResult::Check(c) => json!({ "Check": convert::health_check(c) }),
+    }
+}
+
+pub async fn txn(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    headers: HeaderMap,
+    body: Body,
+) -> ApiResult<Response> {
+    let body = read_body(&headers, body, MAX_BODY, "Transaction").await?;
+    let ops: Vec<Value> = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::BadRequest(format!("Failed to parse body: {e}")))?;
+    if ops.len() > MAX_TXN_OPS {
+        return Err(ApiError::TooLarge(format!(
+            "Transaction contains too many operations ({} > {MAX_TXN_OPS})",
+            ops.len()
+        )));
+    }
+    let mut parsed = Vec::with_capacity(ops.len());
+    let mut errors = Vec::new();
+    for (i, op) in ops.iter().enumerate() {
+        match parse_op(op) {
+            Ok(op) => parsed.push(op),
+            Err(what) => errors.push(json!({ "OpIndex": i, "What": what })),
+        }
+    }
+    if !errors.is_empty() {
+        return Ok(answer(StatusCode::CONFLICT, json!({ "Results": null, "Errors": errors })));
+    }
+    let (index, result) = state.cluster.write(Command::Txn { ops: parsed, now_ms: 0 }).await?;
+    match result {
+        CommandResult::Txn(Ok(results)) => {
+            let results: Vec<Value> =
+                results.iter().map(|r| result_json(r, &state.info.datacenter)).collect();
+            let mut response = answer(StatusCode::OK, json!({ "Results": results, "Errors": null }));
+            response.headers_mut().insert("X-Consul-Index", index.into());
+            Ok(response)
+        }
+        CommandResult::Txn(Err(failed)) => {
+            let errors: Vec<Value> =
+                failed.iter().map(|e| json!({ "OpIndex": e.op_index, "What": e.what })).collect();
+            Ok(answer(StatusCode::CONFLICT, json!({ "Results": null, "Errors": errors })))
+        }
+        other => Err(ApiError::Internal(format!("unexpected transaction result {other:?}"))),
+    }
+}
+
+fn answer(status: StatusCode, body: Value) -> Response {
+    (status, [("Content-Type", "application/json")], body.to_string()).into_response()
+}
