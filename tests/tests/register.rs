@@ -69,6 +69,16 @@ async fn wait_health(client: &Client, suffix: &str, want: &str) -> Vec<ServiceEn
     .await
 }
 
+/// Waits until the `:health` check has status `want` and its output contains `needle`.
+async fn wait_health_output(client: &Client, want: &str, needle: &str) {
+    eventually(Duration::from_secs(10), &format!("health check {want} saying {needle}"), || async {
+        let entries = web_entries(client).await;
+        let check = entries.first()?.checks.iter().find(|c| c.check_id.ends_with(":health"))?.clone();
+        (check.status == want && check.output.contains(needle)).then_some(())
+    })
+    .await
+}
+
 #[tokio::test]
 async fn pod_registers_from_env_follows_its_health_and_deregisters_on_sigterm() {
     let (agent, dir) = single_server("k8s1", &[]).await;
@@ -205,11 +215,8 @@ async fn grpc_health_check_follows_the_serving_status() {
     .map(String::from)
     .to_vec();
     let _sidecar = Sidecar::spawn(&args, &pod_env("grpc-0"), &dir.path().join("sidecar.log"));
-    let entries = wait_health(&client, ":health", "passing").await;
-    let check = entries[0].checks.iter().find(|c| c.check_id.ends_with(":health")).expect("health check");
-    assert!(check.output.contains("SERVING"), "{}", check.output);
+    // The registration carries the status; the output follows in the next check update.
+    wait_health_output(&client, "passing", "SERVING").await;
     status.store(2, Ordering::SeqCst);
-    let entries = wait_health(&client, ":health", "critical").await;
-    let check = entries[0].checks.iter().find(|c| c.check_id.ends_with(":health")).expect("health check");
-    assert!(check.output.contains("NOT_SERVING"), "{}", check.output);
+    wait_health_output(&client, "critical", "NOT_SERVING").await;
 }
