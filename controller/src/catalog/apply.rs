@@ -391,8 +391,7 @@ impl CatalogState {
         };
         self.kv.insert(key.to_string(), record);
         self.kv_tombstones.remove(key);
-        self.bump(changes, Table::Kv, index);
-        changes.kv_keys.insert(key.to_string());
+        self.bump_key(changes, key, index);
         CommandResult::Bool(true)
     }
 
@@ -410,8 +409,7 @@ impl CatalogState {
     pub(crate) fn kv_remove(&mut self, index: u64, key: &str, changes: &mut Changes) {
         if self.kv.remove(key).is_some() {
             self.kv_tombstones.insert(key.to_string(), index);
-            self.bump(changes, Table::Kv, index);
-            changes.kv_keys.insert(key.to_string());
+            self.bump_key(changes, key, index);
         }
     }
 }

@@ -130,8 +130,7 @@ impl CatalogState {
                         record.session = None;
                         record.modify_index = index;
                     }
-                    self.bump(changes, Table::Kv, index);
-                    changes.kv_keys.insert(key.clone());
+                    self.bump_key(changes, &key, index);
                 }
             }
             if session.spec.lock_delay_ms > 0 {
@@ -207,8 +206,7 @@ impl CatalogState {
         };
         self.kv.insert(key.to_string(), updated);
         self.kv_tombstones.remove(key);
-        self.bump(changes, Table::Kv, index);
-        changes.kv_keys.insert(key.to_string());
+        self.bump_key(changes, key, index);
         CommandResult::Bool(true)
     }
 
@@ -229,8 +227,7 @@ impl CatalogState {
         record.value = value.to_vec();
         record.flags = flags;
         record.modify_index = index;
-        self.bump(changes, Table::Kv, index);
-        changes.kv_keys.insert(key.to_string());
+        self.bump_key(changes, key, index);
         CommandResult::Bool(true)
     }
 }

@@ -107,6 +107,12 @@ impl CatalogState {
         changes.tables.insert(table);
     }
 
+    /// A KV key was written or removed at `index`.
+    pub(crate) fn bump_key(&mut self, changes: &mut Changes, key: &str, index: u64) {
+        self.bump(changes, Table::Kv, index);
+        changes.kv_keys.insert(key.to_string());
+    }
+
     pub(crate) fn bump_service(&mut self, changes: &mut Changes, name: &str, index: u64) {
         self.service_index.insert(name.to_string(), index);
         changes.services.insert(name.to_string());
