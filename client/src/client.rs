@@ -177,12 +177,23 @@ impl Client {
     ) -> Result<(reqwest::header::HeaderMap, Vec<u8>)> {
         let (status, headers, bytes) = self.raw(method, path, params, body, timeout).await?;
         if !status.is_success() {
-            return Err(ClientError::Status {
-                status: status.as_u16(),
-                body: String::from_utf8_lossy(&bytes).trim().to_string(),
-            });
+            return Err(status_error(status, &bytes));
         }
         Ok((headers, bytes))
+    }
+
+    /// A blocking-capable GET, whatever the status.
+    async fn get_query(
+        &self,
+        path: &str,
+        extra: &[(&str, String)],
+        opts: &QueryOptions,
+    ) -> Result<(StatusCode, reqwest::header::HeaderMap, Vec<u8>)> {
+        let mut params: Vec<(&str, String)> = extra.to_vec();
+        params.extend(opts.params());
+        // Leave room for the server's wait plus its jitter (wait/16) before timing out.
+        let timeout = opts.wait.map(|w| w + w / 16 + Duration::from_secs(5));
+        self.raw(Method::GET, path, &params, None, timeout).await
     }
 
     /// A blocking-capable GET that decodes JSON and returns the query meta.
@@ -192,13 +203,11 @@ impl Client {
         extra: &[(&str, String)],
         opts: &QueryOptions,
     ) -> Result<(T, QueryMeta)> {
-        let mut params: Vec<(&str, String)> = extra.to_vec();
-        params.extend(opts.params());
-        // Leave room for the server's wait plus its jitter (wait/16) before timing out.
-        let timeout = opts.wait.map(|w| w + w / 16 + Duration::from_secs(5));
-        let (headers, bytes) = self.call(Method::GET, path, &params, None, timeout).await?;
-        let value = decode(&bytes)?;
-        Ok((value, query_meta(&headers)))
+        let (status, headers, bytes) = self.get_query(path, extra, opts).await?;
+        if !status.is_success() {
+            return Err(status_error(status, &bytes));
+        }
+        Ok((decode(&bytes)?, query_meta(&headers)))
     }
 
     /// `query`, except that a 404 (missing key, empty listing) is `None` with the index the
@@ -209,18 +218,12 @@ impl Client {
         extra: &[(&str, String)],
         opts: &QueryOptions,
     ) -> Result<(Option<T>, QueryMeta)> {
-        let mut params: Vec<(&str, String)> = extra.to_vec();
-        params.extend(opts.params());
-        let timeout = opts.wait.map(|w| w + w / 16 + Duration::from_secs(5));
-        let (status, headers, bytes) = self.raw(Method::GET, path, &params, None, timeout).await?;
+        let (status, headers, bytes) = self.get_query(path, extra, opts).await?;
         if status == StatusCode::NOT_FOUND {
             return Ok((None, query_meta(&headers)));
         }
         if !status.is_success() {
-            return Err(ClientError::Status {
-                status: status.as_u16(),
-                body: String::from_utf8_lossy(&bytes).trim().to_string(),
-            });
+            return Err(status_error(status, &bytes));
         }
         Ok((Some(decode(&bytes)?), query_meta(&headers)))
     }
@@ -405,6 +408,10 @@ impl Client {
         }
         self.call(Method::DELETE, "/v1/operator/raft/peer", &params, None, None).await.map(drop)
     }
+}
+
+fn status_error(status: StatusCode, body: &[u8]) -> ClientError {
+    ClientError::Status { status: status.as_u16(), body: String::from_utf8_lossy(body).trim().to_string() }
 }
 
 pub(crate) fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T> {

@@ -244,13 +244,7 @@ impl Cluster {
             agent.start();
         }
         let cluster = Cluster { agents, _dir: dir };
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while cluster.leader().await.is_none() {
-            if Instant::now() >= deadline {
-                panic!("no leader after 30s\n{}", cluster.diagnostics());
-            }
-            tokio::time::sleep(Duration::from_millis(25)).await;
-        }
+        cluster.wait_for_leader(Duration::from_secs(30)).await;
         cluster
     }
 
@@ -266,8 +260,16 @@ impl Cluster {
         None
     }
 
+    /// Waits for a leader; on timeout, panics with every agent's ports and log tail.
     pub async fn wait_for_leader(&self, timeout: Duration) -> usize {
-        eventually(timeout, "a leader", || self.leader()).await
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(leader) = self.leader().await {
+                return leader;
+            }
+            assert!(Instant::now() < deadline, "no leader after {timeout:?}\n{}", self.diagnostics());
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
     }
 
     /// Each agent's ports, whether its process still runs, and the end of its log.

@@ -377,22 +377,33 @@ impl CatalogState {
             (Some(n), None) if n != 0 => return CommandResult::Bool(false),
             _ => {}
         }
-        let record = match existing {
-            Some(old) => KvRecord { value: value.to_vec(), flags, modify_index: index, ..old.clone() },
-            None => KvRecord {
-                key: key.to_string(),
-                value: value.to_vec(),
-                flags,
-                lock_index: 0,
-                session: None,
-                create_index: index,
-                modify_index: index,
-            },
-        };
+        self.kv_store(index, key, value, flags, changes, |_| {});
+        CommandResult::Bool(true)
+    }
+
+    /// Writes `value` and `flags` to `key` (creating it if absent) at `index`; `edit` then
+    /// changes what the write does to the lock (session, LockIndex).
+    pub(crate) fn kv_store(
+        &mut self,
+        index: u64,
+        key: &str,
+        value: &[u8],
+        flags: u64,
+        changes: &mut Changes,
+        edit: impl FnOnce(&mut KvRecord),
+    ) {
+        let mut record = self.kv.remove(key).unwrap_or_else(|| KvRecord {
+            key: key.to_string(),
+            create_index: index,
+            ..KvRecord::default()
+        });
+        record.value = value.to_vec();
+        record.flags = flags;
+        record.modify_index = index;
+        edit(&mut record);
         self.kv.insert(key.to_string(), record);
         self.kv_tombstones.remove(key);
         self.bump_key(changes, key, index);
-        CommandResult::Bool(true)
     }
 
     fn kv_delete(&mut self, index: u64, key: &str, cas: Option<u64>, changes: &mut Changes) -> CommandResult {

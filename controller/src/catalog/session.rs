@@ -7,7 +7,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::command::CommandResult;
-use super::model::{CheckStatus, KvRecord};
+use super::model::CheckStatus;
 use super::state::{CatalogState, Changes, Table};
 
 /// What happens to a session's locked keys when it is invalidated.
@@ -179,34 +179,16 @@ impl CatalogState {
         if self.lock_delay(key, now_ms).is_some() {
             return CommandResult::Bool(false);
         }
-        let updated = match self.kv.get(key) {
-            Some(old) if old.session.as_deref().is_some_and(|s| s != session) => {
-                return CommandResult::Bool(false);
+        if self.kv.get(key).and_then(|r| r.session.as_deref()).is_some_and(|s| s != session) {
+            return CommandResult::Bool(false);
+        }
+        self.kv_store(index, key, value, flags, changes, |record| {
+            // Re-acquiring by the holder does not count as a new acquisition.
+            if record.session.as_deref() != Some(session) {
+                record.session = Some(session.to_string());
+                record.lock_index += 1;
             }
-            Some(old) => {
-                let reacquire = old.session.as_deref() == Some(session);
-                KvRecord {
-                    value: value.to_vec(),
-                    flags,
-                    session: Some(session.to_string()),
-                    lock_index: if reacquire { old.lock_index } else { old.lock_index + 1 },
-                    modify_index: index,
-                    ..old.clone()
-                }
-            }
-            None => KvRecord {
-                key: key.to_string(),
-                value: value.to_vec(),
-                flags,
-                lock_index: 1,
-                session: Some(session.to_string()),
-                create_index: index,
-                modify_index: index,
-            },
-        };
-        self.kv.insert(key.to_string(), updated);
-        self.kv_tombstones.remove(key);
-        self.bump_key(changes, key, index);
+        });
         CommandResult::Bool(true)
     }
 
@@ -219,15 +201,10 @@ impl CatalogState {
         session: &str,
         changes: &mut Changes,
     ) -> CommandResult {
-        let Some(record) = self.kv.get_mut(key) else { return CommandResult::Bool(false) };
-        if record.session.as_deref() != Some(session) {
+        if self.kv.get(key).and_then(|r| r.session.as_deref()) != Some(session) {
             return CommandResult::Bool(false);
         }
-        record.session = None;
-        record.value = value.to_vec();
-        record.flags = flags;
-        record.modify_index = index;
-        self.bump_key(changes, key, index);
+        self.kv_store(index, key, value, flags, changes, |record| record.session = None);
         CommandResult::Bool(true)
     }
 }

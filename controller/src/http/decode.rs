@@ -164,6 +164,12 @@ fn canonicalize(value: &mut Value) -> Result<(), String> {
 }
 
 /// Decodes a registration-style body.
+/// A field of a JSON object: exact spelling first, then ignoring case.
+pub fn json_field<'a>(value: &'a Value, name: &str) -> Option<&'a Value> {
+    let map = value.as_object()?;
+    map.get(name).or_else(|| map.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v))
+}
+
 pub fn decode_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
     let bad = |e: String| ApiError::BadRequest(format!("Request decode failed: {e}"));
     let mut value: Value = serde_json::from_slice(body).map_err(|e| bad(e.to_string()))?;

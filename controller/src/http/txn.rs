@@ -8,15 +8,10 @@ use serde_json::{Value, json};
 
 use super::AppState;
 use super::convert;
-use super::decode::{MAX_BODY, read_body};
+use super::decode::{MAX_BODY, json_field as field, read_body};
 use super::error::{ApiError, ApiResult};
 use crate::catalog::txn::{CatalogVerb, KvVerb, MAX_TXN_OPS, TxnOp, TxnResult};
 use crate::catalog::{Command, CommandResult};
-
-fn field<'a>(obj: &'a Value, name: &str) -> Option<&'a Value> {
-    let map = obj.as_object()?;
-    map.get(name).or_else(|| map.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v))
-}
 
 fn text(obj: &Value, name: &str) -> String {
     field(obj, name).and_then(Value::as_str).unwrap_or_default().to_string()

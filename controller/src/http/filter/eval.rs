@@ -3,6 +3,7 @@
 use serde_json::Value;
 
 use super::parse::{Expr, Match, Selector};
+pub use crate::http::decode::json_field as field;
 
 pub fn eval(expr: &Expr, item: &Value) -> bool {
     match expr {
@@ -24,12 +25,6 @@ fn eval_match(m: &Match, item: &Value) -> bool {
         Match::Matches(sel, re) => scalars(item, sel).any(|x| x.as_str().is_some_and(|s| re.is_match(s))),
         Match::NotMatches(sel, re) => !scalars(item, sel).any(|x| x.as_str().is_some_and(|s| re.is_match(s))),
     }
-}
-
-/// A field of an object: exact spelling first, then ignoring case.
-pub fn field<'a>(value: &'a Value, name: &str) -> Option<&'a Value> {
-    let map = value.as_object()?;
-    map.get(name).or_else(|| map.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v))
 }
 
 /// Every value the selector reaches; a step through a list reaches each element's field.
