@@ -135,6 +135,15 @@ impl Client {
         &self.base
     }
 
+    /// A request to `path` carrying the token, if any.
+    pub(crate) fn request(&self, method: Method, path: &str) -> reqwest::RequestBuilder {
+        let req = self.http.request(method, format!("{}{}", self.base, path));
+        match &self.token {
+            Some(token) => req.header("X-Consul-Token", token),
+            None => req,
+        }
+    }
+
     /// Sends one request and returns status, headers and body bytes, whatever the status.
     pub async fn raw(
         &self,
@@ -144,14 +153,10 @@ impl Client {
         body: Option<Vec<u8>>,
         timeout: Option<Duration>,
     ) -> Result<(StatusCode, reqwest::header::HeaderMap, Vec<u8>)> {
-        let url = format!("{}{}", self.base, path);
-        let mut req = self.http.request(method, &url);
+        let mut req = self.request(method, path);
         let params: Vec<(&str, &str)> = params.iter().map(|(k, v)| (*k, v.as_str())).collect();
         if !params.is_empty() {
             req = req.query(&params);
-        }
-        if let Some(token) = &self.token {
-            req = req.header("X-Consul-Token", token);
         }
         if let Some(body) = body {
             req = req.body(body);
@@ -410,7 +415,7 @@ impl Client {
     }
 }
 
-fn status_error(status: StatusCode, body: &[u8]) -> ClientError {
+pub(crate) fn status_error(status: StatusCode, body: &[u8]) -> ClientError {
     ClientError::Status { status: status.as_u16(), body: String::from_utf8_lossy(body).trim().to_string() }
 }
 
@@ -422,7 +427,7 @@ fn header_u64(headers: &reqwest::header::HeaderMap, name: &str) -> u64 {
     headers.get(name).and_then(|v| v.to_str().ok()).and_then(|v| v.parse().ok()).unwrap_or(0)
 }
 
-fn query_meta(headers: &reqwest::header::HeaderMap) -> QueryMeta {
+pub(crate) fn query_meta(headers: &reqwest::header::HeaderMap) -> QueryMeta {
     QueryMeta {
         last_index: header_u64(headers, "X-Consul-Index"),
         known_leader: headers.get("X-Consul-KnownLeader").and_then(|v| v.to_str().ok()) == Some("true"),

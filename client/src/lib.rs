@@ -7,6 +7,7 @@ pub mod client;
 pub mod duration;
 pub mod overview;
 pub mod session;
+pub mod snapshot;
 pub mod types;
 
 pub use client::{Client, ClientError, Consistency, KvWriteOptions, QueryMeta, QueryOptions};

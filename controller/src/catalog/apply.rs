@@ -5,54 +5,61 @@ use super::model::{CheckRecord, CheckStatus, KvRecord, NodeRecord, ServiceRecord
 use super::state::{CatalogState, Changes, Table};
 
 impl CatalogState {
-    /// Applies one command at log index `index`.
-    pub fn apply(&mut self, index: u64, command: &Command) -> (CommandResult, Changes) {
+    /// Applies one command at log index `log_index`.
+    pub fn apply(&mut self, log_index: u64, command: &Command) -> (CommandResult, Changes) {
         let mut changes = Changes::default();
-        self.last_index = self.last_index.max(index);
-        let result = match command {
-            Command::Register(reg) => self.register(index, reg, &mut changes),
-            Command::DeregisterNode { node } => self.deregister_node(index, node, &mut changes),
+        self.last_index = self.last_index.max(log_index);
+        let index = log_index + self.index_base;
+        let result = self.apply_at(index, command, &mut changes);
+        (result, changes)
+    }
+
+    /// Applies one command whose records get the client index `index`.
+    pub(crate) fn apply_at(&mut self, index: u64, command: &Command, changes: &mut Changes) -> CommandResult {
+        match command {
+            Command::Register(reg) => self.register(index, reg, changes),
+            Command::DeregisterNode { node } => self.deregister_node(index, node, changes),
             Command::DeregisterService { node, service_id } => {
-                self.deregister_service(index, node, service_id, &mut changes)
+                self.deregister_service(index, node, service_id, changes)
             }
             Command::DeregisterCheck { node, check_id } => {
                 if let Some(check) = self.checks.remove(&(node.clone(), check_id.clone())) {
-                    self.bump(&mut changes, Table::Checks, index);
-                    self.bump_check_owner(&check, index, &mut changes);
+                    self.bump(changes, Table::Checks, index);
+                    self.bump_check_owner(&check, index, changes);
                 }
                 CommandResult::Done
             }
             Command::UpdateCheck { node, check_id, status, output } => {
-                self.update_check(index, node, check_id, *status, output, &mut changes)
+                self.update_check(index, node, check_id, *status, output, changes)
             }
             Command::KvSet { key, value, flags, cas } => {
-                self.kv_set(index, key, value, *flags, *cas, &mut changes)
+                self.kv_set(index, key, value, *flags, *cas, changes)
             }
-            Command::KvDelete { key, cas } => self.kv_delete(index, key, *cas, &mut changes),
+            Command::KvDelete { key, cas } => self.kv_delete(index, key, *cas, changes),
             Command::Batch(commands) => {
                 let mut results = Vec::with_capacity(commands.len());
                 for command in commands {
-                    let (result, more) = self.apply(index, command);
-                    changes.merge(more);
-                    results.push(result);
+                    // A restore earlier in the batch moves the base: later commands follow it.
+                    let index = self.last_index + self.index_base;
+                    results.push(self.apply_at(index, command, changes));
                 }
                 CommandResult::Batch(results)
             }
-            Command::SessionCreate(spec) => self.session_create(index, spec, &mut changes),
-            Command::SessionDestroy { id, now_ms } => {
-                self.session_invalidate(index, id, *now_ms, &mut changes)
-            }
-            Command::SessionRenew { id } => self.session_renew(index, id, &mut changes),
+            Command::RestoreChunk { id, offset, data } => self.restore_chunk(id, *offset, data),
+            Command::RestoreCommit { id } => self.restore_commit(id, changes),
+            Command::SessionCreate(spec) => self.session_create(index, spec, changes),
+            Command::SessionDestroy { id, now_ms } => self.session_invalidate(index, id, *now_ms, changes),
+            Command::SessionRenew { id } => self.session_renew(index, id, changes),
             Command::SessionExpire { id, renew_index, now_ms } => {
-                self.session_expire(index, id, *renew_index, *now_ms, &mut changes)
+                self.session_expire(index, id, *renew_index, *now_ms, changes)
             }
             Command::KvLock { key, value, flags, session, now_ms } => {
-                self.kv_lock(index, key, value, *flags, session, *now_ms, &mut changes)
+                self.kv_lock(index, key, value, *flags, session, *now_ms, changes)
             }
             Command::KvUnlock { key, value, flags, session } => {
-                self.kv_unlock(index, key, value, *flags, session, &mut changes)
+                self.kv_unlock(index, key, value, *flags, session, changes)
             }
-            Command::Txn { ops, now_ms } => self.txn(index, ops, *now_ms, &mut changes),
+            Command::Txn { ops, now_ms } => self.txn(index, ops, *now_ms, changes),
             Command::KvDeleteTree { prefix } => {
                 let keys: Vec<String> = self
                     .kv
@@ -61,12 +68,11 @@ impl CatalogState {
                     .map(|(k, _)| k.clone())
                     .collect();
                 for key in keys {
-                    self.kv_remove(index, &key, &mut changes);
+                    self.kv_remove(index, &key, changes);
                 }
                 CommandResult::Bool(true)
             }
-        };
-        (result, changes)
+        }
     }
 
     /// Marks the tables and records of the current apply as changed by Raft itself (membership,

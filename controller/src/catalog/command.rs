@@ -89,6 +89,17 @@ pub enum Command {
         ops: Vec<TxnOp>,
         now_ms: u64,
     },
+    /// Part of a snapshot archive being restored; `offset` 0 starts restore `id` afresh, any
+    /// other offset must continue it where it stands.
+    RestoreChunk {
+        id: String,
+        offset: u64,
+        data: Vec<u8>,
+    },
+    /// Replaces the catalog with the archive that restore `id` uploaded.
+    RestoreCommit {
+        id: String,
+    },
 }
 
 impl Command {

@@ -4,9 +4,11 @@
 //! order and read from it.
 
 mod apply;
+pub mod archive;
 pub mod command;
 pub mod model;
 pub mod query;
+mod restore;
 pub mod session;
 pub mod state;
 pub mod summary;
@@ -78,7 +80,11 @@ impl Catalog {
             }
         }
         for (index, changes) in &notices {
-            self.hub.notify(*index, changes);
+            if changes.reset {
+                self.hub.notify_reset(*index);
+            } else {
+                self.hub.notify(*index, changes);
+            }
         }
         if let Some(index) = last {
             self.hub.set_applied(index);

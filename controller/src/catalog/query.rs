@@ -25,6 +25,18 @@ fn has_tags(svc: &ServiceRecord, tags: &[String]) -> bool {
 }
 
 impl CatalogState {
+    /// How many records of each kind the catalog holds (`census snapshot inspect`).
+    pub fn record_counts(&self) -> [(&'static str, usize); 6] {
+        [
+            ("Nodes", self.nodes.len()),
+            ("Services", self.services.len()),
+            ("Checks", self.checks.len()),
+            ("KV", self.kv.len()),
+            ("KV tombstones", self.kv_tombstones.len()),
+            ("Sessions", self.sessions.len()),
+        ]
+    }
+
     pub fn node(&self, name: &str) -> Option<&NodeRecord> {
         self.nodes.get(name)
     }

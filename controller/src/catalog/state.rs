@@ -32,17 +32,20 @@ pub struct Changes {
     pub tables: BTreeSet<Table>,
     pub services: BTreeSet<String>,
     pub kv_keys: BTreeSet<String>,
+    /// The whole catalog was replaced (snapshot restore): every reader re-reads.
+    pub reset: bool,
 }
 
 impl Changes {
     pub fn is_empty(&self) -> bool {
-        self.tables.is_empty()
+        self.tables.is_empty() && !self.reset
     }
 
     pub fn merge(&mut self, other: Changes) {
         self.tables.extend(other.tables);
         self.services.extend(other.services);
         self.kv_keys.extend(other.kv_keys);
+        self.reset |= other.reset;
     }
 }
 
@@ -68,11 +71,30 @@ pub struct CatalogState {
     pub(crate) lock_delays: BTreeMap<String, u64>,
     /// The last log index applied (any entry, including Raft's own).
     pub(crate) last_index: u64,
+    /// Added to a log index to give the index clients see (`ModifyIndex`, `X-Consul-Index`). It
+    /// is 0 until a snapshot restore brings in records with indexes above this cluster's log;
+    /// from then on every new index is above every restored one.
+    pub(crate) index_base: u64,
+    /// A snapshot restore being uploaded in chunks, applied as a whole by `RestoreCommit`.
+    pub(crate) restore: Option<RestoreStaging>,
+}
+
+/// The chunks of a snapshot archive received so far, for one restore.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RestoreStaging {
+    pub id: String,
+    pub archive: Vec<u8>,
 }
 
 impl CatalogState {
+    /// The last log index applied.
     pub fn last_index(&self) -> u64 {
         self.last_index
+    }
+
+    /// The newest index a client can have seen: the last log index as clients number it.
+    pub fn client_index(&self) -> u64 {
+        self.last_index + self.index_base
     }
 
     pub fn table_index(&self, table: Table) -> u64 {

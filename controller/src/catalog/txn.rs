@@ -121,7 +121,7 @@ impl CatalogState {
         }
         self.undo(undo);
         self.table_index = saved_tables;
-        self.last_index = saved_last.max(index);
+        self.last_index = saved_last;
         CommandResult::Txn(Err(errors))
     }
 
@@ -237,7 +237,7 @@ impl CatalogState {
     ) -> Vec<TxnResult> {
         if let Some(write) = write {
             self.save_node(undo, node);
-            self.apply_inner(index, &write, changes);
+            self.apply_at(index, &write, changes);
         }
         result.into_iter().collect()
     }
@@ -293,7 +293,7 @@ impl CatalogState {
                 let cas = (verb == KvVerb::Cas).then_some(want);
                 self.save_key(undo, key);
                 let cmd = Command::KvSet { key: key.to_string(), value: value.to_vec(), flags, cas };
-                match self.apply_inner(index, &cmd, changes) {
+                match self.apply_at(index, &cmd, changes) {
                     CommandResult::Bool(true) => Ok(written(self)),
                     _ => Err(format!("failed to set key {key:?}, index is stale")),
                 }
@@ -306,7 +306,7 @@ impl CatalogState {
                 } else {
                     Command::KvUnlock { key: key.clone(), value, flags, session }
                 };
-                match self.apply_inner(index, &cmd, changes) {
+                match self.apply_at(index, &cmd, changes) {
                     CommandResult::Bool(true) => Ok(written(self)),
                     CommandResult::Rejected(reason) => Err(format!("failed to lock key {key:?}: {reason}")),
                     _ if verb == KvVerb::Lock => {
@@ -339,12 +339,5 @@ impl CatalogState {
                 Ok(Vec::new())
             }
         }
-    }
-
-    /// Applies one command of a transaction and adds what it changed to the transaction's changes.
-    fn apply_inner(&mut self, index: u64, cmd: &Command, changes: &mut Changes) -> CommandResult {
-        let (result, more) = self.apply(index, cmd);
-        changes.merge(more);
-        result
     }
 }

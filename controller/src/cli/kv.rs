@@ -1,4 +1,4 @@
-//! `census kv get|put|delete`.
+//! `census kv get|put|delete|export|import`.
 
 use std::io::Read;
 
@@ -48,6 +48,15 @@ pub enum KvCommand {
         cas: bool,
         #[arg(long, value_name = "N")]
         modify_index: Option<u64>,
+    },
+    /// Print every key under PREFIX (default: all) as JSON that `kv import` reads.
+    Export { prefix: Option<String> },
+    /// Write the keys of an export: DATA is "-" (standard input, the default), "@file" or the JSON.
+    Import {
+        data: Option<String>,
+        /// Put every key under this prefix.
+        #[arg(long, default_value = "")]
+        prefix: String,
     },
 }
 
@@ -136,6 +145,16 @@ pub async fn run(http: &HttpArgs, command: KvCommand) -> Result<i32, CliError> {
                 eprintln!("Error! Did not write to {key}: CAS failed");
                 Ok(1)
             }
+        }
+        KvCommand::Export { prefix } => {
+            println!("{}", super::kv_transfer::export(&client, prefix.as_deref().unwrap_or("")).await?);
+            Ok(0)
+        }
+        KvCommand::Import { data, prefix } => {
+            let entries = super::kv_transfer::read_entries(data.as_deref().unwrap_or("-"))?;
+            let count = super::kv_transfer::import(&client, &prefix, &entries).await?;
+            println!("Imported: {count} keys");
+            Ok(0)
         }
         KvCommand::Delete { key, recurse, cas, modify_index } => {
             if client.kv_delete(&key, recurse, cas_index(cas, modify_index)?).await? {

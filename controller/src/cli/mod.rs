@@ -3,8 +3,11 @@
 
 mod commands;
 mod kv;
+mod kv_transfer;
 mod lock;
+mod progress;
 mod semaphore;
+mod snapshot;
 mod table;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
@@ -91,6 +94,13 @@ pub enum TopCommand {
         #[command(flatten)]
         args: lock::LockArgs,
     },
+    /// Save, restore and inspect snapshots of the whole catalog and KV store.
+    Snapshot {
+        #[command(flatten)]
+        http: HttpArgs,
+        #[command(subcommand)]
+        command: snapshot::SnapshotCommand,
+    },
     /// Cluster operations.
     Operator {
         #[command(flatten)]
@@ -134,5 +144,6 @@ pub async fn run_client(command: TopCommand) -> Result<i32, CliError> {
         TopCommand::Services { http, command } => commands::services(&http, command).await,
         TopCommand::Operator { http, command } => commands::operator(&http, command).await,
         TopCommand::Lock { http, args } => lock::run(&http, args).await,
+        TopCommand::Snapshot { http, command } => snapshot::run(&http, command).await,
     }
 }

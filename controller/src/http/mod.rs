@@ -10,6 +10,7 @@ mod kv;
 mod overview;
 pub mod query;
 mod session;
+mod snapshot;
 mod status;
 mod txn;
 pub mod ui;
@@ -163,6 +164,7 @@ pub fn router(state: AppState, ui: Option<ui::UiSource>) -> Router {
         .route("/v1/session/node/{node}", get(session::node))
         .route("/v1/session/list", get(session::list))
         .route("/v1/txn", put(txn::txn))
+        .route("/v1/snapshot", get(snapshot::save).put(snapshot::restore))
         .route("/v1/status/leader", get(status::leader))
         .route("/v1/status/peers", get(status::peers))
         .route("/v1/operator/raft/configuration", get(status::raft_configuration))

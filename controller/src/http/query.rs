@@ -131,7 +131,7 @@ pub fn add_query_headers(headers: &mut HeaderMap, state: &AppState, params: &Par
 }
 
 /// Runs a read as Consul's blocking query: with `?index=N`, waits (without polling) until the
-/// read's index passes N or `wait` (plus up to wait/16 jitter) runs out. Returns the index and value.
+/// read's index moves from N or `wait` (plus up to wait/16 jitter) runs out. Returns the index and value.
 pub async fn block_on<T, F>(state: &AppState, params: &Params, key: WatchKey, read: F) -> ApiResult<(u64, T)>
 where
     F: Fn(&CatalogState) -> (u64, T),
@@ -147,7 +147,9 @@ where
     loop {
         let mut sub = state.catalog.hub().subscribe(&key);
         let (index, value) = state.catalog.read(&read);
-        if params.index == 0 || index > params.index || tokio::time::Instant::now() >= deadline {
+        // An index below the client's means the catalog was replaced (snapshot restore): the
+        // client must start over from this answer, as Consul's clients do.
+        if params.index == 0 || index != params.index || tokio::time::Instant::now() >= deadline {
             return Ok((index, value));
         }
         drop(value);
