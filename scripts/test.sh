@@ -30,6 +30,10 @@ if ! python3 -c 'import consul' >/dev/null 2>&1; then
     || python3 -m pip install --quiet --break-system-packages py-consul
 fi
 
+# The Helm chart and kind config, checked offline with the real Helm engine and the Kubernetes
+# schemas (no cluster, no helm binary).
+bash scripts/chart-test.sh
+
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets -- -D warnings
 # The end-to-end tests run the built binaries as separate processes.
