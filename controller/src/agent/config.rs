@@ -106,6 +106,12 @@ pub struct AgentArgs {
     /// Raft timing scale (Consul's raft_multiplier; 1 = 100 ms heartbeats, 0.3–0.6 s elections).
     #[arg(long, value_name = "N")]
     pub raft_multiplier: Option<u64>,
+    /// How long an agent may stay silent before the leader turns the checks of its node critical.
+    #[arg(long, value_name = "DURATION", value_parser = census_client::parse_duration)]
+    pub owner_lease_ttl: Option<std::time::Duration>,
+    /// How long a silent agent's node stays in the catalog before the leader removes it.
+    #[arg(long, value_name = "DURATION", value_parser = census_client::parse_duration)]
+    pub reconnect_timeout: Option<std::time::Duration>,
 }
 
 /// `ui_config` of an agent config file.
@@ -179,6 +185,8 @@ pub struct AgentConfig {
     pub pid_file: Option<PathBuf>,
     pub enable_script_checks: bool,
     pub raft_multiplier: u64,
+    pub owner_lease_ttl: std::time::Duration,
+    pub reconnect_timeout: std::time::Duration,
     /// Serve the web UI: `Some(None)` from the binary, `Some(Some(dir))` from a directory.
     pub ui: Option<Option<PathBuf>>,
     pub services: Vec<AgentServiceRegistration>,
@@ -314,6 +322,11 @@ impl AgentConfig {
             enable_script_checks: flag_or_file(args.enable_script_checks, |f| f.enable_script_checks)
                 || flag_or_file(args.enable_local_script_checks, |f| f.enable_local_script_checks),
             raft_multiplier: args.raft_multiplier.unwrap_or(1).max(1),
+            owner_lease_ttl: args
+                .owner_lease_ttl
+                .unwrap_or(std::time::Duration::from_secs(10))
+                .max(std::time::Duration::from_millis(500)),
+            reconnect_timeout: args.reconnect_timeout.unwrap_or(std::time::Duration::from_secs(72 * 3600)),
             ui: ui_setting(args, files),
             services,
         })

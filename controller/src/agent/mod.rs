@@ -2,6 +2,7 @@
 
 pub mod checks;
 pub mod config;
+mod owner_leases;
 pub mod reaper;
 mod session_monitor;
 
@@ -100,7 +101,7 @@ async fn register_self(state: AppState, config: AgentConfig) {
             ..Default::default()
         }),
         checks: vec![CheckRegistration {
-            id: "serfHealth".into(),
+            id: owner_leases::AGENT_CHECK.into(),
             name: "Serf Health Status".into(),
             status: Some(CheckStatus::Passing),
             notes: String::new(),
@@ -220,7 +221,14 @@ pub async fn run(config: AgentConfig) -> Result<(), AgentError> {
         BootstrapPlan { alone: config.bootstrap, expect: config.bootstrap_expect, join: config.join.clone() };
     tokio::spawn(crate::raft::bootstrap::run(cluster.clone(), discovery, plan));
     tokio::spawn(checks.run(cluster.clone()));
-    tokio::spawn(reaper::reap_critical_services(config.node_name.clone(), cluster.clone()));
+    tokio::spawn(reaper::reap_critical_services(cluster.clone()));
+    tokio::spawn(owner_leases::heartbeat(cluster.clone(), config.node_name.clone(), config.owner_lease_ttl));
+    tokio::spawn(owner_leases::monitor(
+        cluster.clone(),
+        config.node_name.clone(),
+        config.owner_lease_ttl,
+        config.reconnect_timeout,
+    ));
     tokio::spawn(session_monitor::run(cluster.clone()));
     tokio::spawn(register_self(state.clone(), config.clone()));
     let ui = config.ui.clone().map(|dir| match dir {

@@ -1,6 +1,9 @@
-//! Removes services of this agent's node whose check has been critical for longer than its
-//! `DeregisterCriticalServiceAfter`, as Consul's agent does (but on a precise timer, not a 30 s
-//! sweep). This is what turns the lease check of a dead sidecar into a removed instance.
+//! The leader removes services whose check has been critical for longer than its
+//! `DeregisterCriticalServiceAfter`, on every node, on a precise timer (Consul's agents sweep
+//! their own node every 30 s, so a dead agent's services are never reaped). With owner leases
+//! this is what turns a dead sidecar's or a dead agent's instances into removed ones. Clocks live
+//! in the leader's memory; a new leader starts them afresh, so a failover can delay a removal
+//! but never hasten it.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -12,26 +15,31 @@ use crate::raft::ClusterNode;
 /// A critical check that carries a deregistration deadline.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Reapable {
+    node: String,
     check_id: String,
     service_id: String,
     after: Duration,
 }
 
-/// What is due now and when the next deadline falls, given when each check was first seen critical.
+type CheckKey = (String, String);
+
+/// What is due now (node, service) and when the next deadline falls, given when each check was
+/// first seen critical.
 fn due_services(
     reapable: &[Reapable],
-    critical_since: &mut HashMap<String, Instant>,
+    critical_since: &mut HashMap<CheckKey, Instant>,
     now: Instant,
-) -> (Vec<String>, Option<Instant>) {
-    critical_since.retain(|id, _| reapable.iter().any(|r| &r.check_id == id));
-    let mut due: Vec<String> = Vec::new();
+) -> (Vec<(String, String)>, Option<Instant>) {
+    critical_since.retain(|(node, id), _| reapable.iter().any(|r| &r.node == node && &r.check_id == id));
+    let mut due: Vec<(String, String)> = Vec::new();
     let mut next: Option<Instant> = None;
     for r in reapable {
-        let since = *critical_since.entry(r.check_id.clone()).or_insert(now);
+        let since = *critical_since.entry((r.node.clone(), r.check_id.clone())).or_insert(now);
         let deadline = since + r.after;
+        let service = (r.node.clone(), r.service_id.clone());
         if deadline <= now {
-            if !due.contains(&r.service_id) {
-                due.push(r.service_id.clone());
+            if !due.contains(&service) {
+                due.push(service);
             }
         } else {
             next = Some(next.map_or(deadline, |n| n.min(deadline)));
@@ -40,19 +48,26 @@ fn due_services(
     (due, next)
 }
 
-pub async fn reap_critical_services(node: String, cluster: Arc<ClusterNode>) {
-    let mut critical_since: HashMap<String, Instant> = HashMap::new();
+pub async fn reap_critical_services(cluster: Arc<ClusterNode>) {
+    let mut critical_since: HashMap<CheckKey, Instant> = HashMap::new();
+    let mut led_term: Option<u64> = None;
     loop {
+        let term = cluster.leading_term();
+        if term != led_term {
+            critical_since.clear();
+            led_term = term;
+        }
+        if term.is_none() {
+            cluster.leadership_changed(None).await;
+            continue;
+        }
         let mut sub = cluster.catalog.hub().subscribe(&WatchKey::Tables(vec![Table::Checks]));
         let reapable: Vec<Reapable> = cluster.catalog.read(|s| {
-            s.node_checks(&node)
+            s.checks_in_state(Some(CheckStatus::Critical))
                 .into_iter()
-                .filter(|c| {
-                    c.status == CheckStatus::Critical
-                        && c.spec.deregister_critical_after_ms > 0
-                        && !c.service_id.is_empty()
-                })
+                .filter(|c| c.spec.deregister_critical_after_ms > 0 && !c.service_id.is_empty())
                 .map(|c| Reapable {
+                    node: c.node.clone(),
                     check_id: c.id.clone(),
                     service_id: c.service_id.clone(),
                     after: Duration::from_millis(c.spec.deregister_critical_after_ms),
@@ -60,22 +75,24 @@ pub async fn reap_critical_services(node: String, cluster: Arc<ClusterNode>) {
                 .collect()
         });
         let (due, next) = due_services(&reapable, &mut critical_since, Instant::now());
-        for service_id in due {
-            tracing::info!(service = %service_id, "deregistering service critical past DeregisterCriticalServiceAfter");
+        for (node, service_id) in due {
+            tracing::info!(%node, service = %service_id, "deregistering service critical past DeregisterCriticalServiceAfter");
             let cmd = Command::DeregisterService { node: node.clone(), service_id: service_id.clone() };
             if let Err(e) = cluster.write(cmd).await {
                 tracing::warn!(service = %service_id, error = %e, "could not reap service; will retry");
                 tokio::time::sleep(Duration::from_secs(1)).await;
             }
         }
-        match next {
-            Some(deadline) => {
-                tokio::select! {
-                    _ = sub.changed() => {}
-                    _ = tokio::time::sleep_until(deadline.into()) => {}
-                }
+        let deadline = async {
+            match next {
+                Some(deadline) => tokio::time::sleep_until(deadline.into()).await,
+                None => std::future::pending().await,
             }
-            None => sub.changed().await,
+        };
+        tokio::select! {
+            _ = sub.changed() => {}
+            _ = deadline => {}
+            _ = cluster.leadership_changed(led_term) => {}
         }
     }
 }
@@ -84,22 +101,31 @@ pub async fn reap_critical_services(node: String, cluster: Arc<ClusterNode>) {
 mod tests {
     use super::*;
 
-    fn r(check: &str, service: &str, secs: u64) -> Reapable {
-        Reapable { check_id: check.into(), service_id: service.into(), after: Duration::from_secs(secs) }
+    fn r(node: &str, check: &str, service: &str, secs: u64) -> Reapable {
+        Reapable {
+            node: node.into(),
+            check_id: check.into(),
+            service_id: service.into(),
+            after: Duration::from_secs(secs),
+        }
+    }
+
+    fn svc(node: &str, id: &str) -> (String, String) {
+        (node.into(), id.into())
     }
 
     #[test]
     fn deadline_counts_from_first_sighting_and_resets_when_the_check_recovers() {
         let t0 = Instant::now();
         let mut since = HashMap::new();
-        let (due, next) = due_services(&[r("c1", "s1", 10)], &mut since, t0);
+        let (due, next) = due_services(&[r("n", "c1", "s1", 10)], &mut since, t0);
         assert!(due.is_empty());
         assert_eq!(next, Some(t0 + Duration::from_secs(10)));
-        let (due, _) = due_services(&[r("c1", "s1", 10)], &mut since, t0 + Duration::from_secs(10));
-        assert_eq!(due, vec!["s1".to_string()]);
+        let (due, _) = due_services(&[r("n", "c1", "s1", 10)], &mut since, t0 + Duration::from_secs(10));
+        assert_eq!(due, vec![svc("n", "s1")]);
         // Passing again (not in the list) forgets the clock; critical again starts over.
         due_services(&[], &mut since, t0 + Duration::from_secs(11));
-        let (due, next) = due_services(&[r("c1", "s1", 10)], &mut since, t0 + Duration::from_secs(12));
+        let (due, next) = due_services(&[r("n", "c1", "s1", 10)], &mut since, t0 + Duration::from_secs(12));
         assert!(due.is_empty());
         assert_eq!(next, Some(t0 + Duration::from_secs(22)));
     }
@@ -108,14 +134,22 @@ mod tests {
     fn two_checks_of_one_service_reap_it_once_and_the_earliest_deadline_wakes() {
         let t0 = Instant::now();
         let mut since = HashMap::new();
-        let (due, next) = due_services(&[r("a", "s", 5), r("b", "s", 3), r("c", "t", 9)], &mut since, t0);
+        let all = [r("n", "a", "s", 5), r("n", "b", "s", 3), r("n", "c", "t", 9)];
+        let (due, next) = due_services(&all, &mut since, t0);
         assert!(due.is_empty());
         assert_eq!(next, Some(t0 + Duration::from_secs(3)));
-        let (due, _) = due_services(
-            &[r("a", "s", 5), r("b", "s", 3), r("c", "t", 9)],
-            &mut since,
-            t0 + Duration::from_secs(6),
-        );
-        assert_eq!(due, vec!["s".to_string()]);
+        let (due, _) = due_services(&all, &mut since, t0 + Duration::from_secs(6));
+        assert_eq!(due, vec![svc("n", "s")]);
+    }
+
+    #[test]
+    fn same_check_ids_on_two_nodes_keep_separate_clocks() {
+        let t0 = Instant::now();
+        let mut since = HashMap::new();
+        due_services(&[r("a", "c", "s", 5)], &mut since, t0);
+        let both = [r("a", "c", "s", 5), r("b", "c", "s", 5)];
+        let (due, next) = due_services(&both, &mut since, t0 + Duration::from_secs(5));
+        assert_eq!(due, vec![svc("a", "s")]);
+        assert_eq!(next, Some(t0 + Duration::from_secs(10)));
     }
 }

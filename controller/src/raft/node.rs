@@ -90,6 +90,8 @@ pub struct ClusterNode {
     last_leader_contact: Mutex<Option<Instant>>,
     /// Leader-side group commit of client writes.
     batcher: WriteBatcher,
+    /// Leader side of owner leases: when each agent last said it is alive.
+    pub liveness: super::liveness::Liveness,
     /// Leader-side shared quorum rounds for linearizable reads.
     read_rounds: Arc<ReadRounds>,
 }
@@ -154,6 +156,7 @@ impl ClusterNode {
             id,
             me,
             batcher,
+            liveness: Default::default(),
             read_rounds,
             raft,
             catalog,
@@ -289,6 +292,22 @@ impl ClusterNode {
                 return Err(ClusterError::NoLeader);
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Tells the leader that agent `node` is alive (owner lease); false when no leader took it.
+    pub async fn report_alive(&self, node: &str) -> bool {
+        match self.leader() {
+            Some((id, _)) if id == self.id => {
+                self.liveness.saw(node);
+                true
+            }
+            Some((_, leader)) => {
+                let answer: Result<Remote<()>, PeerError> =
+                    self.transport.call(&leader.raft_addr, "alive", &node.to_string(), FORWARD_TIMEOUT).await;
+                matches!(answer, Ok(Ok(())))
+            }
+            None => false,
         }
     }
 

@@ -79,6 +79,21 @@ async fn read_index(State(svc): State<RaftService>, body: Bytes) -> Response {
     encode(&svc.node.read_index_as_leader(linearizable).await)
 }
 
+/// An agent's owner-lease heartbeat; only the leader records it.
+async fn alive(State(svc): State<RaftService>, body: Bytes) -> Response {
+    let node: String = match decode(&body) {
+        Ok(n) => n,
+        Err(resp) => return resp,
+    };
+    let answer: Remote<()> = if svc.node.is_leader() {
+        svc.node.liveness.saw(&node);
+        Ok(())
+    } else {
+        Err(super::node::NOT_LEADER.into())
+    };
+    encode(&answer)
+}
+
 async fn membership(State(svc): State<RaftService>, body: Bytes) -> Response {
     let change: MembershipChange = match decode(&body) {
         Ok(c) => c,
@@ -114,6 +129,7 @@ pub fn router(svc: RaftService) -> Router {
         .route("/raft/forward", post(forward))
         .route("/raft/read-index", post(read_index))
         .route("/raft/membership", post(membership))
+        .route("/raft/alive", post(alive))
         .route("/raft/join", post(join))
         .route("/raft/hello", post(hello))
         .layer(DefaultBodyLimit::disable())
