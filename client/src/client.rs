@@ -233,6 +233,11 @@ impl Client {
         Ok((Some(decode(&bytes)?), query_meta(&headers)))
     }
 
+    /// A request without body or parameters; the body of a 2xx answer, else the status error.
+    pub async fn raw_call(&self, method: Method, path: &str) -> Result<Vec<u8>> {
+        Ok(self.call(method, path, &[], None, None).await?.1)
+    }
+
     pub(crate) async fn put_json<B: Serialize>(
         &self,
         path: &str,

@@ -190,6 +190,8 @@ pub struct AgentConfig {
     /// Serve the web UI: `Some(None)` from the binary, `Some(Some(dir))` from a directory.
     pub ui: Option<Option<PathBuf>>,
     pub services: Vec<AgentServiceRegistration>,
+    /// The flags these settings came from, to read the definition files again on reload.
+    pub args: AgentArgs,
 }
 
 /// `HOST` → `HOST:PORT`; `HOST:PORT` and `[v6]:PORT` unchanged.
@@ -329,6 +331,7 @@ impl AgentConfig {
             reconnect_timeout: args.reconnect_timeout.unwrap_or(std::time::Duration::from_secs(72 * 3600)),
             ui: ui_setting(args, files),
             services,
+            args: args.clone(),
         })
     }
 }

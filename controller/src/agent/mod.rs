@@ -4,6 +4,7 @@ pub mod checks;
 pub mod config;
 mod owner_leases;
 pub mod reaper;
+mod reload;
 mod session_monitor;
 
 use std::path::Path;
@@ -89,10 +90,10 @@ fn host_port(host: &str, port: u16) -> String {
     }
 }
 
-/// Registers this agent's node (with its `serfHealth` check and the `consul` service) and the
-/// services of its config files, retrying until there is a leader.
+/// Registers this agent's node (with its `serfHealth` check and the `consul` service), retrying
+/// until there is a leader.
 async fn register_self(state: AppState, config: AgentConfig) {
-    let mut commands = vec![Command::Register(Registration {
+    let commands = vec![Command::Register(Registration {
         node: state.self_node_spec(),
         service: Some(ServiceSpec {
             id: "consul".into(),
@@ -111,17 +112,6 @@ async fn register_self(state: AppState, config: AgentConfig) {
         }],
         ..Default::default()
     })];
-    for svc in &config.services {
-        match crate::http::convert::service_registration(svc, config.enable_script_checks) {
-            Ok((service, checks)) => commands.push(Command::Register(Registration {
-                node: state.self_node_spec(),
-                service: Some(service),
-                checks,
-                ..Default::default()
-            })),
-            Err(e) => tracing::error!(service = %svc.name, error = %e, "service definition refused"),
-        }
-    }
     for cmd in commands {
         loop {
             match state.write(cmd.clone()).await {
@@ -193,6 +183,7 @@ pub async fn run(config: AgentConfig) -> Result<(), AgentError> {
     let cluster = ClusterNode::start(id, me, config.data_dir.clone(), timing, catalog.clone()).await?;
     let discovery = Arc::new(Discovery::default());
     let checks = CheckRunner::new(config.node_name.clone()).map_err(|e| AgentError::Other(e.to_string()))?;
+    let (reload_tx, reload_rx) = tokio::sync::mpsc::channel(4);
     let state = AppState {
         cluster: cluster.clone(),
         catalog: catalog.clone(),
@@ -206,6 +197,7 @@ pub async fn run(config: AgentConfig) -> Result<(), AgentError> {
         checks: checks.clone(),
         discovery: discovery.clone(),
         leave: Arc::new(tokio::sync::Notify::new()),
+        reload: reload_tx,
     };
 
     let raft_router = crate::raft::rpc_server::router(crate::raft::rpc_server::RaftService {
@@ -231,6 +223,7 @@ pub async fn run(config: AgentConfig) -> Result<(), AgentError> {
     ));
     tokio::spawn(session_monitor::run(cluster.clone()));
     tokio::spawn(register_self(state.clone(), config.clone()));
+    tokio::spawn(reload::serve(state.clone(), config.args.clone(), config.data_dir.clone(), reload_rx));
     let ui = config.ui.clone().map(|dir| match dir {
         Some(dir) => crate::http::ui::UiSource::Dir(dir),
         None => crate::http::ui::UiSource::Embedded,

@@ -114,6 +114,12 @@ pub async fn leave(http: &HttpArgs) -> Result<i32, CliError> {
     Ok(0)
 }
 
+pub async fn reload(http: &HttpArgs) -> Result<i32, CliError> {
+    http.client()?.raw_call(reqwest::Method::PUT, "/v1/agent/reload").await?;
+    println!("Configuration reload triggered");
+    Ok(0)
+}
+
 pub async fn catalog(http: &HttpArgs, command: CatalogCommand) -> Result<i32, CliError> {
     let client = http.client()?;
     match command {

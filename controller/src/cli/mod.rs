@@ -66,6 +66,11 @@ pub enum TopCommand {
         #[command(flatten)]
         http: HttpArgs,
     },
+    /// Make the agent read its service definition files again (as SIGHUP does).
+    Reload {
+        #[command(flatten)]
+        http: HttpArgs,
+    },
     /// Read and write the key/value store.
     Kv {
         #[command(flatten)]
@@ -139,6 +144,7 @@ pub async fn run_client(command: TopCommand) -> Result<i32, CliError> {
         TopCommand::Members { http, detailed } => commands::members(&http, detailed).await,
         TopCommand::Join { http, addresses } => commands::join(&http, &addresses).await,
         TopCommand::Leave { http } => commands::leave(&http).await,
+        TopCommand::Reload { http } => commands::reload(&http).await,
         TopCommand::Kv { http, command } => kv::run(&http, command).await,
         TopCommand::Catalog { http, command } => commands::catalog(&http, command).await,
         TopCommand::Services { http, command } => commands::services(&http, command).await,

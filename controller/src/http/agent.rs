@@ -238,6 +238,17 @@ pub async fn join(State(state): State<AppState>, Path(addr): Path<String>) -> Ap
     Ok(empty_ok())
 }
 
+/// `PUT /v1/agent/reload`: answers once the definition files are applied again.
+pub async fn reload(State(state): State<AppState>) -> ApiResult<Response> {
+    let (reply, answer) = tokio::sync::oneshot::channel();
+    let gone = || ApiError::Internal("the agent is shutting down".into());
+    state.reload.send(reply).await.map_err(|_| gone())?;
+    match answer.await.map_err(|_| gone())? {
+        Ok(_) => Ok(empty_ok()),
+        Err(e) => Err(ApiError::Internal(format!("Failed reloading: {e}"))),
+    }
+}
+
 pub async fn leave(State(state): State<AppState>) -> ApiResult<Response> {
     state.leave.notify_one();
     Ok(empty_ok())

@@ -50,7 +50,12 @@ pub struct AppState {
     pub discovery: Arc<Discovery>,
     /// Notified by `PUT /v1/agent/leave`.
     pub leave: Arc<tokio::sync::Notify>,
+    /// `PUT /v1/agent/reload`: asks the agent to apply its definition files again.
+    pub reload: tokio::sync::mpsc::Sender<ReloadRequest>,
 }
+
+/// A reload request, answered with a summary or why nothing changed.
+pub type ReloadRequest = tokio::sync::oneshot::Sender<Result<String, String>>;
 
 impl AppState {
     /// This agent's node as the catalog records it.
@@ -143,6 +148,7 @@ pub fn router(state: AppState, ui: Option<ui::UiSource>) -> Router {
         .route("/v1/agent/self", get(agent::self_info))
         .route("/v1/agent/join/{addr}", put(agent::join))
         .route("/v1/agent/leave", put(agent::leave))
+        .route("/v1/agent/reload", put(agent::reload))
         .route("/v1/catalog/register", put(catalog::register))
         .route("/v1/catalog/deregister", put(catalog::deregister))
         .route("/v1/catalog/datacenters", get(catalog::datacenters))
