@@ -9,6 +9,7 @@ mod progress;
 mod semaphore;
 mod snapshot;
 mod table;
+mod watch;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
@@ -99,6 +100,13 @@ pub enum TopCommand {
         #[command(flatten)]
         args: lock::LockArgs,
     },
+    /// Run a handler (or print JSON) whenever a view of the catalog changes.
+    Watch {
+        #[command(flatten)]
+        http: HttpArgs,
+        #[command(flatten)]
+        args: watch::WatchArgs,
+    },
     /// Save, restore and inspect snapshots of the whole catalog and KV store.
     Snapshot {
         #[command(flatten)]
@@ -150,6 +158,7 @@ pub async fn run_client(command: TopCommand) -> Result<i32, CliError> {
         TopCommand::Services { http, command } => commands::services(&http, command).await,
         TopCommand::Operator { http, command } => commands::operator(&http, command).await,
         TopCommand::Lock { http, args } => lock::run(&http, args).await,
+        TopCommand::Watch { http, args } => watch::run(&http, args).await,
         TopCommand::Snapshot { http, command } => snapshot::run(&http, command).await,
     }
 }
