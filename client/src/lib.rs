@@ -5,6 +5,7 @@
 pub mod cli_args;
 pub mod client;
 pub mod duration;
+pub mod grpc_health;
 pub mod overview;
 pub mod session;
 pub mod snapshot;

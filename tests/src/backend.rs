@@ -71,3 +71,20 @@ async fn serve(mut stream: TcpStream, body: String, healthy: Arc<AtomicBool>) {
         }
     }
 }
+
+/// A gRPC health server (h2c, `grpc.health.v1.Health/Check`) answering the status the test sets:
+/// 1 SERVING, 2 NOT_SERVING. Returns its port.
+pub async fn grpc_health_server(status: std::sync::Arc<std::sync::atomic::AtomicU8>) -> u16 {
+    use axum::http::header::CONTENT_TYPE;
+    let app = axum::Router::new().route(
+        "/grpc.health.v1.Health/Check",
+        axum::routing::post(move || {
+            let status = status.load(std::sync::atomic::Ordering::SeqCst);
+            async move { ([(CONTENT_TYPE, "application/grpc")], vec![0u8, 0, 0, 0, 2, 0x08, status]) }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    port
+}

@@ -175,29 +175,12 @@ async fn missing_downward_api_env_is_a_clear_error() {
     assert!(stderr.contains("POD_NAME"), "{stderr}");
 }
 
-/// A gRPC health server (h2c, `grpc.health.v1.Health/Check`) answering the status the test sets:
-/// 1 SERVING, 2 NOT_SERVING.
-async fn grpc_health_server(status: Arc<AtomicU8>) -> u16 {
-    use axum::http::header::CONTENT_TYPE;
-    let app = axum::Router::new().route(
-        "/grpc.health.v1.Health/Check",
-        axum::routing::post(move || {
-            let status = status.load(Ordering::SeqCst);
-            async move { ([(CONTENT_TYPE, "application/grpc")], vec![0u8, 0, 0, 0, 2, 0x08, status]) }
-        }),
-    );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let port = listener.local_addr().expect("addr").port();
-    tokio::spawn(async move { axum::serve(listener, app).await });
-    port
-}
-
 #[tokio::test]
 async fn grpc_health_check_follows_the_serving_status() {
     let (agent, dir) = single_server("k8s4", &[]).await;
     let client = agent.client();
     let status = Arc::new(AtomicU8::new(1));
-    let port = grpc_health_server(status.clone()).await;
+    let port = census_e2e::backend::grpc_health_server(status.clone()).await;
     let args: Vec<String> = [
         "register",
         "-platform",

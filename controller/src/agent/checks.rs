@@ -1,4 +1,4 @@
-//! Runs the HTTP, TCP and TTL checks of the services registered on this agent, and writes a
+//! Runs the HTTP, TCP, gRPC, script and TTL checks of the services registered on this agent, and writes a
 //! status through Raft only when it changes.
 
 use std::collections::HashMap;
@@ -34,6 +34,7 @@ pub struct CheckRunner {
     ttl_touch: Mutex<HashMap<String, Arc<Notify>>>,
     last_output_sync: Mutex<HashMap<String, std::time::Instant>>,
     http: reqwest::Client,
+    grpc: reqwest::Client,
 }
 
 const OUTPUT_SYNC_INTERVAL: Duration = Duration::from_secs(300);
@@ -55,12 +56,14 @@ fn same_host_redirects() -> reqwest::redirect::Policy {
 impl CheckRunner {
     pub fn new(node: String) -> Result<Arc<CheckRunner>, reqwest::Error> {
         let http = reqwest::Client::builder().redirect(same_host_redirects()).build()?;
+        let grpc = reqwest::Client::builder().http2_prior_knowledge().build()?;
         Ok(Arc::new(CheckRunner {
             node,
             running: Mutex::new(HashMap::new()),
             ttl_touch: Mutex::new(HashMap::new()),
             last_output_sync: Mutex::new(HashMap::new()),
             http,
+            grpc,
         }))
     }
 
@@ -120,9 +123,12 @@ impl CheckRunner {
             }
         }
         let interval = Duration::from_millis(spec.interval_ms.max(100));
+        let mut guard = super::flap::FlapGuard::default();
         loop {
-            let (status, output) = self.probe(&spec).await;
-            self.report(&cluster, &id, status, output, &spec).await;
+            let (seen, output) = self.probe(&spec).await;
+            if let Some(status) = guard.observe(&spec, seen) {
+                self.report(&cluster, &id, status, output, &spec).await;
+            }
             tokio::time::sleep(interval).await;
         }
     }
@@ -164,6 +170,12 @@ impl CheckRunner {
                     Err(_) => (CheckStatus::Critical, format!("dial tcp {address}: i/o timeout")),
                 }
             }
+            CheckKind::Grpc { address, service } => {
+                let (serving, output) =
+                    census_client::grpc_health::check(&self.grpc, address, service, timeout).await;
+                (if serving { CheckStatus::Passing } else { CheckStatus::Critical }, output)
+            }
+            CheckKind::Script { args } => super::script_check::run(args, timeout).await,
             CheckKind::Ttl { .. } | CheckKind::Recorded => (CheckStatus::Critical, String::new()),
         }
     }

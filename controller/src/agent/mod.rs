@@ -2,9 +2,11 @@
 
 pub mod checks;
 pub mod config;
+mod flap;
 mod owner_leases;
 pub mod reaper;
 mod reload;
+mod script_check;
 mod session_monitor;
 
 use std::path::Path;

@@ -97,6 +97,16 @@ pub enum CheckKind {
     Ttl {
         ttl_ms: u64,
     },
+    /// `grpc.health.v1.Health/Check` of `service` ("" = the server) at `address`.
+    Grpc {
+        address: String,
+        service: String,
+    },
+    /// Runs `args` (only on agents started with `-enable-script-checks`): exit 0 passing,
+    /// 1 warning, anything else critical.
+    Script {
+        args: Vec<String>,
+    },
 }
 
 impl CheckKind {
@@ -107,6 +117,8 @@ impl CheckKind {
             CheckKind::Http { .. } => "http",
             CheckKind::Tcp { .. } => "tcp",
             CheckKind::Ttl { .. } => "ttl",
+            CheckKind::Grpc { .. } => "grpc",
+            CheckKind::Script { .. } => "script",
         }
     }
 }
@@ -119,6 +131,12 @@ pub struct CheckSpec {
     pub timeout_ms: u64,
     pub deregister_critical_after_ms: u64,
     pub output_max_size: u64,
+    /// Consecutive passing results before the status turns passing (0 and 1: at once).
+    pub success_before_passing: u64,
+    /// Consecutive failures before the status turns warning (0: as for critical).
+    pub failures_before_warning: u64,
+    /// Consecutive failures before the status turns critical (0 and 1: at once).
+    pub failures_before_critical: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -5,6 +5,7 @@ mod commands;
 mod kv;
 mod kv_transfer;
 mod lock;
+mod maint;
 mod progress;
 mod semaphore;
 mod snapshot;
@@ -100,6 +101,13 @@ pub enum TopCommand {
         #[command(flatten)]
         args: lock::LockArgs,
     },
+    /// Put the node or a service into maintenance mode, take it out, or list what is in it.
+    Maint {
+        #[command(flatten)]
+        http: HttpArgs,
+        #[command(flatten)]
+        args: maint::MaintArgs,
+    },
     /// Run a handler (or print JSON) whenever a view of the catalog changes.
     Watch {
         #[command(flatten)]
@@ -158,6 +166,7 @@ pub async fn run_client(command: TopCommand) -> Result<i32, CliError> {
         TopCommand::Services { http, command } => commands::services(&http, command).await,
         TopCommand::Operator { http, command } => commands::operator(&http, command).await,
         TopCommand::Lock { http, args } => lock::run(&http, args).await,
+        TopCommand::Maint { http, args } => maint::run(&http, args).await,
         TopCommand::Watch { http, args } => watch::run(&http, args).await,
         TopCommand::Snapshot { http, command } => snapshot::run(&http, command).await,
     }

@@ -56,8 +56,11 @@ pub struct WatchArgs {
     pub handler: Vec<String>,
 }
 
+/// The query parameters of a watch's endpoint.
+type Params = Vec<(&'static str, String)>;
+
 /// The endpoint, its parameters, and whether the answer is a one-element list to unwrap.
-fn endpoint(args: &WatchArgs) -> Result<(String, Vec<(&'static str, String)>, bool), CliError> {
+fn endpoint(args: &WatchArgs) -> Result<(String, Params, bool), CliError> {
     let need = |v: &Option<String>, flag: &str| {
         v.clone().ok_or_else(|| CliError::Usage(format!("Must specify -{flag} for this watch type")))
     };

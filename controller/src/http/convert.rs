@@ -168,13 +168,27 @@ pub fn check_registration(
                 "Scripts are disabled on this agent; to enable, configure 'enable_script_checks' or 'enable_local_script_checks' to true",
             ));
         }
-        return Err(bad("script checks are not supported by this version of census"));
+        let args = if def.args.is_empty() {
+            vec!["sh".into(), "-c".into(), def.script.clone()]
+        } else {
+            def.args.clone()
+        };
+        CheckKind::Script { args }
     } else if !def.grpc.is_empty() {
-        return Err(bad("gRPC checks are not supported by this version of census"));
+        if def.grpc_use_tls {
+            return Err(bad(
+                "GRPCUseTLS is not supported by this version of census: gRPC checks speak plain HTTP/2",
+            ));
+        }
+        let (address, service) = match def.grpc.split_once('/') {
+            Some((address, service)) => (address.to_string(), service.to_string()),
+            None => (def.grpc.clone(), String::new()),
+        };
+        CheckKind::Grpc { address, service }
     } else {
-        return Err(bad("Invalid check: one of HTTP, TCP or TTL must be set"));
+        return Err(bad("Invalid check: one of HTTP, TCP, gRPC, TTL or Args must be set"));
     };
-    let needs_interval = matches!(kind, CheckKind::Http { .. } | CheckKind::Tcp { .. });
+    let needs_interval = !matches!(kind, CheckKind::Ttl { .. });
     if needs_interval && def.interval.is_zero() {
         return Err(bad("Interval must be > 0 for Script, HTTP, H2PING, TCP or UDP checks"));
     }
@@ -196,6 +210,9 @@ pub fn check_registration(
             timeout_ms: timeout.as_millis() as u64,
             deregister_critical_after_ms: millis(def.deregister_critical_service_after),
             output_max_size: if def.output_max_size == 0 { DEFAULT_OUTPUT_MAX } else { def.output_max_size },
+            success_before_passing: def.success_before_passing,
+            failures_before_warning: def.failures_before_warning,
+            failures_before_critical: def.failures_before_critical,
         },
     })
 }

@@ -7,6 +7,7 @@ pub mod decode;
 pub mod error;
 pub mod filter;
 mod kv;
+pub mod maintenance;
 mod overview;
 pub mod query;
 mod session;
@@ -149,6 +150,8 @@ pub fn router(state: AppState, ui: Option<ui::UiSource>) -> Router {
         .route("/v1/agent/join/{addr}", put(agent::join))
         .route("/v1/agent/leave", put(agent::leave))
         .route("/v1/agent/reload", put(agent::reload))
+        .route("/v1/agent/maintenance", put(maintenance::node))
+        .route("/v1/agent/service/maintenance/{id}", put(maintenance::service))
         .route("/v1/catalog/register", put(catalog::register))
         .route("/v1/catalog/deregister", put(catalog::deregister))
         .route("/v1/catalog/datacenters", get(catalog::datacenters))
