@@ -113,3 +113,55 @@ async fn bad_transactions_are_refused_clearly() {
     let (status, out) = txn(&client, &body).await;
     assert_eq!(status, 413, "{out}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn node_service_and_check_set_and_cas() {
+    let cluster = Cluster::start(1).await;
+    let client = cluster.agents[0].client();
+    let set_all = json!([
+        {"Node": {"Verb": "set", "Node": {"Node": "ext1", "Address": "10.9.0.1", "Meta": {"rack": "a"}}}},
+        {"Service": {"Verb": "set", "Node": "ext1", "Service": {"ID": "db1", "Service": "db", "Port": 5432, "Tags": ["primary"]}}},
+        {"Check": {"Verb": "set", "Check": {"Node": "ext1", "CheckID": "db1-alive", "Name": "alive", "Status": "passing", "ServiceID": "db1"}}}
+    ]);
+    let (status, out) = txn(&client, &set_all).await;
+    assert_eq!(status, 200, "{out}");
+    assert_eq!(out["Results"][0]["Node"]["Node"], "ext1", "{out}");
+    assert_eq!(out["Results"][1]["Service"]["Port"], 5432, "{out}");
+    assert_eq!(out["Results"][2]["Check"]["Status"], "passing", "{out}");
+    let (entries, _) = client.health_service("db", true, &QueryOptions::default()).await.expect("health");
+    assert_eq!(entries.len(), 1);
+    let modify = out["Results"][1]["Service"]["ModifyIndex"].as_u64().expect("index");
+
+    // cas with a stale index: refused, nothing changes; with the current one: written.
+    let cas = |index: u64, port: u16| {
+        json!([{"Service": {"Verb": "cas", "Node": "ext1",
+            "Service": {"ID": "db1", "Service": "db", "Port": port, "ModifyIndex": index}}}])
+    };
+    let (status, out) = txn(&client, &cas(modify - 1, 6000)).await;
+    assert_eq!(status, 409, "{out}");
+    let (status, out) = txn(&client, &cas(modify, 6001)).await;
+    assert_eq!(status, 200, "{out}");
+    let (entries, _) = client.catalog_service("db", &QueryOptions::default()).await.expect("catalog");
+    assert_eq!(entries[0].service_port, 6001);
+    // cas with 0 only creates.
+    let (status, _) =
+        txn(&client, &json!([{"Node": {"Verb": "cas", "Node": {"Node": "ext1", "Address": "10.9.0.9"}}}]))
+            .await;
+    assert_eq!(status, 409);
+
+    // All or nothing across kinds: a failing KV op undoes the service it followed.
+    let mixed = json!([
+        {"Service": {"Verb": "set", "Node": "ext1", "Service": {"ID": "cache1", "Service": "cache", "Port": 6379}}},
+        {"KV": {"Verb": "check-index", "Key": "missing", "Index": 1}}
+    ]);
+    let (status, out) = txn(&client, &mixed).await;
+    assert_eq!(status, 409, "{out}");
+    let (entries, _) = client.catalog_service("cache", &QueryOptions::default()).await.expect("catalog");
+    assert!(entries.is_empty(), "{entries:?}");
+
+    // Invalid bodies are refused per op, with its index.
+    let (status, out) =
+        txn(&client, &json!([{"Service": {"Verb": "set", "Node": "ext1", "Service": {"Port": 1}}}])).await;
+    assert_eq!(status, 409, "{out}");
+    assert_eq!(out["Errors"][0]["OpIndex"], 0);
+}

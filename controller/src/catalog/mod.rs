@@ -52,6 +52,11 @@ impl Catalog {
         &self.hub
     }
 
+    /// The index clients see for what log entry `log_index` wrote (they differ after a restore).
+    pub fn client_index_of(&self, log_index: u64) -> u64 {
+        self.read(|s| log_index + s.index_base)
+    }
+
     /// Runs `f` under the read lock.
     pub fn read<R>(&self, f: impl FnOnce(&CatalogState) -> R) -> R {
         let guard = self.state.read().unwrap_or_else(|p| p.into_inner());

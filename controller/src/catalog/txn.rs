@@ -8,7 +8,7 @@ use std::collections::BTreeSet;
 
 use serde::{Deserialize, Serialize};
 
-use super::command::{Command, CommandResult};
+use super::command::{Command, CommandResult, Registration};
 use super::model::{CheckRecord, KvRecord, NodeRecord, ServiceRecord};
 use super::state::{CatalogState, Changes};
 
@@ -40,10 +40,47 @@ pub enum CatalogVerb {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum TxnOp {
-    Kv { verb: KvVerb, key: String, value: Vec<u8>, flags: u64, index: u64, session: String },
-    Node { verb: CatalogVerb, node: String, index: u64 },
-    Service { verb: CatalogVerb, node: String, service_id: String, index: u64 },
-    Check { verb: CatalogVerb, node: String, check_id: String, index: u64 },
+    /// Node, service or check `set` (and `cas`: only if the entry's ModifyIndex is `index`, or,
+    /// with 0, only if it does not exist).
+    Register {
+        target: RegisterTarget,
+        cas: bool,
+        index: u64,
+        registration: Registration,
+    },
+    Kv {
+        verb: KvVerb,
+        key: String,
+        value: Vec<u8>,
+        flags: u64,
+        index: u64,
+        session: String,
+    },
+    Node {
+        verb: CatalogVerb,
+        node: String,
+        index: u64,
+    },
+    Service {
+        verb: CatalogVerb,
+        node: String,
+        service_id: String,
+        index: u64,
+    },
+    Check {
+        verb: CatalogVerb,
+        node: String,
+        check_id: String,
+        index: u64,
+    },
+}
+
+/// What a registering txn op writes: the node, or one service or check on it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum RegisterTarget {
+    Node,
+    Service(String),
+    Check(String),
 }
 
 /// What one operation answers: the row it wrote or read (writes answer without the value).
@@ -195,6 +232,9 @@ impl CatalogState {
         changes: &mut Changes,
     ) -> Result<Vec<TxnResult>, String> {
         match op {
+            TxnOp::Register { target, cas, index: want, registration } => {
+                self.txn_register(index, target, *cas, *want, registration, undo, changes)
+            }
             TxnOp::Kv { verb, key, value, flags, index: want, session } => {
                 self.txn_kv(index, *verb, key, value, *flags, *want, session, now_ms, undo, changes)
             }
@@ -225,6 +265,47 @@ impl CatalogState {
                 Ok(self.txn_catalog_write(index, node, plan, undo, changes))
             }
         }
+    }
+
+    /// The current row of a registering op's target, as the op answers it.
+    fn register_target(&self, node: &str, target: &RegisterTarget) -> Option<TxnResult> {
+        match target {
+            RegisterTarget::Node => self.nodes.get(node).cloned().map(TxnResult::Node),
+            RegisterTarget::Service(id) => self.service(node, id).cloned().map(TxnResult::Service),
+            RegisterTarget::Check(id) => self.check(node, id).cloned().map(TxnResult::Check),
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn txn_register(
+        &mut self,
+        index: u64,
+        target: &RegisterTarget,
+        cas: bool,
+        want: u64,
+        registration: &Registration,
+        undo: &mut Undo,
+        changes: &mut Changes,
+    ) -> Result<Vec<TxnResult>, String> {
+        let node = registration.node.name.clone();
+        if cas {
+            let current = self.register_target(&node, target).map(|r| match r {
+                TxnResult::Node(n) => n.modify_index,
+                TxnResult::Service(s) => s.modify_index,
+                TxnResult::Check(c) => c.modify_index,
+                TxnResult::Kv(k) => k.modify_index,
+            });
+            if current.unwrap_or(0) != want {
+                return Err(format!("failed to set {target:?} on node {node:?}, index is stale"));
+            }
+        }
+        self.save_node(undo, &node);
+        if let CommandResult::Rejected(why) =
+            self.apply_at(index, &Command::Register(registration.clone()), changes)
+        {
+            return Err(why);
+        }
+        Ok(self.register_target(&node, target).into_iter().collect())
     }
 
     fn txn_catalog_write(

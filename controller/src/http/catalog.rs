@@ -20,6 +20,14 @@ use crate::catalog::{
 pub async fn register(State(state): State<AppState>, headers: HeaderMap, body: Body) -> ApiResult<Response> {
     let body = read_body(&headers, body, MAX_BODY, "Request body").await?;
     let reg: CatalogRegistration = decode_json(&body)?;
+    let cmd = Command::Register(registration(&reg, &state.info.datacenter)?);
+    state.write(cmd).await?;
+    Ok(json_true())
+}
+
+/// A `/v1/catalog/register` body (also a txn's node, service and check `set`) as the catalog's
+/// registration; refused as Consul refuses it.
+pub fn registration(reg: &CatalogRegistration, datacenter: &str) -> ApiResult<Registration> {
     if reg.node.is_empty() {
         return Err(ApiError::BadRequest("Must provide node".into()));
     }
@@ -48,12 +56,12 @@ pub async fn register(State(state): State<AppState>, headers: HeaderMap, body: B
             spec: CheckSpec::default(),
         });
     }
-    let cmd = Command::Register(Registration {
+    Ok(Registration {
         node: NodeSpec {
             name: reg.node.clone(),
             id: reg.id.clone(),
             address: reg.address.clone(),
-            datacenter: state.info.datacenter.clone(),
+            datacenter: datacenter.to_string(),
             tagged_addresses: reg.tagged_addresses.clone(),
             meta: reg.node_meta.clone(),
         },
@@ -61,9 +69,7 @@ pub async fn register(State(state): State<AppState>, headers: HeaderMap, body: B
         service,
         checks,
         replace_service_checks: false,
-    });
-    state.write(cmd).await?;
-    Ok(json_true())
+    })
 }
 
 pub async fn deregister(

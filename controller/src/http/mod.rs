@@ -1,7 +1,7 @@
 //! The HTTP API on :8500, wire-compatible with Consul's (see shared/reference/consul-compat.md).
 
 mod agent;
-mod catalog;
+pub mod catalog;
 pub mod convert;
 pub mod decode;
 pub mod error;

@@ -10,7 +10,7 @@ use super::AppState;
 use super::convert;
 use super::decode::{MAX_BODY, json_field as field, read_body};
 use super::error::{ApiError, ApiResult};
-use crate::catalog::txn::{CatalogVerb, KvVerb, MAX_TXN_OPS, TxnOp, TxnResult};
+use crate::catalog::txn::{CatalogVerb, KvVerb, MAX_TXN_OPS, RegisterTarget, TxnOp, TxnResult};
 use crate::catalog::{Command, CommandResult};
 
 fn text(obj: &Value, name: &str) -> String {
@@ -45,15 +45,77 @@ fn catalog_verb(verb: &str, what: &str) -> Result<CatalogVerb, String> {
         "get" => Ok(CatalogVerb::Get),
         "delete" => Ok(CatalogVerb::Delete),
         "delete-cas" => Ok(CatalogVerb::DeleteCas),
-        "set" | "cas" => {
-            Err(format!("{what} verb {verb:?} is not supported yet; use the catalog register endpoint"))
-        }
         other => Err(format!("unknown {what} verb {other:?}")),
     }
 }
 
+/// `value` without the fields a read answer carries but a registration does not take.
+fn writable(value: &Value, drop: &[&str]) -> Value {
+    let mut value = value.clone();
+    if let Some(obj) = value.as_object_mut() {
+        for name in ["CreateIndex", "ModifyIndex"].iter().chain(drop) {
+            obj.remove(*name);
+        }
+    }
+    value
+}
+
+/// A node, service or check `set`/`cas`, checked as `/v1/catalog/register` checks its body.
+fn register_op(kind: &str, op: &Value, verb: &str, datacenter: &str) -> Result<TxnOp, String> {
+    let entity = field(op, kind).cloned().unwrap_or_default();
+    let index = number(&entity, "ModifyIndex");
+    let (body, target) = match kind {
+        "Node" => {
+            let mut body = json!({"Node": text(&entity, "Node"), "ID": text(&entity, "ID"),
+                                  "Address": text(&entity, "Address")});
+            if let Some(tagged) = field(&entity, "TaggedAddresses") {
+                body["TaggedAddresses"] = tagged.clone();
+            }
+            if let Some(meta) = field(&entity, "Meta") {
+                body["NodeMeta"] = meta.clone();
+            }
+            (body, RegisterTarget::Node)
+        }
+        "Service" => {
+            let mut service = writable(&entity, &["Service", "Datacenter"]);
+            if field(&service, "Name").is_none() {
+                service["Name"] = json!(text(&entity, "Service"));
+            }
+            let id = match text(&entity, "ID") {
+                id if id.is_empty() => text(&service, "Name"),
+                id => id,
+            };
+            (
+                json!({"Node": text(op, "Node"), "SkipNodeUpdate": true, "Service": service}),
+                RegisterTarget::Service(id),
+            )
+        }
+        _ => {
+            let check = writable(&entity, &["Node", "Definition", "Type", "ServiceName", "ServiceTags"]);
+            let id = text(&entity, "CheckID");
+            (
+                json!({"Node": text(&entity, "Node"), "SkipNodeUpdate": true, "Check": check}),
+                RegisterTarget::Check(id),
+            )
+        }
+    };
+    let bytes = serde_json::to_vec(&body).map_err(|e| e.to_string())?;
+    let reg: census_client::types::CatalogRegistration =
+        super::decode::decode_json(&bytes).map_err(|e| format!("{kind}: {e}"))?;
+    let registration = super::catalog::registration(&reg, datacenter).map_err(|e| format!("{kind}: {e}"))?;
+    Ok(TxnOp::Register { target, cas: verb == "cas", index, registration })
+}
+
 /// One operation of the request body.
-fn parse_op(op: &Value) -> Result<TxnOp, String> {
+fn parse_op(op: &Value, datacenter: &str) -> Result<TxnOp, String> {
+    for kind in ["Node", "Service", "Check"] {
+        if let Some(inner) = field(op, kind) {
+            let verb = text(inner, "Verb");
+            if verb == "set" || verb == "cas" {
+                return register_op(kind, inner, &verb, datacenter);
+            }
+        }
+    }
     if let Some(kv) = field(op, "KV") {
         let verb = text(kv, "Verb");
         let verb = kv_verb(&verb).ok_or_else(|| format!("unknown KV verb {verb:?}"))?;
@@ -138,7 +200,7 @@ pub async fn txn(
     let mut parsed = Vec::with_capacity(ops.len());
     let mut errors = Vec::new();
     for (i, op) in ops.iter().enumerate() {
-        match parse_op(op) {
+        match parse_op(op, &state.info.datacenter) {
             Ok(op) => parsed.push(op),
             Err(what) => errors.push(json!({ "OpIndex": i, "What": what })),
         }
@@ -152,7 +214,7 @@ pub async fn txn(
             let results: Vec<Value> =
                 results.iter().map(|r| result_json(r, &state.info.datacenter)).collect();
             let mut response = answer(StatusCode::OK, json!({ "Results": results, "Errors": null }));
-            response.headers_mut().insert("X-Consul-Index", index.into());
+            response.headers_mut().insert("X-Consul-Index", state.catalog.client_index_of(index).into());
             Ok(response)
         }
         CommandResult::Txn(Err(failed)) => {
