@@ -103,7 +103,7 @@ fn register_op(kind: &str, op: &Value, verb: &str, datacenter: &str) -> Result<T
     let reg: census_client::types::CatalogRegistration =
         super::decode::decode_json(&bytes).map_err(|e| format!("{kind}: {e}"))?;
     let registration = super::catalog::registration(&reg, datacenter).map_err(|e| format!("{kind}: {e}"))?;
-    Ok(TxnOp::Register { target, cas: verb == "cas", index, registration })
+    Ok(TxnOp::Register { target, cas: verb == "cas", index, registration: Box::new(registration) })
 }
 
 /// One operation of the request body.
