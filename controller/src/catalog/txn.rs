@@ -46,7 +46,7 @@ pub enum TxnOp {
         target: RegisterTarget,
         cas: bool,
         index: u64,
-        registration: Registration,
+        registration: Box<Registration>,
     },
     Kv {
         verb: KvVerb,
