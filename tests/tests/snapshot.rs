@@ -173,4 +173,27 @@ async fn a_damaged_snapshot_is_refused_and_changes_nothing() {
         .expect("request");
     assert_eq!(status.as_u16(), 400);
     assert_eq!(census(&addr, &["kv", "get", "keep"]).trim(), "me");
+
+    // In a terminal (a pseudo-terminal from util-linux's `script`), save and restore draw a
+    // progress bar on standard error; into a pipe they print only their result.
+    let bar = |verb: &str| {
+        let line = format!("{} snapshot {verb} {}", census_bin().display(), file.display());
+        let out = Command::new("script")
+            .args(["-qec", &line, "/dev/null"])
+            .env("CENSUS_HTTP_ADDR", &addr)
+            .output()
+            .expect("script");
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let saved = bar("save");
+    assert!(saved.contains("Saving snapshot [") && saved.contains("100%"), "{saved:?}");
+    let restored = bar("restore");
+    assert!(restored.contains("Restoring snapshot [") && restored.contains("100%"), "{restored:?}");
+    let piped = Command::new(census_bin())
+        .args(["snapshot", "save", &file.display().to_string()])
+        .env("CENSUS_HTTP_ADDR", &addr)
+        .output()
+        .expect("census");
+    assert!(!String::from_utf8_lossy(&piped.stderr).contains('['), "no bar into a pipe");
 }

@@ -3,6 +3,7 @@
 pub mod checks;
 pub mod config;
 mod flap;
+mod leadership;
 mod owner_leases;
 pub mod reaper;
 mod reload;

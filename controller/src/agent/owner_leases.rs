@@ -7,6 +7,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use super::leadership::Leadership;
 use crate::catalog::{CheckStatus, Command, Table, WatchKey};
 use crate::raft::ClusterNode;
 
@@ -79,17 +80,11 @@ pub async fn heartbeat(cluster: Arc<ClusterNode>, node: String, ttl: Duration) {
 
 /// The leader's side.
 pub async fn monitor(cluster: Arc<ClusterNode>, me: String, ttl: Duration, reconnect: Duration) {
-    let mut led_term: Option<u64> = None;
+    let mut leadership = Leadership::default();
     let mut granted_at = Instant::now();
     loop {
-        let term = cluster.leading_term();
-        if term != led_term {
+        if leadership.lead(&cluster).await {
             granted_at = Instant::now();
-            led_term = term;
-        }
-        if term.is_none() {
-            cluster.leadership_changed(None).await;
-            continue;
         }
         let mut sub = cluster.catalog.hub().subscribe(&WatchKey::Tables(vec![Table::Nodes, Table::Checks]));
         let owners: Vec<Owner> = cluster.catalog.read(|s| {
@@ -135,17 +130,7 @@ pub async fn monitor(cluster: Arc<ClusterNode>, me: String, ttl: Duration, recon
             tokio::time::sleep(Duration::from_millis(200)).await;
             continue;
         }
-        let deadline = async {
-            match due.next {
-                Some(at) => tokio::time::sleep_until(at.into()).await,
-                None => std::future::pending().await,
-            }
-        };
-        tokio::select! {
-            _ = sub.changed() => {}
-            _ = deadline => {}
-            _ = cluster.leadership_changed(led_term) => {}
-        }
+        leadership.wait(&cluster, &mut sub, due.next).await;
     }
 }
 

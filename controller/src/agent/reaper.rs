@@ -9,6 +9,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use super::leadership::Leadership;
 use crate::catalog::{CheckStatus, Command, Table, WatchKey};
 use crate::raft::ClusterNode;
 
@@ -50,16 +51,10 @@ fn due_services(
 
 pub async fn reap_critical_services(cluster: Arc<ClusterNode>) {
     let mut critical_since: HashMap<CheckKey, Instant> = HashMap::new();
-    let mut led_term: Option<u64> = None;
+    let mut leadership = Leadership::default();
     loop {
-        let term = cluster.leading_term();
-        if term != led_term {
+        if leadership.lead(&cluster).await {
             critical_since.clear();
-            led_term = term;
-        }
-        if term.is_none() {
-            cluster.leadership_changed(None).await;
-            continue;
         }
         let mut sub = cluster.catalog.hub().subscribe(&WatchKey::Tables(vec![Table::Checks]));
         let reapable: Vec<Reapable> = cluster.catalog.read(|s| {
@@ -83,17 +78,7 @@ pub async fn reap_critical_services(cluster: Arc<ClusterNode>) {
                 tokio::time::sleep(Duration::from_secs(1)).await;
             }
         }
-        let deadline = async {
-            match next {
-                Some(deadline) => tokio::time::sleep_until(deadline.into()).await,
-                None => std::future::pending().await,
-            }
-        };
-        tokio::select! {
-            _ = sub.changed() => {}
-            _ = deadline => {}
-            _ = cluster.leadership_changed(led_term) => {}
-        }
+        leadership.wait(&cluster, &mut sub, next).await;
     }
 }
 

@@ -10,6 +10,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use super::leadership::Leadership;
 use crate::catalog::{Command, Table, WatchKey};
 use crate::raft::ClusterNode;
 
@@ -66,17 +67,11 @@ fn due(sessions: &[Seen], timers: &mut HashMap<String, Timer>, now: Instant) -> 
 
 pub async fn run(cluster: Arc<ClusterNode>) {
     let mut timers: HashMap<String, Timer> = HashMap::new();
-    let mut led_term: Option<u64> = None;
+    let mut leadership = Leadership::default();
     loop {
-        let term = cluster.leading_term();
-        if term != led_term {
-            // Won, lost or re-won leadership: whoever leads now grants full TTLs.
+        if leadership.lead(&cluster).await {
+            // Won or re-won leadership: whoever leads now grants full TTLs.
             timers.clear();
-            led_term = term;
-        }
-        if term.is_none() {
-            cluster.leadership_changed(None).await;
-            continue;
         }
         let mut sub = cluster.catalog.hub().subscribe(&WatchKey::Tables(vec![
             Table::Sessions,
@@ -109,17 +104,7 @@ pub async fn run(cluster: Arc<ClusterNode>) {
             tokio::time::sleep(Duration::from_millis(200)).await;
             continue;
         }
-        let sleep = async {
-            match due.next {
-                Some(deadline) => tokio::time::sleep_until(deadline.into()).await,
-                None => std::future::pending().await,
-            }
-        };
-        tokio::select! {
-            _ = sub.changed() => {}
-            _ = sleep => {}
-            _ = cluster.leadership_changed(term) => {}
-        }
+        leadership.wait(&cluster, &mut sub, due.next).await;
     }
 }
 
