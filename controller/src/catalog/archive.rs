@@ -64,9 +64,9 @@ fn append(builder: &mut tar::Builder<impl std::io::Write>, name: &str, data: &[u
     builder.append_data(&mut header, name, data)
 }
 
-/// Writes `state` as an archive. `term` and `index` say where in the log it was taken.
-pub fn write(state: &CatalogState, id: &str, index: u64, term: u64) -> std::io::Result<Vec<u8>> {
-    let mut state = state.clone();
+/// Writes `state` (a copy the caller owns) as an archive. `term` and `index` say where in the
+/// log it was taken.
+pub fn write(mut state: CatalogState, id: &str, index: u64, term: u64) -> std::io::Result<Vec<u8>> {
     state.restore = None;
     let state_bytes = state.to_bytes().map_err(std::io::Error::other)?;
     let meta = ArchiveMeta {

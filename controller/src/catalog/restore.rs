@@ -75,7 +75,7 @@ mod tests {
         for (i, key) in ["a", "b", "c"].iter().enumerate() {
             source.apply(100 + i as u64, &kv_set(key, key));
         }
-        let bytes = archive::write(&source, "t", source.client_index(), 1).expect("archive");
+        let bytes = archive::write(source.clone(), "t", source.client_index(), 1).expect("archive");
 
         // A fresh catalog whose log is far behind the snapshot's indexes.
         let mut target = CatalogState::default();
@@ -97,7 +97,7 @@ mod tests {
     fn restore_never_moves_later_indexes_below_what_the_target_handed_out() {
         let mut source = CatalogState::default();
         source.apply(2, &kv_set("a", "1"));
-        let bytes = archive::write(&source, "t", source.client_index(), 1).expect("archive");
+        let bytes = archive::write(source.clone(), "t", source.client_index(), 1).expect("archive");
         let mut target = CatalogState::default();
         target.apply(500, &kv_set("b", "2"));
         restore(&mut target, 501, &bytes);
@@ -110,7 +110,7 @@ mod tests {
     fn a_missing_chunk_or_a_damaged_archive_changes_nothing() {
         let mut source = CatalogState::default();
         source.apply(2, &kv_set("a", "1"));
-        let bytes = archive::write(&source, "t", 2, 1).expect("archive");
+        let bytes = archive::write(source.clone(), "t", 2, 1).expect("archive");
         let mut target = CatalogState::default();
         target.apply(1, &kv_set("keep", "me"));
         let before = target.kv.clone();
@@ -134,7 +134,7 @@ mod tests {
     #[test]
     fn archive_checks_its_sums() {
         let state = CatalogState::default();
-        let bytes = archive::write(&state, "t", 1, 1).expect("archive");
+        let bytes = archive::write(state, "t", 1, 1).expect("archive");
         let (meta, _) = archive::read_meta(&bytes).expect("a fresh archive reads back");
         assert_eq!((meta.index, meta.term, meta.version), (1, 1, 1));
         assert!(matches!(archive::read(b"not an archive"), Err(archive::ArchiveError::Container(_))));

@@ -92,6 +92,17 @@ pub enum TxnResult {
     Check(CheckRecord),
 }
 
+impl TxnResult {
+    pub fn modify_index(&self) -> u64 {
+        match self {
+            TxnResult::Kv(k) => k.modify_index,
+            TxnResult::Node(n) => n.modify_index,
+            TxnResult::Service(s) => s.modify_index,
+            TxnResult::Check(c) => c.modify_index,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TxnError {
     pub op_index: usize,
@@ -119,11 +130,11 @@ struct NodeRows {
 /// What a node/service/check verb answers and writes, or why it fails.
 fn plan(
     verb: CatalogVerb,
-    current: u64,
     want: u64,
     found: TxnResult,
     delete: Command,
 ) -> Result<(Option<TxnResult>, Option<Command>), String> {
+    let current = found.modify_index();
     match verb {
         CatalogVerb::Get => Ok((Some(found), None)),
         CatalogVerb::Delete => Ok((None, Some(delete))),
@@ -242,7 +253,7 @@ impl CatalogState {
                 let found =
                     self.nodes.get(node).cloned().ok_or_else(|| format!("node {node:?} doesn't exist"))?;
                 let delete = Command::DeregisterNode { node: node.clone() };
-                let plan = plan(*verb, found.modify_index, *want, TxnResult::Node(found), delete)?;
+                let plan = plan(*verb, *want, TxnResult::Node(found), delete)?;
                 Ok(self.txn_catalog_write(index, node, plan, undo, changes))
             }
             TxnOp::Service { verb, node, service_id, index: want } => {
@@ -252,7 +263,7 @@ impl CatalogState {
                     .ok_or_else(|| format!("service {service_id:?} on node {node:?} doesn't exist"))?;
                 let delete =
                     Command::DeregisterService { node: node.clone(), service_id: service_id.clone() };
-                let plan = plan(*verb, found.modify_index, *want, TxnResult::Service(found), delete)?;
+                let plan = plan(*verb, *want, TxnResult::Service(found), delete)?;
                 Ok(self.txn_catalog_write(index, node, plan, undo, changes))
             }
             TxnOp::Check { verb, node, check_id, index: want } => {
@@ -261,7 +272,7 @@ impl CatalogState {
                     .cloned()
                     .ok_or_else(|| format!("check {check_id:?} on node {node:?} doesn't exist"))?;
                 let delete = Command::DeregisterCheck { node: node.clone(), check_id: check_id.clone() };
-                let plan = plan(*verb, found.modify_index, *want, TxnResult::Check(found), delete)?;
+                let plan = plan(*verb, *want, TxnResult::Check(found), delete)?;
                 Ok(self.txn_catalog_write(index, node, plan, undo, changes))
             }
         }
@@ -289,13 +300,8 @@ impl CatalogState {
     ) -> Result<Vec<TxnResult>, String> {
         let node = registration.node.name.clone();
         if cas {
-            let current = self.register_target(&node, target).map(|r| match r {
-                TxnResult::Node(n) => n.modify_index,
-                TxnResult::Service(s) => s.modify_index,
-                TxnResult::Check(c) => c.modify_index,
-                TxnResult::Kv(k) => k.modify_index,
-            });
-            if current.unwrap_or(0) != want {
+            let current = self.register_target(&node, target).map_or(0, |r| r.modify_index());
+            if current != want {
                 return Err(format!("failed to set {target:?} on node {node:?}, index is stale"));
             }
         }

@@ -33,7 +33,7 @@ pub async fn save(
         .map(|d| d.as_millis())
         .unwrap_or_default();
     let id = format!("{term}-{index}-{millis}");
-    let bytes = tokio::task::spawn_blocking(move || archive::write(&catalog, &id, index, term))
+    let bytes = tokio::task::spawn_blocking(move || archive::write(catalog, &id, index, term))
         .await
         .map_err(|e| ApiError::Internal(format!("snapshot: {e}")))?
         .map_err(|e| ApiError::Internal(format!("snapshot: {e}")))?;

@@ -298,10 +298,7 @@ impl ClusterNode {
     /// Tells the leader that agent `node` is alive (owner lease); false when no leader took it.
     pub async fn report_alive(&self, node: &str) -> bool {
         match self.leader() {
-            Some((id, _)) if id == self.id => {
-                self.liveness.saw(node);
-                true
-            }
+            Some((id, _)) if id == self.id => self.alive_as_leader(node).is_ok(),
             Some((_, leader)) => {
                 let answer: Result<Remote<()>, PeerError> =
                     self.transport.call(&leader.raft_addr, "alive", &node.to_string(), FORWARD_TIMEOUT).await;
@@ -309,6 +306,15 @@ impl ClusterNode {
             }
             None => false,
         }
+    }
+
+    /// Leader side of an owner-lease heartbeat; only the leader records it.
+    pub fn alive_as_leader(&self, node: &str) -> Remote<()> {
+        if !self.is_leader() {
+            return Err(NOT_LEADER.into());
+        }
+        self.liveness.saw(node);
+        Ok(())
     }
 
     /// Leader side of a forwarded write.

@@ -79,19 +79,13 @@ async fn read_index(State(svc): State<RaftService>, body: Bytes) -> Response {
     encode(&svc.node.read_index_as_leader(linearizable).await)
 }
 
-/// An agent's owner-lease heartbeat; only the leader records it.
+/// An agent's owner-lease heartbeat.
 async fn alive(State(svc): State<RaftService>, body: Bytes) -> Response {
     let node: String = match decode(&body) {
         Ok(n) => n,
         Err(resp) => return resp,
     };
-    let answer: Remote<()> = if svc.node.is_leader() {
-        svc.node.liveness.saw(&node);
-        Ok(())
-    } else {
-        Err(super::node::NOT_LEADER.into())
-    };
-    encode(&answer)
+    encode(&svc.node.alive_as_leader(&node))
 }
 
 async fn membership(State(svc): State<RaftService>, body: Bytes) -> Response {
