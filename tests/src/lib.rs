@@ -2,6 +2,7 @@
 
 pub mod backend;
 pub mod browser;
+pub mod fake_kube;
 pub mod nginx;
 pub mod sidecar;
 
@@ -74,6 +75,8 @@ pub struct Agent {
     pub dns_port: u16,
     pub data_dir: PathBuf,
     extra: Vec<String>,
+    /// Environment of the process beyond the test's own (KUBECONFIG, say).
+    pub env: Vec<(String, String)>,
     child: Option<Child>,
 }
 
@@ -86,6 +89,7 @@ impl Agent {
             dns_port: free_dual_port(),
             data_dir,
             extra,
+            env: Vec::new(),
             child: None,
         }
     }
@@ -119,6 +123,7 @@ impl Agent {
             .arg(format!("-data-dir={}", self.data_dir.display()))
             .args(&self.extra)
             .env("RUST_LOG", "info,openraft=warn")
+            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .stdout(Stdio::null())
             .stderr(log);
         self.child = Some(cmd.spawn().expect("spawn census agent"));
@@ -228,6 +233,15 @@ impl Cluster {
 
     /// `n` servers, each also given the flags `extra`.
     pub async fn start_with(n: usize, extra: &[&str]) -> Cluster {
+        Cluster::start_configured(n, extra, |_, _| {}).await
+    }
+
+    /// `n` servers given the flags `extra`; `configure` sees each agent (by index) before it starts.
+    pub async fn start_configured(
+        n: usize,
+        extra: &[&str],
+        configure: impl Fn(usize, &mut Agent),
+    ) -> Cluster {
         let dir = tempfile::tempdir().expect("tempdir");
         let extra: Vec<String> = extra.iter().map(|a| a.to_string()).collect();
         let mut agents: Vec<Agent> = (0..n)
@@ -241,6 +255,7 @@ impl Cluster {
                     agent.extra.push(format!("-retry-join={addr}"));
                 }
             }
+            configure(i, agent);
             agent.start();
         }
         let cluster = Cluster { agents, _dir: dir };

@@ -67,6 +67,14 @@ impl CheckRunner {
         }))
     }
 
+    /// Stops every check task (the runner's own loop is stopped by its caller).
+    pub fn stop_all(&self) {
+        let mut running = self.running.lock().unwrap_or_else(|p| p.into_inner());
+        for (_, r) in running.drain() {
+            r.task.abort();
+        }
+    }
+
     /// A TTL check got a status from its application: restart its clock.
     pub fn ttl_touched(&self, check_id: &str) {
         if let Some(n) = self.ttl_touch.lock().unwrap_or_else(|p| p.into_inner()).get(check_id) {

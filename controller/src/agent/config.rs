@@ -112,6 +112,12 @@ pub struct AgentArgs {
     /// How long a silent agent's node stays in the catalog before the leader removes it.
     #[arg(long, value_name = "DURATION", value_parser = census_client::parse_duration)]
     pub reconnect_timeout: Option<std::time::Duration>,
+    /// `kubernetes`: also run the operator (Service and KVEntry reconcilers) while leading.
+    #[arg(long, value_name = "PLATFORM")]
+    pub platform: Option<String>,
+    /// With `-platform kubernetes`: reconcile resources of this namespace only (default: all).
+    #[arg(long, value_name = "NAMESPACE")]
+    pub watch_namespace: Option<String>,
 }
 
 /// `ui_config` of an agent config file.
@@ -190,8 +196,15 @@ pub struct AgentConfig {
     /// Serve the web UI: `Some(None)` from the binary, `Some(Some(dir))` from a directory.
     pub ui: Option<Option<PathBuf>>,
     pub services: Vec<AgentServiceRegistration>,
+    /// `-platform kubernetes`: run the operator; its namespace (`None`: all).
+    pub kubernetes: Option<KubernetesConfig>,
     /// The flags these settings came from, to read the definition files again on reload.
     pub args: AgentArgs,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KubernetesConfig {
+    pub watch_namespace: Option<String>,
 }
 
 /// `HOST` → `HOST:PORT`; `HOST:PORT` and `[v6]:PORT` unchanged.
@@ -300,6 +313,22 @@ impl AgentConfig {
         let node_name = pick(&args.node, |f| f.node_name.clone()).unwrap_or_else(local_hostname);
         let datacenter = pick(&args.datacenter, |f| f.datacenter.clone()).unwrap_or_else(|| "dc1".into());
         let dns = dns_config(args, files, &datacenter, &node_name)?;
+        let kubernetes = match args.platform.as_deref() {
+            None | Some("" | "none" | "docker") => {
+                if args.watch_namespace.is_some() {
+                    return Err(ConfigError::Invalid("-watch-namespace needs -platform kubernetes".into()));
+                }
+                None
+            }
+            Some("kubernetes" | "k8s") => Some(KubernetesConfig {
+                watch_namespace: args.watch_namespace.clone().filter(|ns| !ns.is_empty()),
+            }),
+            Some(other) => {
+                return Err(ConfigError::Invalid(format!(
+                    "unknown -platform {other:?} (kubernetes, docker or none)"
+                )));
+            }
+        };
         Ok(AgentConfig {
             dev,
             bootstrap: bootstrap || dev || bootstrap_expect == 1,
@@ -331,6 +360,7 @@ impl AgentConfig {
             reconnect_timeout: args.reconnect_timeout.unwrap_or(std::time::Duration::from_secs(72 * 3600)),
             ui: ui_setting(args, files),
             services,
+            kubernetes,
             args: args.clone(),
         })
     }

@@ -3,6 +3,7 @@
 pub mod checks;
 pub mod config;
 mod flap;
+pub mod kubernetes;
 mod leadership;
 mod owner_leases;
 pub mod reaper;
@@ -225,6 +226,11 @@ pub async fn run(config: AgentConfig) -> Result<(), AgentError> {
         config.reconnect_timeout,
     ));
     tokio::spawn(session_monitor::run(cluster.clone()));
+    if let Some(k8s) = &config.kubernetes {
+        kubernetes::start(cluster.clone(), k8s.clone(), config.node_name.clone())
+            .await
+            .map_err(|e| AgentError::Other(format!("cannot reach the Kubernetes API: {e}")))?;
+    }
     tokio::spawn(register_self(state.clone(), config.clone()));
     tokio::spawn(reload::serve(state.clone(), config.args.clone(), config.data_dir.clone(), reload_rx));
     let ui = config.ui.clone().map(|dir| match dir {

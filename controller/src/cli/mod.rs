@@ -122,6 +122,8 @@ pub enum TopCommand {
         #[command(subcommand)]
         command: snapshot::SnapshotCommand,
     },
+    /// Print the Kubernetes CustomResourceDefinitions (Service, KVEntry) as YAML.
+    Crd,
     /// Cluster operations.
     Operator {
         #[command(flatten)]
@@ -157,6 +159,13 @@ impl HttpArgs {
 pub async fn run_client(command: TopCommand) -> Result<i32, CliError> {
     match command {
         TopCommand::Agent(_) => Err(CliError::Usage("agent is not a client command".into())),
+        TopCommand::Crd => match census_operator::crds_yaml() {
+            Ok(yaml) => {
+                print!("{yaml}");
+                Ok(0)
+            }
+            Err(e) => Err(CliError::Usage(format!("cannot write the CRDs: {e}"))),
+        },
         TopCommand::Members { http, detailed } => commands::members(&http, detailed).await,
         TopCommand::Join { http, addresses } => commands::join(&http, &addresses).await,
         TopCommand::Leave { http } => commands::leave(&http).await,

@@ -1,0 +1,83 @@
+//! Notices catalog changes made behind the operator's back: after every catalog change, what
+//! each owner last wrote is compared with what the catalog holds, and owners that differ are
+//! reconciled again (which puts their entries back, with an Event). A passing count that moved
+//! (a check the leader runs) re-reconciles too, so the status follows.
+
+use std::sync::Arc;
+
+use futures::channel::mpsc::UnboundedSender;
+use kube::runtime::reflector::ObjectRef;
+
+use crate::context::{Context, WrittenKey, WrittenService};
+use crate::crd::{KVEntry, Service};
+use crate::ownership::owner_of;
+use crate::port::{CatalogPort, StoredInstance};
+
+fn object_ref<K>(owner: &str) -> Option<ObjectRef<K>>
+where
+    K: kube::Resource<DynamicType = ()>,
+{
+    let (ns, name) = owner.split_once('/')?;
+    Some(ObjectRef::new(name).within(ns))
+}
+
+/// Whether the catalog still holds exactly what was written for `owner`.
+pub fn service_matches(stored: &[StoredInstance], owner: &str, written: &WrittenService) -> bool {
+    let mine: Vec<&StoredInstance> =
+        stored.iter().filter(|s| owner_of(&s.instance.meta) == Some(owner)).collect();
+    let mut passing: Vec<&str> = mine.iter().filter(|s| s.passing).map(|s| s.instance.id.as_str()).collect();
+    let mut was_passing: Vec<&str> = written.passing.iter().map(String::as_str).collect();
+    passing.sort_unstable();
+    was_passing.sort_unstable();
+    mine.len() == written.instances.len()
+        && written.instances.iter().all(|w| mine.iter().any(|m| m.instance == *w))
+        && passing == was_passing
+}
+
+fn key_matches<P: CatalogPort>(port: &P, written: &WrittenKey) -> bool {
+    port.key(&written.key).is_some_and(|k| k.value == written.value && k.flags == written.flags)
+}
+
+/// Runs until the senders' receivers are gone (the controllers stopped).
+pub async fn watch<P: CatalogPort>(
+    ctx: Arc<Context<P>>,
+    services: UnboundedSender<ObjectRef<Service>>,
+    keys: UnboundedSender<ObjectRef<KVEntry>>,
+) {
+    loop {
+        ctx.port.changed().await;
+        let stored = ctx.port.instances();
+        let (stale_services, stale_keys) = {
+            let written = ctx.written();
+            let services: Vec<String> = written
+                .services
+                .iter()
+                .filter(|(owner, w)| !service_matches(&stored, owner, w))
+                .map(|(owner, _)| owner.clone())
+                .collect();
+            let keys: Vec<String> = written
+                .keys
+                .iter()
+                .filter(|(_, w)| !key_matches(ctx.port.as_ref(), w))
+                .map(|(owner, _)| owner.clone())
+                .collect();
+            (services, keys)
+        };
+        for owner in stale_services {
+            tracing::debug!(%owner, "catalog differs from what the Service wrote");
+            if let Some(r) = object_ref::<Service>(&owner)
+                && services.unbounded_send(r).is_err()
+            {
+                return;
+            }
+        }
+        for owner in stale_keys {
+            tracing::debug!(%owner, "catalog differs from what the KVEntry wrote");
+            if let Some(r) = object_ref::<KVEntry>(&owner)
+                && keys.unbounded_send(r).is_err()
+            {
+                return;
+            }
+        }
+    }
+}
