@@ -37,6 +37,9 @@ pub struct WrittenService {
     pub instances: Vec<Instance>,
     /// IDs of the instances that were passing when the status was written.
     pub passing: Vec<String>,
+    /// Instances the catalog reaped (critical past deregisterCriticalServiceAfter): not put back
+    /// while they stay as they were.
+    pub reaped: Vec<Instance>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

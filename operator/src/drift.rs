@@ -3,7 +3,9 @@
 //! reconciled again (which puts their entries back, with an Event). A passing count that moved
 //! (a check the leader runs) re-reconciles too, so the status follows.
 
+use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::Duration;
 
 use futures::channel::mpsc::UnboundedSender;
 use kube::runtime::reflector::ObjectRef;
@@ -21,10 +23,12 @@ where
     Some(ObjectRef::new(name).within(ns))
 }
 
-/// Whether the catalog still holds exactly what was written for `owner`.
-pub fn service_matches(stored: &[StoredInstance], owner: &str, written: &WrittenService) -> bool {
-    let mine: Vec<&StoredInstance> =
-        stored.iter().filter(|s| owner_of(&s.instance.meta) == Some(owner)).collect();
+/// How long catalog changes are gathered before one comparison pass (a burst of writes, such as
+/// the operator's own, costs one pass).
+const SETTLE: Duration = Duration::from_millis(100);
+
+/// Whether the catalog still holds exactly what was written for an owner (`mine`: its instances).
+pub fn service_matches(mine: &[&StoredInstance], written: &WrittenService) -> bool {
     let mut passing: Vec<&str> = mine.iter().filter(|s| s.passing).map(|s| s.instance.id.as_str()).collect();
     let mut was_passing: Vec<&str> = written.passing.iter().map(String::as_str).collect();
     passing.sort_unstable();
@@ -46,13 +50,22 @@ pub async fn watch<P: CatalogPort>(
 ) {
     loop {
         ctx.port.changed().await;
+        tokio::time::sleep(SETTLE).await;
         let stored = ctx.port.instances();
+        let mut by_owner: HashMap<&str, Vec<&StoredInstance>> = HashMap::new();
+        for s in &stored {
+            if let Some(owner) = owner_of(&s.instance.meta) {
+                by_owner.entry(owner).or_default().push(s);
+            }
+        }
         let (stale_services, stale_keys) = {
             let written = ctx.written();
             let services: Vec<String> = written
                 .services
                 .iter()
-                .filter(|(owner, w)| !service_matches(&stored, owner, w))
+                .filter(|(owner, w)| {
+                    !service_matches(by_owner.get(owner.as_str()).map_or(&[], Vec::as_slice), w)
+                })
                 .map(|(owner, _)| owner.clone())
                 .collect();
             let keys: Vec<String> = written

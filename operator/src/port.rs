@@ -70,6 +70,16 @@ pub enum PortError {
 pub trait CatalogPort: Send + Sync + 'static {
     /// Every instance on the operator's catalog node, owned or not.
     fn instances(&self) -> Vec<StoredInstance>;
+    /// The instances whose owner meta is `owner`.
+    fn owned_by(&self, owner: &str) -> Vec<StoredInstance> {
+        let mut all = self.instances();
+        all.retain(|s| crate::ownership::owner_of(&s.instance.meta) == Some(owner));
+        all
+    }
+    /// The instance with this ID on the operator's node, whoever wrote it.
+    fn instance(&self, id: &str) -> Option<StoredInstance> {
+        self.instances().into_iter().find(|s| s.instance.id == id)
+    }
     fn register(&self, instance: Instance) -> impl Future<Output = Result<u64, PortError>> + Send;
     fn deregister(&self, id: &str) -> impl Future<Output = Result<(), PortError>> + Send;
     fn key(&self, key: &str) -> Option<StoredKey>;

@@ -15,7 +15,7 @@ use crate::context::{Context, Error, WrittenService, apply_status, now};
 use crate::crd::{Service, ServiceStatus};
 use crate::desired::{Invalid, plan_service, service_name};
 use crate::ownership::{owner_key, owner_of};
-use crate::port::{CatalogPort, Instance, StoredInstance};
+use crate::port::{CatalogPort, Instance};
 
 /// Removed from a Service only after its instances left the catalog.
 pub const FINALIZER: &str = "census.dev/catalog";
@@ -34,10 +34,6 @@ pub async fn reconcile<P: CatalogPort>(svc: Arc<Service>, ctx: Arc<Context<P>>) 
     })
     .await
     .map_err(|e| Error::Finalizer(Box::new(e)))
-}
-
-fn owned<'a>(stored: &'a [StoredInstance], owner: &str) -> Vec<&'a StoredInstance> {
-    stored.iter().filter(|s| owner_of(&s.instance.meta) == Some(owner)).collect()
 }
 
 /// What one pass changed in the catalog.
@@ -59,11 +55,10 @@ pub async fn sync_instances<P: CatalogPort>(
     desired: &[Instance],
     last: Option<&WrittenService>,
 ) -> Result<Changes, Error> {
-    let stored = port.instances();
     let mut changes = Changes::default();
     let wrote_before = |want: &Instance| last.is_some_and(|l| l.instances.contains(want));
     for want in desired {
-        match stored.iter().find(|s| s.instance.id == want.id) {
+        match port.instance(&want.id) {
             Some(have) if have.instance == *want => continue,
             Some(have) if owner_of(&have.instance.meta) != Some(owner) && !wrote_before(want) => {
                 changes.conflicts.push(want.id.clone());
@@ -76,13 +71,34 @@ pub async fn sync_instances<P: CatalogPort>(
         }
         port.register(want.clone()).await?;
     }
-    for have in owned(&stored, owner) {
+    for have in port.owned_by(owner) {
         if !desired.iter().any(|d| d.id == have.instance.id) {
             port.deregister(&have.instance.id).await?;
             changes.removed += 1;
         }
     }
     Ok(changes)
+}
+
+/// Instances the catalog removed after their check stayed critical for
+/// deregisterCriticalServiceAfter: they stay removed (not repaired) until they change (a new
+/// pod, a new spec) or leadership moves.
+fn reaped_instances<P: CatalogPort>(
+    port: &P,
+    desired: &[Instance],
+    last: Option<&WrittenService>,
+) -> Vec<Instance> {
+    let Some(last) = last else { return Vec::new() };
+    desired
+        .iter()
+        .filter(|want| {
+            let already = last.reaped.contains(want);
+            let reapable = want.check.as_ref().is_some_and(|c| c.deregister_after.is_some());
+            let was_critical = last.instances.contains(want) && !last.passing.contains(&want.id);
+            already || (reapable && was_critical && port.instance(&want.id).is_none())
+        })
+        .cloned()
+        .collect()
 }
 
 async fn apply<P: CatalogPort>(
@@ -107,6 +123,8 @@ async fn apply<P: CatalogPort>(
     let desired =
         plan.instances(pods.iter().filter(|p| p.namespace().as_deref() == Some(ns)).map(|p| p.as_ref()));
     let last = ctx.written().services.get(&owner).cloned();
+    let reaped = reaped_instances(ctx.port.as_ref(), &desired, last.as_ref());
+    let desired: Vec<Instance> = desired.into_iter().filter(|d| !reaped.contains(d)).collect();
     let changes = sync_instances(ctx.port.as_ref(), &owner, &desired, last.as_ref()).await?;
     if changes.repaired > 0 {
         let note = format!(
@@ -128,13 +146,12 @@ async fn apply<P: CatalogPort>(
         ctx.event(&reference, true, "Conflict", note).await;
     }
 
-    let stored = ctx.port.instances();
-    let mine = owned(&stored, &owner);
+    let mine = ctx.port.owned_by(&owner);
     let passing: Vec<String> = mine.iter().filter(|s| s.passing).map(|s| s.instance.id.clone()).collect();
     let modify_index = mine.iter().map(|s| s.modify_index).max();
     ctx.written()
         .services
-        .insert(owner, WrittenService { instances: desired.clone(), passing: passing.clone() });
+        .insert(owner, WrittenService { instances: desired.clone(), passing: passing.clone(), reaped });
 
     let total = desired.len();
     let synced = if changes.conflicts.is_empty() {

@@ -170,6 +170,20 @@ impl CatalogPort for RaftCatalog {
         self.cluster.catalog.read(|s| s.node_services(NODE).into_iter().map(|svc| stored(s, svc)).collect())
     }
 
+    fn owned_by(&self, owner: &str) -> Vec<StoredInstance> {
+        self.cluster.catalog.read(|s| {
+            s.node_services(NODE)
+                .into_iter()
+                .filter(|svc| census_operator::ownership::owner_of(&svc.meta) == Some(owner))
+                .map(|svc| stored(s, svc))
+                .collect()
+        })
+    }
+
+    fn instance(&self, id: &str) -> Option<StoredInstance> {
+        self.cluster.catalog.read(|s| s.service(NODE, id).map(|svc| stored(s, svc)))
+    }
+
     async fn register(&self, instance: Instance) -> Result<u64, PortError> {
         self.write(Command::Register(registration(instance))).await
     }
