@@ -74,7 +74,7 @@ pub struct Agent {
     pub server_port: u16,
     pub dns_port: u16,
     pub data_dir: PathBuf,
-    extra: Vec<String>,
+    pub extra: Vec<String>,
     /// Environment of the process beyond the test's own (KUBECONFIG, say).
     pub env: Vec<(String, String)>,
     child: Option<Child>,

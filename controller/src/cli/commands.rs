@@ -50,6 +50,12 @@ pub enum RaftCommand {
         #[arg(long)]
         stale: bool,
     },
+    /// Hand leadership to the most caught-up server; this one stops taking part in Raft until
+    /// it restarts (a pod's preStop). `-if-leader`: do nothing on a follower.
+    TransferLeader {
+        #[arg(long)]
+        if_leader: bool,
+    },
     /// Remove a peer by address (IP:port) or ID.
     RemovePeer {
         #[arg(long)]
@@ -240,6 +246,23 @@ pub async fn operator(http: &HttpArgs, command: OperatorCommand) -> Result<i32, 
                 })
                 .collect();
             println!("{}", render(&["Node", "ID", "Address", "State", "Voter", "RaftProtocol"], &rows));
+        }
+        RaftCommand::TransferLeader { if_leader } => {
+            let query: Vec<(&str, String)> =
+                if if_leader { vec![("if-leader", String::new())] } else { Vec::new() };
+            let (status, _, body) = client
+                .raw(reqwest::Method::POST, "/v1/operator/raft/transfer-leader", &query, None, None)
+                .await?;
+            let text = String::from_utf8_lossy(&body);
+            if !status.is_success() {
+                eprintln!("Error transferring leadership: {}", text.trim());
+                return Ok(1);
+            }
+            let answer: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+            match answer.get("NewLeader").and_then(|v| v.as_str()) {
+                Some(to) => println!("Success: leadership handed to server {to}"),
+                None => println!("Not the leader: nothing to hand over"),
+            }
         }
         RaftCommand::RemovePeer { address, id } => {
             if address.is_none() && id.is_none() {

@@ -8,6 +8,7 @@ pub mod error;
 pub mod filter;
 mod kv;
 pub mod maintenance;
+mod operations;
 mod overview;
 pub mod query;
 mod session;
@@ -21,7 +22,7 @@ use std::sync::Arc;
 use axum::Router;
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get, put};
+use axum::routing::{delete, get, post, put};
 use census_client::types::Member;
 
 use self::error::{ApiError, ApiResult};
@@ -179,6 +180,12 @@ pub fn router(state: AppState, ui: Option<ui::UiSource>) -> Router {
         .route("/v1/operator/raft/configuration", get(status::raft_configuration))
         .route("/v1/operator/raft/peer", delete(status::remove_peer))
         .route("/v1/operator/autopilot/health", get(overview::autopilot_health))
+        .route(
+            "/v1/operator/raft/transfer-leader",
+            post(operations::transfer_leader).put(operations::transfer_leader),
+        )
+        .route("/v1/agent/ready", get(operations::ready))
+        .route("/v1/agent/metrics", get(operations::metrics))
         .route("/v1/internal/ui/services", get(overview::ui_services))
         .route("/v1/internal/ui/nodes", get(overview::ui_nodes))
         .fallback(not_found)

@@ -140,4 +140,5 @@ pub async fn run(node: Arc<ClusterNode>, discovery: Arc<Discovery>, plan: Bootst
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
     tracing::info!(id = node.id, "member of an initialized cluster");
+    node.readdress_self().await;
 }

@@ -1,7 +1,7 @@
 //! A running Raft member: the write path (propose here, or forward to the leader), read barriers
 //! for the three consistency modes, and membership changes.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -410,10 +410,19 @@ impl ClusterNode {
             return Err(NOT_LEADER.into());
         }
         let known = self.servers().into_iter().find(|(sid, _, _)| *sid == id);
-        if let Some((_, existing, true)) = &known
-            && *existing == node
-        {
-            return Ok(());
+        match &known {
+            Some((_, existing, true)) if *existing == node => return Ok(()),
+            // A voter back at another address (a rescheduled pod): re-address it in place, as
+            // add_learner keeps the address a known node had.
+            Some((_, _, true)) => {
+                return self
+                    .raft
+                    .change_membership(ChangeMembers::SetNodes(BTreeMap::from([(id, node)])), false)
+                    .await
+                    .map(drop)
+                    .map_err(|e| e.to_string());
+            }
+            _ => {}
         }
         self.raft.add_learner(id, node, true).await.map_err(|e| e.to_string())?;
         self.raft
@@ -421,6 +430,74 @@ impl ClusterNode {
             .await
             .map(drop)
             .map_err(|e| e.to_string())
+    }
+
+    /// Leader side, before this server stops (a pod's preStop): stop taking part in Raft and
+    /// ask the most caught-up voter to stand for election at once, so that the cluster has a new
+    /// leader as soon as the followers' lease on this one runs out, instead of after an election
+    /// timeout. Answers the voter asked; `None` when this server does not lead.
+    pub async fn step_down(&self) -> Remote<Option<NodeId>> {
+        if !self.is_leader() {
+            return Ok(None);
+        }
+        let metrics = self.metrics();
+        let voters: Vec<(NodeId, ServerNode)> = self
+            .servers()
+            .into_iter()
+            .filter(|(id, _, voter)| *voter && *id != self.id)
+            .map(|(id, n, _)| (id, n))
+            .collect();
+        let matched = |id: &NodeId| {
+            metrics
+                .replication
+                .as_ref()
+                .and_then(|r| r.get(id))
+                .and_then(|m| m.as_ref())
+                .map_or(0, |l| l.index)
+        };
+        let Some((target, node)) = voters.into_iter().max_by_key(|(id, _)| matched(id)) else {
+            return Err("no other voter to hand leadership to".into());
+        };
+        self.raft.shutdown().await.map_err(|e| e.to_string())?;
+        let answer: Remote<()> = self
+            .transport
+            .call(&node.raft_addr, "elect", &(), FORWARD_TIMEOUT)
+            .await
+            .map_err(|e| e.to_string())?;
+        answer.map(|()| Some(target))
+    }
+
+    /// Follower side of `step_down`: stand for election now.
+    pub async fn elect_now(&self) -> Remote<()> {
+        self.raft.trigger().elect().await.map_err(|e| e.to_string())
+    }
+
+    /// A server whose address changed (a pod rescheduled with a new IP, its data dir kept) asks
+    /// any known server to re-address it; the leader among them does. Returns once the recorded
+    /// address is current.
+    pub async fn readdress_self(&self) {
+        loop {
+            let recorded = self.servers().into_iter().find(|(id, _, _)| *id == self.id).map(|(_, n, _)| n);
+            match recorded {
+                Some(n) if n != self.me => {}
+                _ => return,
+            }
+            let change = MembershipChange::Add { id: self.id, node: self.me.clone() };
+            let peers: Vec<ServerNode> =
+                self.servers().into_iter().filter(|(id, _, _)| *id != self.id).map(|(_, n, _)| n).collect();
+            for peer in peers {
+                let answer = self
+                    .transport
+                    .call::<_, Remote<()>>(&peer.raft_addr, "membership", &change, FORWARD_TIMEOUT)
+                    .await;
+                if let Ok(Ok(())) = answer {
+                    tracing::info!(raft = %self.me.raft_addr, "re-addressed this server in the Raft configuration");
+                    break;
+                }
+            }
+            let mut rx = self.raft.metrics();
+            let _ = tokio::time::timeout(Duration::from_secs(1), rx.changed()).await;
+        }
     }
 
     /// Leader side: removes a server from the configuration.

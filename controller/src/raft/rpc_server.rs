@@ -106,6 +106,11 @@ async fn join(State(svc): State<RaftService>, body: Bytes) -> Response {
     encode(&answer)
 }
 
+/// The leader is stepping down and asks this server to stand for election.
+async fn elect(State(svc): State<RaftService>) -> Response {
+    encode(&svc.node.elect_now().await)
+}
+
 async fn hello(State(svc): State<RaftService>, body: Bytes) -> Response {
     let theirs: Hello = match decode(&body) {
         Ok(h) => h,
@@ -126,6 +131,7 @@ pub fn router(svc: RaftService) -> Router {
         .route("/raft/alive", post(alive))
         .route("/raft/join", post(join))
         .route("/raft/hello", post(hello))
+        .route("/raft/elect", post(elect))
         .layer(DefaultBodyLimit::disable())
         .with_state(svc)
 }

@@ -1,0 +1,107 @@
+//! What runs the servers on a platform needs: readiness (`/v1/agent/ready`: a leader is known
+//! and this server has applied what it had committed when it met it), metrics (Consul's JSON
+//! shape, or Prometheus text with `?format=prometheus`), and the leader's hand-over before it
+//! stops (`/v1/operator/raft/transfer-leader`).
+
+use std::collections::HashMap;
+
+use axum::extract::{Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+use super::AppState;
+use super::error::{ApiError, ApiResult};
+
+pub async fn ready(State(state): State<AppState>) -> Response {
+    let cluster = &state.cluster;
+    if !cluster.known_leader() {
+        return (StatusCode::SERVICE_UNAVAILABLE, "no cluster leader\n").into_response();
+    }
+    if !cluster.ready_for_stale() {
+        return (StatusCode::SERVICE_UNAVAILABLE, "catching up with the leader\n").into_response();
+    }
+    (StatusCode::OK, "ready\n").into_response()
+}
+
+/// (name, value, help) of every gauge.
+fn gauges(state: &AppState) -> Vec<(&'static str, f64, &'static str)> {
+    let stats = state.cluster.stats();
+    let counts = state.catalog.read(|s| s.record_counts());
+    let count = |name: &str| counts.iter().find(|(n, _)| *n == name).map_or(0.0, |(_, c)| *c as f64);
+    vec![
+        ("census_raft_leader", f64::from(u8::from(state.cluster.is_leader())), "1 while this server leads"),
+        (
+            "census_raft_known_leader",
+            f64::from(u8::from(state.cluster.known_leader())),
+            "1 while a leader is known",
+        ),
+        ("census_raft_term", stats.term as f64, "current Raft term"),
+        ("census_raft_last_log_index", stats.last_log_index as f64, "last Raft log index"),
+        ("census_raft_applied_index", stats.applied_index as f64, "last applied Raft log index"),
+        ("census_raft_peers", stats.num_peers as f64, "voters other than this server"),
+        (
+            "census_raft_last_contact_seconds",
+            stats.last_contact_ms.map_or(f64::NAN, |ms| ms as f64 / 1000.0),
+            "time since the leader was last heard from",
+        ),
+        ("census_catalog_nodes", count("Nodes"), "catalog nodes"),
+        ("census_catalog_services", count("Services"), "service instances"),
+        ("census_catalog_checks", count("Checks"), "health checks"),
+        ("census_kv_keys", count("KV"), "KV keys"),
+        ("census_sessions", count("Sessions"), "sessions"),
+    ]
+}
+
+/// Prometheus text for `?format=prometheus` or a scraper's Accept header (Prometheus asks for
+/// openmetrics or text/plain), Consul's JSON otherwise.
+pub async fn metrics(
+    State(state): State<AppState>,
+    Query(q): Query<HashMap<String, String>>,
+    headers: axum::http::HeaderMap,
+) -> Response {
+    let gauges = gauges(&state);
+    let accept = headers.get("accept").and_then(|v| v.to_str().ok()).unwrap_or("");
+    let scraper = accept.contains("openmetrics") || accept.starts_with("text/plain");
+    if q.get("format").map(String::as_str) == Some("prometheus") || scraper {
+        let mut text = String::new();
+        for (name, value, help) in gauges {
+            text.push_str(&format!("# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}\n"));
+        }
+        return ([("Content-Type", "text/plain; version=0.0.4")], text).into_response();
+    }
+    let timestamp = epoch_seconds();
+    let body = json!({
+        "Timestamp": timestamp,
+        "Gauges": gauges.iter().map(|(n, v, _)| json!({"Name": n.replace('_', "."), "Value": v, "Labels": {}})).collect::<Vec<_>>(),
+        "Points": [], "Counters": [], "Samples": [],
+    });
+    axum::Json(body).into_response()
+}
+
+/// When the values were read, in seconds since the epoch.
+fn epoch_seconds() -> String {
+    let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    format!("{secs}")
+}
+
+/// `?if-leader`: a follower answers at once that it has nothing to hand over.
+pub async fn transfer_leader(
+    State(state): State<AppState>,
+    Query(q): Query<HashMap<String, String>>,
+) -> ApiResult<Response> {
+    let if_leader = q.contains_key("if-leader");
+    match state.cluster.step_down().await {
+        Ok(Some(target)) => {
+            tracing::info!(to = target, "handed leadership over; this server no longer takes part in Raft");
+            Ok(axum::Json(json!({"Success": true, "NewLeader": target.to_string()})).into_response())
+        }
+        Ok(None) if if_leader => {
+            Ok(axum::Json(json!({"Success": true, "Skipped": "not the leader"})).into_response())
+        }
+        Ok(None) => {
+            Err(ApiError::BadRequest("this server is not the leader; run it against the leader".into()))
+        }
+        Err(e) => Err(ApiError::Internal(e)),
+    }
+}
