@@ -62,6 +62,8 @@ pub struct Context<P> {
     pub pods: Store<Pod>,
     recorder: Recorder,
     written: Mutex<Written>,
+    /// Whether KVEntries may read Secrets (the chart's `rbac.readSecrets`).
+    pub read_secrets: bool,
 }
 
 impl<P: CatalogPort> Context<P> {
@@ -73,7 +75,14 @@ impl<P: CatalogPort> Context<P> {
             port,
             pods,
             written: Mutex::new(Written::default()),
+            read_secrets: true,
         }
+    }
+
+    /// KVEntries that name a Secret get a condition instead of a read the RBAC would refuse.
+    pub fn without_secrets(mut self) -> Context<P> {
+        self.read_secrets = false;
+        self
     }
 
     pub fn written(&self) -> MutexGuard<'_, Written> {

@@ -55,6 +55,12 @@ async fn resolve<P: CatalogPort>(
                 None => return Ok(Err(missing(format!("ConfigMap {ns}/{name} has no key {key:?}")))),
             }
         }
+        ValueSource::Secret { .. } if !ctx.read_secrets => {
+            return Ok(Err(Invalid {
+                reason: "SecretsNotReadable",
+                message: "this census may not read Secrets (install with rbac.readSecrets=true)".into(),
+            }));
+        }
         ValueSource::Secret { name, key } => {
             let Some(secret) = Api::<Secret>::namespaced(ctx.client.clone(), ns).get_opt(&name).await? else {
                 return Ok(Err(missing(format!("Secret {ns}/{name} not found"))));

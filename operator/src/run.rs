@@ -26,6 +26,8 @@ pub struct OperatorConfig {
     pub namespace: Option<String>,
     /// This server's name, as Events report it.
     pub instance: String,
+    /// Watch and read Secrets for KVEntry values (needs RBAC to read Secrets).
+    pub read_secrets: bool,
 }
 
 fn api<K>(client: &Client, namespace: &Option<String>) -> Api<K>
@@ -141,7 +143,11 @@ async fn run_term<P: CatalogPort>(
 ) {
     let ns = &config.namespace;
     let (pods, pod_writer) = reflector::store();
-    let ctx = Arc::new(Context::new(client.clone(), port, pods, config.instance.clone()));
+    let mut ctx = Context::new(client.clone(), port, pods, config.instance.clone());
+    if !config.read_secrets {
+        ctx = ctx.without_secrets();
+    }
+    let ctx = Arc::new(ctx);
     let pod_events = watcher(api::<Pod>(&client, ns), watcher::Config::default())
         .default_backoff()
         .reflect(pod_writer)
@@ -167,13 +173,17 @@ async fn run_term<P: CatalogPort>(
     let kv_controller = Controller::new(api::<KVEntry>(&client, ns), watcher::Config::default());
     let kv_store = kv_controller.store();
     let (cm_store, secret_store) = (kv_store.clone(), kv_store.clone());
-    let keys = kv_controller
-        .watches(api::<ConfigMap>(&client, ns), watcher::Config::default(), move |cm| {
+    let mut kv_controller =
+        kv_controller.watches(api::<ConfigMap>(&client, ns), watcher::Config::default(), move |cm| {
             entries_using(&cm_store, cm.namespace(), &cm.name_any(), false)
-        })
-        .watches(api::<Secret>(&client, ns), watcher::Config::default(), move |s| {
-            entries_using(&secret_store, s.namespace(), &s.name_any(), true)
-        })
+        });
+    if config.read_secrets {
+        kv_controller =
+            kv_controller.watches(api::<Secret>(&client, ns), watcher::Config::default(), move |s| {
+                entries_using(&secret_store, s.namespace(), &s.name_any(), true)
+            });
+    }
+    let keys = kv_controller
         .reconcile_on(kv_drift_rx)
         .graceful_shutdown_on(stop.clone())
         .run(kv_entry::reconcile, error_policy, ctx.clone())

@@ -13,7 +13,7 @@ use census_operator::{kv_entry, service};
 use k8s_openapi::api::core::v1::{Pod, PodCondition, PodStatus};
 use kube::api::ObjectMeta;
 use serde_json::{Value, json};
-use support::{MemoryCatalog, context};
+use support::{MemoryCatalog, context, context_with};
 
 const SERVICES: &str = "/apis/census.dev/v1alpha1/namespaces/default/services";
 const KVENTRIES: &str = "/apis/census.dev/v1alpha1/namespaces/default/kventries";
@@ -241,6 +241,28 @@ async fn a_kventry_from_a_secret_decodes_it() {
     task.await.expect("join").expect("reconcile");
     api.done().await;
     assert_eq!(catalog.value("db/password").map(|v| v.0).as_deref(), Some("hunter2"));
+}
+
+#[tokio::test]
+async fn without_secret_access_a_secret_source_is_a_condition_not_a_forbidden_read() {
+    let catalog = Arc::new(MemoryCatalog::default());
+    let (ctx, mut api) = context_with(catalog.clone(), vec![], false);
+    let spec = KVEntrySpec {
+        key: "db/password".into(),
+        value_from: Some(ValueFrom {
+            config_map_key_ref: None,
+            secret_key_ref: Some(KeyRef { name: "db".into(), key: "password".into() }),
+        }),
+        ..Default::default()
+    };
+    let e = entry(spec, None);
+    let task = tokio::spawn(kv_entry::reconcile(Arc::new(e.clone()), ctx));
+    assert_eq!(api.expect_event().await, "SecretsNotReadable");
+    let status = api.expect("PATCH", &format!("{KVENTRIES}/config/status"), as_json(&e)).await;
+    task.await.expect("join").expect("reconcile");
+    api.done().await;
+    assert_eq!(condition(&status.body["status"], "Ready")["reason"], "SecretsNotReadable");
+    assert_eq!(catalog.value("db/password"), None);
 }
 
 #[tokio::test]

@@ -118,6 +118,10 @@ pub struct AgentArgs {
     /// With `-platform kubernetes`: reconcile resources of this namespace only (default: all).
     #[arg(long, value_name = "NAMESPACE")]
     pub watch_namespace: Option<String>,
+    /// With `-platform kubernetes`: whether KVEntries may take values from Secrets (default true;
+    /// false when the service account may not read them).
+    #[arg(long, value_name = "BOOL")]
+    pub read_secrets: Option<bool>,
 }
 
 /// `ui_config` of an agent config file.
@@ -205,6 +209,7 @@ pub struct AgentConfig {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KubernetesConfig {
     pub watch_namespace: Option<String>,
+    pub read_secrets: bool,
 }
 
 /// `HOST` → `HOST:PORT`; `HOST:PORT` and `[v6]:PORT` unchanged.
@@ -322,6 +327,7 @@ impl AgentConfig {
             }
             Some("kubernetes" | "k8s") => Some(KubernetesConfig {
                 watch_namespace: args.watch_namespace.clone().filter(|ns| !ns.is_empty()),
+                read_secrets: args.read_secrets.unwrap_or(true),
             }),
             Some(other) => {
                 return Err(ConfigError::Invalid(format!(

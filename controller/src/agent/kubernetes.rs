@@ -268,7 +268,11 @@ pub async fn start(
     let client = census_operator::kube::Client::try_default().await?;
     let port = Arc::new(RaftCatalog::new(cluster.clone()));
     tokio::spawn(run_sync_node_checks(cluster, port.clone()));
-    let operator = census_operator::OperatorConfig { namespace: config.watch_namespace, instance };
+    let operator = census_operator::OperatorConfig {
+        namespace: config.watch_namespace,
+        instance,
+        read_secrets: config.read_secrets,
+    };
     tokio::spawn(census_operator::run(client, port, operator));
     Ok(())
 }

@@ -194,6 +194,15 @@ impl ApiServer {
 
 /// A context over `catalog` whose API server is the returned mock, with `pods` in its cache.
 pub fn context(catalog: Arc<MemoryCatalog>, pods: Vec<Pod>) -> (Arc<Context<MemoryCatalog>>, ApiServer) {
+    context_with(catalog, pods, true)
+}
+
+/// As `context`; `read_secrets` false as with the chart's `rbac.readSecrets=false`.
+pub fn context_with(
+    catalog: Arc<MemoryCatalog>,
+    pods: Vec<Pod>,
+    read_secrets: bool,
+) -> (Arc<Context<MemoryCatalog>>, ApiServer) {
     let (service, handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
     let client = kube::Client::new(service, "default");
     let (store, mut writer) = reflector::store();
@@ -202,5 +211,7 @@ pub fn context(catalog: Arc<MemoryCatalog>, pods: Vec<Pod>) -> (Arc<Context<Memo
         writer.apply_watcher_event(&watcher::Event::InitApply(pod));
     }
     writer.apply_watcher_event(&watcher::Event::InitDone);
-    (Arc::new(Context::new(client, catalog, store, "census-server-0".into())), ApiServer(handle))
+    let ctx = Context::new(client, catalog, store, "census-server-0".into());
+    let ctx = if read_secrets { ctx } else { ctx.without_secrets() };
+    (Arc::new(ctx), ApiServer(handle))
 }
