@@ -17,6 +17,14 @@ if ! rustup target list --installed | grep -qx "$TARGET" && ! rustup target add 
   RUSTFLAGS_STATIC="-C target-feature=+crt-static"
   echo "build.sh: no musl target; building static glibc binaries instead" >&2
 fi
+# ring (TLS for the operator's Kubernetes client) compiles C for the target: musl needs musl-gcc.
+if [ "$TARGET" = x86_64-unknown-linux-musl ] && ! command -v x86_64-linux-musl-gcc >/dev/null 2>&1; then
+  if ! { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq musl-tools; }; then
+    TARGET=x86_64-unknown-linux-gnu
+    RUSTFLAGS_STATIC="-C target-feature=+crt-static"
+    echo "build.sh: no musl C compiler; building static glibc binaries instead" >&2
+  fi
+fi
 if ! command -v nginx >/dev/null 2>&1; then
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx
 fi
