@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use base64::Engine;
 use census_client::Client;
-use census_e2e::{Cluster, census_bin, put};
+use census_e2e::{Cluster, census_bin, eventually, put};
 use futures::StreamExt;
 use serde_json::json;
 
@@ -134,8 +134,15 @@ async fn a_restored_cluster_holds_the_identical_catalog_and_kv() {
     assert_eq!(census(&addr, &["kv", "export"]), export_before, "kv export differs after restore");
     for agent in &target.agents {
         let c = agent.client();
-        let (_, kv) = get(&c, "/v1/kv/", &[("recurse", String::new()), ("stale", String::new())]).await;
-        assert!(kv == kv_before, "{}: KV differs after restore", agent.name);
+        // A follower may still be applying the restore (a stale read answers 500 until it has
+        // caught up); each server must get there.
+        let stale = [("recurse", String::new()), ("stale", String::new())];
+        let what = format!("{} to hold the restored KV", agent.name);
+        eventually(Duration::from_secs(60), &what, || async {
+            let (status, _, kv) = c.raw(reqwest::Method::GET, "/v1/kv/", &stale, None, None).await.ok()?;
+            (status.is_success() && kv == kv_before).then_some(())
+        })
+        .await;
         assert!(catalog_answers(&c, true).await == catalog_before, "{}: catalog differs", agent.name);
     }
 
