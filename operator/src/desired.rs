@@ -8,7 +8,9 @@ use census_client::duration::parse_duration;
 use k8s_openapi::api::core::v1::Pod;
 
 use crate::crd::{KVEntrySpec, ServiceCheck, ServiceSpec};
-use crate::ownership::{OWNER_META, SOURCE, SOURCE_META, is_reserved_meta};
+use crate::ownership::{
+    OWNER_META, SOURCE, SOURCE_META, endpoint_instance_id, is_reserved_meta, pod_instance_id,
+};
 use crate::port::{Instance, InstanceCheck, Probe};
 
 /// Consul's limit on a value (512 KiB).
@@ -223,7 +225,6 @@ impl ServicePlan {
 
     /// Every instance the spec asks for, given the pods of its namespace; sorted by ID.
     pub fn instances<'a>(&self, pods: impl IntoIterator<Item = &'a Pod>) -> Vec<Instance> {
-        let prefix = self.owner.replace('/', "-");
         let mut out = Vec::new();
         if let (Some(selector), Some(port)) = (&self.selector, self.port) {
             for pod in pods {
@@ -233,11 +234,12 @@ impl ServicePlan {
                 let (Some(pod_name), Some((ip, ready))) = (&pod.metadata.name, pod_endpoint(pod)) else {
                     continue;
                 };
-                out.push(self.instance(format!("{prefix}-{pod_name}"), ip, port, Some(ready)));
+                out.push(self.instance(pod_instance_id(&self.owner, pod_name), ip, port, Some(ready)));
             }
         }
         for (address, port) in &self.endpoints {
-            out.push(self.instance(format!("{prefix}-{address}-{port}"), address.clone(), *port, None));
+            let id = endpoint_instance_id(&self.owner, address, *port);
+            out.push(self.instance(id, address.clone(), *port, None));
         }
         out.sort_by(|a, b| a.id.cmp(&b.id));
         out.dedup_by(|a, b| a.id == b.id);

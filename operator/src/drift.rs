@@ -12,16 +12,8 @@ use kube::runtime::reflector::ObjectRef;
 
 use crate::context::{Context, WrittenKey, WrittenService};
 use crate::crd::{KVEntry, Service};
-use crate::ownership::owner_of;
+use crate::ownership::{owner_of, owner_ref};
 use crate::port::{CatalogPort, StoredInstance};
-
-fn object_ref<K>(owner: &str) -> Option<ObjectRef<K>>
-where
-    K: kube::Resource<DynamicType = ()>,
-{
-    let (ns, name) = owner.split_once('/')?;
-    Some(ObjectRef::new(name).within(ns))
-}
 
 /// How long catalog changes are gathered before one comparison pass (a burst of writes, such as
 /// the operator's own, costs one pass).
@@ -78,7 +70,7 @@ pub async fn watch<P: CatalogPort>(
         };
         for owner in stale_services {
             tracing::debug!(%owner, "catalog differs from what the Service wrote");
-            if let Some(r) = object_ref::<Service>(&owner)
+            if let Some(r) = owner_ref::<Service>(&owner)
                 && services.unbounded_send(r).is_err()
             {
                 return;
@@ -86,7 +78,7 @@ pub async fn watch<P: CatalogPort>(
         }
         for owner in stale_keys {
             tracing::debug!(%owner, "catalog differs from what the KVEntry wrote");
-            if let Some(r) = object_ref::<KVEntry>(&owner)
+            if let Some(r) = owner_ref::<KVEntry>(&owner)
                 && keys.unbounded_send(r).is_err()
             {
                 return;

@@ -15,7 +15,7 @@ use crate::conditions::{Want, merge};
 use crate::context::{Context, Error, WrittenKey, apply_status, now};
 use crate::crd::{DeletionPolicy, KVEntry, KVEntryStatus};
 use crate::desired::{Invalid, MAX_VALUE_BYTES, ValueSource, plan_key, too_large};
-use crate::ownership::{KeyOwner, key_flags, key_owner, owner_key};
+use crate::ownership::{KeyOwner, key_flags, key_owner, owner_key, user_flags};
 use crate::port::CatalogPort;
 
 pub const FINALIZER: &str = "census.dev/kv";
@@ -233,7 +233,7 @@ async fn cleanup<P: CatalogPort>(entry: &KVEntry, ns: &str, ctx: &Context<P>) ->
             }
             DeletionPolicy::Retain => {
                 // Released: the user's flags without census's mark, so nothing claims it.
-                ctx.port.put_key(&key, have.value, have.flags & 0xffff_ffff).await?;
+                ctx.port.put_key(&key, have.value, user_flags(have.flags)).await?;
                 ctx.event(&reference, false, "Retained", format!("kept key {key}, released")).await;
             }
         },

@@ -3,6 +3,8 @@
 
 use std::collections::BTreeMap;
 
+use kube::runtime::reflector::ObjectRef;
+
 /// The catalog node the operator registers its instances on (as consul-k8s's catalog sync does).
 pub const NODE: &str = "k8s-sync";
 /// Meta: `<namespace>/<name>` of the Service resource that wrote the instance.
@@ -25,6 +27,25 @@ pub fn owner_key(namespace: &str, name: &str) -> String {
     format!("{namespace}/{name}")
 }
 
+/// The resource an owner key names.
+pub fn owner_ref<K>(owner: &str) -> Option<ObjectRef<K>>
+where
+    K: kube::Resource<DynamicType = ()>,
+{
+    let (ns, name) = owner.split_once('/')?;
+    Some(ObjectRef::new(name).within(ns))
+}
+
+/// The catalog ID of the instance a Service's pod becomes.
+pub fn pod_instance_id(owner: &str, pod: &str) -> String {
+    format!("{}-{pod}", owner.replace('/', "-"))
+}
+
+/// The catalog ID of a Service's static endpoint.
+pub fn endpoint_instance_id(owner: &str, address: &str, port: u16) -> String {
+    format!("{}-{address}-{port}", owner.replace('/', "-"))
+}
+
 /// Bits 48..64 of a key's flags say "written by census" (0xCE05), bits 32..48 hash the owning
 /// KVEntry, bits 0..32 are the user's flags.
 const MARK: u64 = 0xCE05;
@@ -41,6 +62,11 @@ fn owner_hash(owner: &str) -> u64 {
 
 pub fn key_flags(owner: &str, user_flags: u32) -> u64 {
     (MARK << 48) | (owner_hash(owner) << 32) | u64::from(user_flags)
+}
+
+/// The user's part of a key's flags (census's mark removed).
+pub fn user_flags(flags: u64) -> u64 {
+    flags & 0xffff_ffff
 }
 
 /// Who a key's flags say wrote it.
@@ -71,7 +97,7 @@ mod tests {
     #[test]
     fn flags_keep_the_user_bits_and_name_the_owner() {
         let f = key_flags("default/app-config", 42);
-        assert_eq!(f & 0xffff_ffff, 42);
+        assert_eq!(user_flags(f), 42);
         assert_eq!(key_owner(f, "default/app-config"), KeyOwner::Me);
         assert_eq!(key_owner(f, "default/other"), KeyOwner::OtherEntry);
         assert_eq!(key_owner(42, "default/app-config"), KeyOwner::Foreign);

@@ -16,7 +16,7 @@ use kube::{Client, ResourceExt};
 use crate::context::{Context, Error};
 use crate::crd::{KVEntry, Service};
 use crate::desired::selects;
-use crate::ownership::{NODE, owner_of};
+use crate::ownership::{NODE, owner_key, owner_of, owner_ref, pod_instance_id};
 use crate::port::CatalogPort;
 use crate::{drift, kv_entry, service};
 
@@ -78,8 +78,8 @@ fn services_for_pod<P: CatalogPort>(
         .filter(|s| {
             let selected =
                 s.spec.selector.as_ref().is_some_and(|sel| selects(sel, pod.metadata.labels.as_ref()));
-            let owner = crate::ownership::owner_key(&ns, &s.name_any());
-            let id = format!("{}-{pod_name}", owner.replace('/', "-"));
+            let owner = owner_key(&ns, &s.name_any());
+            let id = pod_instance_id(&owner, &pod_name);
             selected || written.services.get(&owner).is_some_and(|w| w.instances.iter().any(|i| i.id == id))
         })
         .map(|s| ObjectRef::from_obj(s.as_ref()))
@@ -122,11 +122,11 @@ async fn remove_orphans<P: CatalogPort>(
     }
     for stored in ctx.port.instances() {
         let Some(owner) = owner_of(&stored.instance.meta).map(str::to_string) else { continue };
-        let Some((ns, name)) = owner.split_once('/') else { continue };
-        if namespace.as_deref().is_some_and(|watched| watched != ns) {
+        let Some(resource) = owner_ref::<Service>(&owner) else { continue };
+        if namespace.is_some() && resource.namespace != namespace {
             continue;
         }
-        if services.get(&ObjectRef::new(name).within(ns)).is_none() {
+        if services.get(&resource).is_none() {
             tracing::info!(instance = %stored.instance.id, %owner, node = NODE, "removing instance of a Service that no longer exists");
             if let Err(e) = ctx.port.deregister(&stored.instance.id).await {
                 tracing::warn!(error = %e, "could not remove orphaned instance");
