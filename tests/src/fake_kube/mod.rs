@@ -52,6 +52,13 @@ struct Target {
     status: bool,
 }
 
+impl Target {
+    /// The namespace of a namespaced request ("" for cluster-wide paths).
+    fn ns(&self) -> String {
+        self.namespace.clone().unwrap_or_default()
+    }
+}
+
 fn parse_target(path: &str) -> Result<Target, ApiError> {
     let parts: Vec<&str> = path.trim_matches('/').split('/').collect();
     let (api_version, rest) = match parts.as_slice() {
@@ -235,20 +242,20 @@ async fn handle(
         (&Method::GET, None) if watch => return watch_response(&l.kube, &target, &query),
         (&Method::GET, None) => Ok(list_response(&l.kube, &target, &query)),
         (&Method::GET, Some(name)) => {
-            let ns = target.namespace.clone().unwrap_or_default();
+            let ns = target.ns();
             l.kube.store().get(target.kind, &ns, name).ok_or_else(|| store::not_found(target.kind, name))
         }
         (&Method::POST, None) => parse_body(&body).and_then(|obj| {
-            let ns = target.namespace.clone().unwrap_or_default();
+            let ns = target.ns();
             l.kube.store().create(target.kind, &ns, obj)
         }),
         (&Method::PUT, Some(name)) => parse_body(&body).and_then(|obj| {
-            let ns = target.namespace.clone().unwrap_or_default();
+            let ns = target.ns();
             l.kube.store().update(target.kind, &ns, name, obj, target.status)
         }),
         (&Method::PATCH, Some(name)) => patch(&l.kube, &target, name, &content_type, &body),
         (&Method::DELETE, Some(name)) => {
-            let ns = target.namespace.clone().unwrap_or_default();
+            let ns = target.ns();
             l.kube.store().delete(target.kind, &ns, name)
         }
         _ => Err(ApiError {
@@ -277,7 +284,7 @@ fn patch(
     content_type: &str,
     body: &[u8],
 ) -> Result<Value, ApiError> {
-    let ns = target.namespace.clone().unwrap_or_default();
+    let ns = target.ns();
     let mut store = kube.store();
     let mut obj = store.get(target.kind, &ns, name).ok_or_else(|| store::not_found(target.kind, name))?;
     let patch = parse_body(body)?;
