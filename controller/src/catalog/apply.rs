@@ -60,6 +60,8 @@ impl CatalogState {
                 self.kv_unlock(index, key, value, *flags, session, changes)
             }
             Command::Txn { ops, now_ms } => self.txn(index, ops, *now_ms, changes),
+            Command::DocSet(write) => self.doc_set(index, write, changes),
+            Command::DocDelete { kind, key, cas } => self.doc_delete(index, *kind, key, *cas, changes),
             Command::KvDeleteTree { prefix } => {
                 let keys: Vec<String> = self
                     .kv

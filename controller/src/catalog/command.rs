@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use super::documents::{DocKind, DocWrite};
 use super::model::{CheckSpec, CheckStatus, TaggedAddress, Weights};
 use super::session::SessionSpec;
 use super::txn::{TxnError, TxnOp, TxnResult};
@@ -99,6 +100,14 @@ pub enum Command {
     /// Replaces the catalog with the archive that restore `id` uploaded.
     RestoreCommit {
         id: String,
+    },
+    /// Writes a config entry, prepared query, coordinate or the autopilot configuration.
+    DocSet(DocWrite),
+    /// `cas`: `Some(n)` deletes only if the document's ModifyIndex is `n`.
+    DocDelete {
+        kind: DocKind,
+        key: String,
+        cas: Option<u64>,
     },
 }
 

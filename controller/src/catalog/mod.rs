@@ -6,6 +6,7 @@
 mod apply;
 pub mod archive;
 pub mod command;
+pub mod documents;
 pub mod model;
 pub mod query;
 mod restore;
@@ -25,6 +26,7 @@ mod txn_tests;
 use std::sync::RwLock;
 
 pub use command::{CheckRegistration, Command, CommandResult, NodeSpec, Registration, ServiceSpec};
+pub use documents::{DocKind, DocWrite, Document};
 pub use model::{CheckKind, CheckRecord, CheckSpec, CheckStatus, KvRecord, NodeRecord, ServiceRecord};
 pub use session::{SessionBehavior, SessionRecord, SessionSpec};
 pub use state::{CatalogState, Changes, Table};

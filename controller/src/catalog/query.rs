@@ -26,7 +26,7 @@ fn has_tags(svc: &ServiceRecord, tags: &[String]) -> bool {
 
 impl CatalogState {
     /// How many records of each kind the catalog holds (`census snapshot inspect`).
-    pub fn record_counts(&self) -> [(&'static str, usize); 6] {
+    pub fn record_counts(&self) -> [(&'static str, usize); 7] {
         [
             ("Nodes", self.nodes.len()),
             ("Services", self.services.len()),
@@ -34,6 +34,7 @@ impl CatalogState {
             ("KV", self.kv.len()),
             ("KV tombstones", self.kv_tombstones.len()),
             ("Sessions", self.sessions.len()),
+            ("Documents", self.documents.len()),
         ]
     }
 

@@ -5,6 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
+use super::documents::{DocKind, Document};
 use super::model::{CheckRecord, KvRecord, NodeRecord, ServiceRecord};
 use super::session::SessionRecord;
 
@@ -16,10 +17,24 @@ pub enum Table {
     Checks,
     Kv,
     Sessions,
+    ConfigEntries,
+    PreparedQueries,
+    Coordinates,
+    Autopilot,
 }
 
 impl Table {
-    pub const ALL: [Table; 5] = [Table::Nodes, Table::Services, Table::Checks, Table::Kv, Table::Sessions];
+    pub const ALL: [Table; 9] = [
+        Table::Nodes,
+        Table::Services,
+        Table::Checks,
+        Table::Kv,
+        Table::Sessions,
+        Table::ConfigEntries,
+        Table::PreparedQueries,
+        Table::Coordinates,
+        Table::Autopilot,
+    ];
 
     pub fn slot(self) -> usize {
         self as usize
@@ -64,8 +79,10 @@ pub struct CatalogState {
     pub(crate) by_service_name: BTreeMap<String, BTreeSet<(String, String)>>,
     /// Last index at which anything about a service name changed (instances, their checks, their nodes).
     pub(crate) service_index: BTreeMap<String, u64>,
-    pub(crate) table_index: [u64; 5],
+    pub(crate) table_index: [u64; Table::ALL.len()],
     pub(crate) sessions: BTreeMap<String, SessionRecord>,
+    /// Config entries, prepared queries, coordinates, the autopilot configuration.
+    pub(crate) documents: BTreeMap<(DocKind, String), Document>,
     /// Keys released by an invalidated session, and until when (leader wall clock, ms since the
     /// epoch) they cannot be acquired again.
     pub(crate) lock_delays: BTreeMap<String, u64>,

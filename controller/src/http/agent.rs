@@ -1,9 +1,9 @@
 //! `/v1/agent/*`: this agent's services, checks and membership.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 use axum::body::Body;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::HeaderMap;
 use axum::response::Response;
 use census_client::types::{AgentConfig, AgentSelf, AgentServiceRegistration, CheckDefinition, Member};
@@ -17,11 +17,10 @@ use crate::catalog::{CheckKind, CheckStatus, Command, Registration};
 
 pub async fn service_register(
     State(state): State<AppState>,
-    Query(raw): Query<HashMap<String, String>>,
+    params: Params,
     headers: HeaderMap,
     body: Body,
 ) -> ApiResult<Response> {
-    let params = Params::parse(raw)?;
     let body = read_body(&headers, body, MAX_BODY, "Request body").await?;
     let reg: AgentServiceRegistration = decode_json(&body)?;
     let (service, checks) = convert::service_registration(&reg, state.info.enable_script_checks)?;
@@ -50,11 +49,7 @@ pub async fn service_deregister(
     Ok(empty_ok())
 }
 
-pub async fn services(
-    State(state): State<AppState>,
-    Query(raw): Query<HashMap<String, String>>,
-) -> ApiResult<Response> {
-    let params = Params::parse(raw)?;
+pub async fn services(State(state): State<AppState>, params: Params) -> ApiResult<Response> {
     let dc = state.info.datacenter.clone();
     let map = state.catalog.read(|s| {
         s.node_services(&state.info.node_name)
@@ -68,9 +63,8 @@ pub async fn services(
 pub async fn service(
     State(state): State<AppState>,
     Path(id): Path<String>,
-    Query(raw): Query<HashMap<String, String>>,
+    params: Params,
 ) -> ApiResult<Response> {
-    let params = Params::parse(raw)?;
     let dc = state.info.datacenter.clone();
     let svc = state
         .catalog
@@ -81,11 +75,7 @@ pub async fn service(
     }
 }
 
-pub async fn checks(
-    State(state): State<AppState>,
-    Query(raw): Query<HashMap<String, String>>,
-) -> ApiResult<Response> {
-    let params = Params::parse(raw)?;
+pub async fn checks(State(state): State<AppState>, params: Params) -> ApiResult<Response> {
     let map = state.catalog.read(|s| {
         s.node_checks(&state.info.node_name)
             .into_iter()
@@ -160,7 +150,7 @@ async fn set_ttl_status(
 pub async fn check_ttl(
     State(state): State<AppState>,
     Path((verb, id)): Path<(String, String)>,
-    Query(raw): Query<HashMap<String, String>>,
+    params: Params,
 ) -> ApiResult<Response> {
     let status = match verb.as_str() {
         "pass" => CheckStatus::Passing,
@@ -168,7 +158,7 @@ pub async fn check_ttl(
         "fail" => CheckStatus::Critical,
         other => return Err(ApiError::NotFound(format!("unknown check verb {other:?}"))),
     };
-    let note = raw.get("note").cloned().unwrap_or_default();
+    let note = params.get("note").unwrap_or_default().to_string();
     set_ttl_status(&state, &id, status, note).await
 }
 
@@ -194,19 +184,11 @@ pub async fn check_update(
     set_ttl_status(&state, &id, status, update.output).await
 }
 
-pub async fn members(
-    State(state): State<AppState>,
-    Query(raw): Query<HashMap<String, String>>,
-) -> ApiResult<Response> {
-    let params = Params::parse(raw)?;
+pub async fn members(State(state): State<AppState>, params: Params) -> ApiResult<Response> {
     listing_response(&state.members(), &params)
 }
 
-pub async fn self_info(
-    State(state): State<AppState>,
-    Query(raw): Query<HashMap<String, String>>,
-) -> ApiResult<Response> {
-    let params = Params::parse(raw)?;
+pub async fn self_info(State(state): State<AppState>, params: Params) -> ApiResult<Response> {
     let member = state
         .members()
         .into_iter()

@@ -1,9 +1,9 @@
 //! `/v1/catalog/*` and `/v1/health/*`: the cluster-wide view.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 use axum::body::Body;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::HeaderMap;
 use axum::response::Response;
 use census_client::types::{CatalogDeregistration, CatalogNode, CatalogRegistration, ServiceEntry};
@@ -97,22 +97,14 @@ pub async fn datacenters(State(state): State<AppState>) -> ApiResult<Response> {
     json_response(&vec![state.info.datacenter.clone()], false)
 }
 
-pub async fn nodes(
-    State(state): State<AppState>,
-    Query(raw): Query<HashMap<String, String>>,
-) -> ApiResult<Response> {
-    let params = Params::parse(raw)?;
+pub async fn nodes(State(state): State<AppState>, params: Params) -> ApiResult<Response> {
     blocking(&state, &params, WatchKey::Tables(vec![Table::Nodes]), |s| {
         (s.tables_index(&[Table::Nodes]), s.nodes().map(convert::node).collect::<Vec<_>>())
     })
     .await
 }
 
-pub async fn services(
-    State(state): State<AppState>,
-    Query(raw): Query<HashMap<String, String>>,
-) -> ApiResult<Response> {
-    let params = Params::parse(raw)?;
+pub async fn services(State(state): State<AppState>, params: Params) -> ApiResult<Response> {
     blocking(&state, &params, WatchKey::Tables(vec![Table::Services]), |s| {
         (s.tables_index(&[Table::Services]), s.service_tags())
     })
@@ -122,9 +114,8 @@ pub async fn services(
 pub async fn service(
     State(state): State<AppState>,
     Path(name): Path<String>,
-    Query(raw): Query<HashMap<String, String>>,
+    params: Params,
 ) -> ApiResult<Response> {
-    let params = Params::parse(raw)?;
     let tags = params.tags();
     blocking(&state, &params, WatchKey::Service(name.clone()), |s| {
         let rows: Vec<_> =
@@ -137,9 +128,8 @@ pub async fn service(
 pub async fn node(
     State(state): State<AppState>,
     Path(name): Path<String>,
-    Query(raw): Query<HashMap<String, String>>,
+    params: Params,
 ) -> ApiResult<Response> {
-    let params = Params::parse(raw)?;
     let dc = state.info.datacenter.clone();
     blocking(&state, &params, WatchKey::Tables(vec![Table::Nodes, Table::Services]), |s| {
         let found = s.node(&name).map(|n| CatalogNode {
@@ -158,9 +148,8 @@ pub async fn node(
 pub async fn health_node(
     State(state): State<AppState>,
     Path(name): Path<String>,
-    Query(raw): Query<HashMap<String, String>>,
+    params: Params,
 ) -> ApiResult<Response> {
-    let params = Params::parse(raw)?;
     blocking(&state, &params, WatchKey::Tables(vec![Table::Checks]), |s| {
         let checks: Vec<_> = s.node_checks(&name).into_iter().map(convert::health_check).collect();
         (s.tables_index(&[Table::Checks]), checks)
@@ -171,9 +160,8 @@ pub async fn health_node(
 pub async fn health_checks(
     State(state): State<AppState>,
     Path(service): Path<String>,
-    Query(raw): Query<HashMap<String, String>>,
+    params: Params,
 ) -> ApiResult<Response> {
-    let params = Params::parse(raw)?;
     blocking(&state, &params, WatchKey::Service(service.clone()), |s| {
         let checks: Vec<_> = s.checks_of_service(&service).into_iter().map(convert::health_check).collect();
         (s.service_name_index(&service), checks)
@@ -184,11 +172,10 @@ pub async fn health_checks(
 pub async fn health_service(
     State(state): State<AppState>,
     Path(service): Path<String>,
-    Query(raw): Query<HashMap<String, String>>,
+    params: Params,
 ) -> ApiResult<Response> {
-    let params = Params::parse(raw)?;
     let tags = params.tags();
-    let passing = params.flag("passing") && params.get("passing") != Some("false");
+    let passing = params.switch("passing");
     blocking(&state, &params, WatchKey::Service(service.clone()), |s| {
         let entries: Vec<ServiceEntry> = s
             .health_of(&service, &tags, passing)
@@ -207,9 +194,8 @@ pub async fn health_service(
 pub async fn health_state(
     State(state): State<AppState>,
     Path(wanted): Path<String>,
-    Query(raw): Query<HashMap<String, String>>,
+    params: Params,
 ) -> ApiResult<Response> {
-    let params = Params::parse(raw)?;
     let filter = match wanted.as_str() {
         "any" => None,
         other => Some(CheckStatus::parse(other).ok_or_else(|| {

@@ -17,6 +17,9 @@ pub enum ApiError {
     MethodNotAllowed(String),
     #[error("{0}")]
     Internal(String),
+    /// `?dc=` names a datacenter this agent has no route to.
+    #[error("No path to datacenter")]
+    UnknownDatacenter(String),
     #[error(transparent)]
     Cluster(#[from] ClusterError),
 }
@@ -28,7 +31,9 @@ impl ApiError {
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
-            ApiError::Internal(_) | ApiError::Cluster(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            ApiError::Internal(_) | ApiError::UnknownDatacenter(_) | ApiError::Cluster(_) => {
+                StatusCode::INTERNAL_SERVER_ERROR
+            }
         }
     }
 }

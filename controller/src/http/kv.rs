@@ -1,9 +1,7 @@
 //! `/v1/kv/*`: the key/value store.
 
-use std::collections::HashMap;
-
 use axum::body::Body;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 
@@ -21,16 +19,15 @@ fn validate_key(key: &str) -> ApiResult<()> {
     Ok(())
 }
 
-pub async fn get_root(state: State<AppState>, query: Query<HashMap<String, String>>) -> ApiResult<Response> {
-    get(state, Path(String::new()), query).await
+pub async fn get_root(state: State<AppState>, params: Params) -> ApiResult<Response> {
+    get(state, Path(String::new()), params).await
 }
 
 pub async fn get(
     State(state): State<AppState>,
     Path(key): Path<String>,
-    Query(raw): Query<HashMap<String, String>>,
+    params: Params,
 ) -> ApiResult<Response> {
-    let params = Params::parse(raw)?;
     validate_key(&key)?;
     let watch = WatchKey::KvPrefix(key.clone());
     if params.flag("keys") {
@@ -78,11 +75,10 @@ pub async fn get(
 pub async fn put(
     State(state): State<AppState>,
     Path(key): Path<String>,
-    Query(raw): Query<HashMap<String, String>>,
+    params: Params,
     headers: HeaderMap,
     body: Body,
 ) -> ApiResult<Response> {
-    let params = Params::parse(raw)?;
     if key.is_empty() {
         return Err(ApiError::BadRequest("Missing key name".into()));
     }
@@ -107,9 +103,8 @@ pub async fn put(
 pub async fn delete(
     State(state): State<AppState>,
     Path(key): Path<String>,
-    Query(raw): Query<HashMap<String, String>>,
+    params: Params,
 ) -> ApiResult<Response> {
-    let params = Params::parse(raw)?;
     validate_key(&key)?;
     let cmd = if params.flag("recurse") {
         Command::KvDeleteTree { prefix: key }
@@ -123,11 +118,8 @@ pub async fn delete(
     Ok(bool_response(&answer))
 }
 
-pub async fn delete_root(
-    state: State<AppState>,
-    query: Query<HashMap<String, String>>,
-) -> ApiResult<Response> {
-    delete(state, Path(String::new()), query).await
+pub async fn delete_root(state: State<AppState>, params: Params) -> ApiResult<Response> {
+    delete(state, Path(String::new()), params).await
 }
 
 fn bool_response(answer: &CommandResult) -> Response {

@@ -3,12 +3,11 @@
 //! `_service_maintenance:ID`) whose notes carry the reason, so the node's or the instance's
 //! health answers, DNS and `?passing` leave it out until maintenance is disabled.
 
-use std::collections::HashMap;
-
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::response::Response;
 
 use super::error::{ApiError, ApiResult};
+use super::query::Params;
 use super::{AppState, empty_ok};
 use crate::catalog::{CheckRegistration, CheckSpec, CheckStatus, Command, Registration};
 
@@ -17,8 +16,8 @@ pub const SERVICE_CHECK_PREFIX: &str = "_service_maintenance:";
 const DEFAULT_REASON: &str =
     "Maintenance mode is enabled for this node, but no reason was provided. This is a default message.";
 
-fn enable(raw: &HashMap<String, String>) -> ApiResult<bool> {
-    match raw.get("enable").map(String::as_str) {
+fn enable(params: &Params) -> ApiResult<bool> {
+    match params.get("enable") {
         None | Some("") => Err(ApiError::BadRequest("Missing value for enable".into())),
         Some("true") => Ok(true),
         Some("false") => Ok(false),
@@ -32,7 +31,7 @@ async fn set(
     check_id: String,
     name: &str,
     service_id: &str,
-    reason: Option<&String>,
+    reason: Option<&str>,
 ) -> ApiResult<Response> {
     let node = state.info.node_name.clone();
     if !on {
@@ -45,7 +44,10 @@ async fn set(
         id: check_id,
         name: name.to_string(),
         status: Some(CheckStatus::Critical),
-        notes: reason.filter(|r| !r.is_empty()).cloned().unwrap_or_else(|| DEFAULT_REASON.to_string()),
+        notes: reason
+            .filter(|r| !r.is_empty())
+            .map(str::to_string)
+            .unwrap_or_else(|| DEFAULT_REASON.to_string()),
         output: String::new(),
         service_id: service_id.to_string(),
         spec: CheckSpec::default(),
@@ -60,24 +62,21 @@ async fn set(
     Ok(empty_ok())
 }
 
-pub async fn node(
-    State(state): State<AppState>,
-    Query(raw): Query<HashMap<String, String>>,
-) -> ApiResult<Response> {
-    let on = enable(&raw)?;
-    set(&state, on, NODE_CHECK.to_string(), "Node Maintenance Mode", "", raw.get("reason")).await
+pub async fn node(State(state): State<AppState>, params: Params) -> ApiResult<Response> {
+    let on = enable(&params)?;
+    set(&state, on, NODE_CHECK.to_string(), "Node Maintenance Mode", "", params.get("reason")).await
 }
 
 pub async fn service(
     State(state): State<AppState>,
     Path(id): Path<String>,
-    Query(raw): Query<HashMap<String, String>>,
+    params: Params,
 ) -> ApiResult<Response> {
-    let on = enable(&raw)?;
+    let on = enable(&params)?;
     let node = state.info.node_name.clone();
     if state.catalog.read(|s| s.service(&node, &id).is_none()) {
         return Err(ApiError::NotFound(format!("Unknown service ID {id:?}")));
     }
     let check_id = format!("{SERVICE_CHECK_PREFIX}{id}");
-    set(&state, on, check_id, "Service Maintenance Mode", &id, raw.get("reason")).await
+    set(&state, on, check_id, "Service Maintenance Mode", &id, params.get("reason")).await
 }

@@ -3,15 +3,14 @@
 //! shape, or Prometheus text with `?format=prometheus`), and the leader's hand-over before it
 //! stops (`/v1/operator/raft/transfer-leader`).
 
-use std::collections::HashMap;
-
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
 use super::AppState;
 use super::error::{ApiError, ApiResult};
+use super::query::Params;
 
 pub async fn ready(State(state): State<AppState>) -> Response {
     let cluster = &state.cluster;
@@ -57,13 +56,13 @@ fn gauges(state: &AppState) -> Vec<(&'static str, f64, &'static str)> {
 /// openmetrics or text/plain), Consul's JSON otherwise.
 pub async fn metrics(
     State(state): State<AppState>,
-    Query(q): Query<HashMap<String, String>>,
+    params: Params,
     headers: axum::http::HeaderMap,
 ) -> Response {
     let gauges = gauges(&state);
     let accept = headers.get("accept").and_then(|v| v.to_str().ok()).unwrap_or("");
     let scraper = accept.contains("openmetrics") || accept.starts_with("text/plain");
-    if q.get("format").map(String::as_str) == Some("prometheus") || scraper {
+    if params.get("format") == Some("prometheus") || scraper {
         let mut text = String::new();
         for (name, value, help) in gauges {
             text.push_str(&format!("# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}\n"));
@@ -86,11 +85,8 @@ fn epoch_seconds() -> String {
 }
 
 /// `?if-leader`: a follower answers at once that it has nothing to hand over.
-pub async fn transfer_leader(
-    State(state): State<AppState>,
-    Query(q): Query<HashMap<String, String>>,
-) -> ApiResult<Response> {
-    let if_leader = q.contains_key("if-leader");
+pub async fn transfer_leader(State(state): State<AppState>, params: Params) -> ApiResult<Response> {
+    let if_leader = params.flag("if-leader");
     match state.cluster.step_down().await {
         Ok(Some(target)) => {
             tracing::info!(to = target, "handed leadership over; this server no longer takes part in Raft");

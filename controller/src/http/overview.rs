@@ -1,11 +1,11 @@
 //! Overview reads for the web UI, spelled as Consul's: `/v1/internal/ui/services|nodes`,
 //! `/v1/operator/autopilot/health`, and the `Stats` of `/v1/agent/self`.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::response::Response;
 use census_client::overview::{AutopilotHealth, AutopilotServer, UiNode, UiService};
 use census_client::types::AgentSelf;
@@ -23,11 +23,7 @@ const MAX_TRAILING_LOGS: u64 = 250;
 /// How long autopilot waits for another server's `/v1/agent/self`.
 const PEER_TIMEOUT: Duration = Duration::from_secs(1);
 
-pub async fn ui_services(
-    State(state): State<AppState>,
-    Query(raw): Query<HashMap<String, String>>,
-) -> ApiResult<Response> {
-    let params = Params::parse(raw)?;
+pub async fn ui_services(State(state): State<AppState>, params: Params) -> ApiResult<Response> {
     let dc = state.info.datacenter.clone();
     let tables = [Table::Services, Table::Checks];
     blocking(&state, &params, WatchKey::Tables(tables.to_vec()), |s| {
@@ -51,11 +47,7 @@ pub async fn ui_services(
     .await
 }
 
-pub async fn ui_nodes(
-    State(state): State<AppState>,
-    Query(raw): Query<HashMap<String, String>>,
-) -> ApiResult<Response> {
-    let params = Params::parse(raw)?;
+pub async fn ui_nodes(State(state): State<AppState>, params: Params) -> ApiResult<Response> {
     let dc = state.info.datacenter.clone();
     let tables = [Table::Nodes, Table::Services, Table::Checks];
     blocking(&state, &params, WatchKey::Tables(tables.to_vec()), |s| {

@@ -1,8 +1,9 @@
 //! Query parameters common to reads, blocking queries, and the response headers Consul clients read.
 
-use std::collections::HashMap;
 use std::time::Duration;
 
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use rand::Rng;
@@ -17,10 +18,12 @@ use crate::raft::ReadMode;
 pub const DEFAULT_WAIT: Duration = Duration::from_secs(300);
 pub const MAX_WAIT: Duration = Duration::from_secs(600);
 
-/// The parsed query string of a request.
+/// The parsed query string of a request. As an extractor it also refuses a `?dc=` other than
+/// this agent's datacenter, as Consul does when it has no route to it.
 #[derive(Debug, Clone)]
 pub struct Params {
-    raw: HashMap<String, String>,
+    /// Every `name=value` pair in order; a name may repeat (`?tag=a&tag=b`).
+    raw: Vec<(String, String)>,
     pub index: u64,
     pub wait: Duration,
     pub mode: ReadMode,
@@ -29,21 +32,47 @@ pub struct Params {
     pub filter: Option<Filter>,
 }
 
+impl<S: Send + Sync> FromRequestParts<S> for Params
+where
+    AppState: axum::extract::FromRef<S>,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let state = <AppState as axum::extract::FromRef<S>>::from_ref(state);
+        let params = Params::from_query(parts.uri.query().unwrap_or(""))?;
+        match params.get("dc") {
+            Some(dc) if !dc.is_empty() && dc != state.info.datacenter => {
+                Err(ApiError::UnknownDatacenter(dc.to_string()))
+            }
+            _ => Ok(params),
+        }
+    }
+}
+
 impl Params {
-    pub fn parse(raw: HashMap<String, String>) -> ApiResult<Params> {
-        let index = match raw.get("index") {
+    /// Reads a query string (`a=1&b&tag=x&tag=y`).
+    pub fn from_query(query: &str) -> ApiResult<Params> {
+        let raw: Vec<(String, String)> = serde_urlencoded::from_str(query)
+            .map_err(|e| ApiError::BadRequest(format!("Invalid query string: {e}")))?;
+        Params::parse(raw)
+    }
+
+    pub fn parse(raw: Vec<(String, String)>) -> ApiResult<Params> {
+        let first = |name: &str| raw.iter().find(|(k, _)| k == name).map(|(_, v)| v);
+        let index = match first("index") {
             Some(v) if !v.is_empty() => {
                 v.parse().map_err(|_| ApiError::BadRequest(format!("Invalid index: {v:?}")))?
             }
             _ => 0,
         };
-        let wait = match raw.get("wait") {
+        let wait = match first("wait") {
             Some(v) if !v.is_empty() => census_client::parse_duration(v)
                 .map_err(|e| ApiError::BadRequest(format!("Invalid wait time: {e}")))?
                 .min(MAX_WAIT),
             _ => DEFAULT_WAIT,
         };
-        let mode = match (raw.contains_key("stale"), raw.contains_key("consistent")) {
+        let mode = match (first("stale").is_some(), first("consistent").is_some()) {
             (true, true) => {
                 return Err(ApiError::BadRequest(
                     "Cannot specify ?stale with ?consistent, conflicting semantics.".into(),
@@ -53,8 +82,8 @@ impl Params {
             (false, true) => ReadMode::Consistent,
             (false, false) => ReadMode::Default,
         };
-        let pretty = raw.contains_key("pretty");
-        let filter = match raw.get("filter") {
+        let pretty = first("pretty").is_some();
+        let filter = match first("filter") {
             Some(f) if !f.trim().is_empty() => {
                 Some(Filter::parse(f).map_err(|e| ApiError::BadRequest(e.to_string()))?)
             }
@@ -64,16 +93,27 @@ impl Params {
     }
 
     pub fn flag(&self, name: &str) -> bool {
-        self.raw.contains_key(name)
+        self.get(name).is_some()
     }
 
+    /// A parameter given as a switch (`?passing`) or a boolean (`?passing=true`, `?passing=false`).
+    pub fn switch(&self, name: &str) -> bool {
+        self.get(name).is_some_and(|v| !matches!(v, "false" | "0"))
+    }
+
+    /// The first value of a parameter.
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.raw.get(name).map(String::as_str)
+        self.raw.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+    }
+
+    /// Every value of a repeated parameter, in order.
+    pub fn all<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+        self.raw.iter().filter(move |(k, _)| k == name).map(|(_, v)| v.as_str())
     }
 
     /// An optional unsigned number parameter.
     pub fn u64(&self, name: &str) -> ApiResult<Option<u64>> {
-        match self.raw.get(name) {
+        match self.get(name) {
             None => Ok(None),
             Some(v) => {
                 v.parse().map(Some).map_err(|_| ApiError::BadRequest(format!("Invalid {name} value: {v:?}")))
@@ -81,9 +121,19 @@ impl Params {
         }
     }
 
-    /// `?tag=` values (one only with serde's map; Consul ANDs repeats).
+    /// `?tag=` values; an instance must carry all of them (Consul ANDs repeats).
     pub fn tags(&self) -> Vec<String> {
-        self.raw.get("tag").filter(|t| !t.is_empty()).map(|t| vec![t.clone()]).unwrap_or_default()
+        self.all("tag").filter(|t| !t.is_empty()).map(str::to_string).collect()
+    }
+
+    /// `?node-meta=key:value` pairs; a node must carry all of them.
+    pub fn node_meta(&self) -> ApiResult<Vec<(String, String)>> {
+        self.all("node-meta")
+            .map(|pair| match pair.split_once(':') {
+                Some((k, v)) => Ok((k.to_string(), v.to_string())),
+                None => Err(ApiError::BadRequest(format!("Invalid node-meta {pair:?}: want key:value"))),
+            })
+            .collect()
     }
 
     fn consistency_name(&self) -> &'static str {

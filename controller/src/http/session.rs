@@ -1,10 +1,9 @@
 //! `/v1/session/*`: sessions, which KV locks are held by.
 
-use std::collections::HashMap;
 use std::time::Duration;
 
 use axum::body::Body;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::HeaderMap;
 use axum::response::Response;
 use census_client::format_duration;
@@ -131,10 +130,9 @@ pub async fn renew(State(state): State<AppState>, Path(id): Path<String>) -> Api
 
 async fn listing(
     state: AppState,
-    raw: HashMap<String, String>,
+    params: Params,
     keep: impl Fn(&SessionRecord) -> bool,
 ) -> ApiResult<Response> {
-    let params = Params::parse(raw)?;
     blocking(&state, &params, WatchKey::Tables(vec![Table::Sessions]), |s| {
         let sessions: Vec<SessionEntry> = s.sessions().filter(|r| keep(r)).map(session_entry).collect();
         (s.tables_index(&[Table::Sessions]), sessions)
@@ -145,24 +143,21 @@ async fn listing(
 pub async fn info(
     State(state): State<AppState>,
     Path(id): Path<String>,
-    Query(raw): Query<HashMap<String, String>>,
+    params: Params,
 ) -> ApiResult<Response> {
-    listing(state, raw, move |r| r.spec.id == id).await
+    listing(state, params, move |r| r.spec.id == id).await
 }
 
 pub async fn node(
     State(state): State<AppState>,
     Path(node): Path<String>,
-    Query(raw): Query<HashMap<String, String>>,
+    params: Params,
 ) -> ApiResult<Response> {
-    listing(state, raw, move |r| r.spec.node == node).await
+    listing(state, params, move |r| r.spec.node == node).await
 }
 
-pub async fn list(
-    State(state): State<AppState>,
-    Query(raw): Query<HashMap<String, String>>,
-) -> ApiResult<Response> {
-    listing(state, raw, |_| true).await
+pub async fn list(State(state): State<AppState>, params: Params) -> ApiResult<Response> {
+    listing(state, params, |_| true).await
 }
 
 #[cfg(test)]

@@ -1,10 +1,8 @@
 //! `GET /v1/snapshot` (save) and `PUT /v1/snapshot` (restore), as Consul's: a gzipped tar with
 //! SHA-256 sums, `X-Consul-Index` = the index it was taken at.
 
-use std::collections::HashMap;
-
 use axum::body::Body;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue};
 use axum::response::{IntoResponse, Response};
 
@@ -19,11 +17,7 @@ pub const MAX_SNAPSHOT: usize = 1024 * 1024 * 1024;
 /// Archive bytes per log entry of a restore: well under what one Raft append carries in time.
 const CHUNK: usize = 256 * 1024;
 
-pub async fn save(
-    State(state): State<AppState>,
-    Query(raw): Query<HashMap<String, String>>,
-) -> ApiResult<Response> {
-    let params = Params::parse(raw)?;
+pub async fn save(State(state): State<AppState>, params: Params) -> ApiResult<Response> {
     state.cluster.read_barrier(params.mode).await?;
     let catalog = state.catalog.read(CatalogState::clone);
     let index = catalog.client_index();

@@ -1,8 +1,6 @@
 //! `/v1/status/*` and `/v1/operator/raft/*`.
 
-use std::collections::HashMap;
-
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::response::Response;
 use census_client::types::{RaftConfiguration, RaftServer};
 
@@ -28,11 +26,7 @@ pub async fn peers(State(state): State<AppState>) -> ApiResult<Response> {
     json_response(&peers, false)
 }
 
-pub async fn raft_configuration(
-    State(state): State<AppState>,
-    Query(raw): Query<HashMap<String, String>>,
-) -> ApiResult<Response> {
-    let params = Params::parse(raw)?;
+pub async fn raft_configuration(State(state): State<AppState>, params: Params) -> ApiResult<Response> {
     if params.mode != ReadMode::Stale && !state.cluster.known_leader() {
         return Err(crate::raft::ClusterError::NoLeader.into());
     }
@@ -56,11 +50,7 @@ pub async fn raft_configuration(
 }
 
 /// `DELETE /v1/operator/raft/peer?address=IP:PORT` or `?id=ID`.
-pub async fn remove_peer(
-    State(state): State<AppState>,
-    Query(raw): Query<HashMap<String, String>>,
-) -> ApiResult<Response> {
-    let params = Params::parse(raw)?;
+pub async fn remove_peer(State(state): State<AppState>, params: Params) -> ApiResult<Response> {
     let servers = state.cluster.servers();
     let found = match (params.get("address"), params.get("id")) {
         (Some(addr), _) if !addr.is_empty() => servers.iter().find(|(_, n, _)| n.raft_addr == addr),
