@@ -6,3 +6,4 @@ pub mod cli;
 pub mod dns;
 pub mod http;
 pub mod raft;
+pub mod version;

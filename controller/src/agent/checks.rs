@@ -1,5 +1,5 @@
-//! Runs the HTTP, TCP, gRPC, script and TTL checks of the services registered on this agent, and writes a
-//! status through Raft only when it changes.
+//! Runs the checks registered on this agent (HTTP, TCP, UDP, gRPC, H2PING, script, Docker, alias,
+//! OS service and TTL), and writes a status through Raft only when it changes.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -8,7 +8,8 @@ use std::time::Duration;
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 
-use crate::catalog::{CheckKind, CheckSpec, CheckStatus, Command, Table, WatchKey};
+use super::probe::Prober;
+use crate::catalog::{Catalog, CheckKind, CheckSpec, CheckStatus, Command, Table, WatchKey};
 use crate::raft::ClusterNode;
 
 /// Cuts output to `max` bytes on a character boundary.
@@ -33,37 +34,19 @@ pub struct CheckRunner {
     running: Mutex<HashMap<String, Running>>,
     ttl_touch: Mutex<HashMap<String, Arc<Notify>>>,
     last_output_sync: Mutex<HashMap<String, std::time::Instant>>,
-    http: reqwest::Client,
-    grpc: reqwest::Client,
+    prober: Prober,
 }
 
 const OUTPUT_SYNC_INTERVAL: Duration = Duration::from_secs(300);
 
-/// Follows redirects only to the same host and port (a check must not be bounced elsewhere).
-fn same_host_redirects() -> reqwest::redirect::Policy {
-    reqwest::redirect::Policy::custom(|attempt| {
-        let first =
-            attempt.previous().first().map(|u| (u.host_str().map(str::to_string), u.port_or_known_default()));
-        let next = (attempt.url().host_str().map(str::to_string), attempt.url().port_or_known_default());
-        if attempt.previous().len() > 10 || first.as_ref() != Some(&next) {
-            attempt.stop()
-        } else {
-            attempt.follow()
-        }
-    })
-}
-
 impl CheckRunner {
-    pub fn new(node: String) -> Result<Arc<CheckRunner>, reqwest::Error> {
-        let http = reqwest::Client::builder().redirect(same_host_redirects()).build()?;
-        let grpc = reqwest::Client::builder().http2_prior_knowledge().build()?;
+    pub fn new(node: String, catalog: Arc<Catalog>) -> Result<Arc<CheckRunner>, reqwest::Error> {
         Ok(Arc::new(CheckRunner {
+            prober: Prober::new(node.clone(), catalog)?,
             node,
             running: Mutex::new(HashMap::new()),
             ttl_touch: Mutex::new(HashMap::new()),
             last_output_sync: Mutex::new(HashMap::new()),
-            http,
-            grpc,
         }))
     }
 
@@ -89,7 +72,7 @@ impl CheckRunner {
             let wanted: HashMap<String, CheckSpec> = cluster.catalog.read(|s| {
                 s.node_checks(&self.node)
                     .into_iter()
-                    .filter(|c| c.spec.kind != CheckKind::Recorded)
+                    .filter(|c| c.spec.kind != CheckKind::Recorded && !c.spec.external)
                     .map(|c| (c.id.clone(), c.spec.clone()))
                     .collect()
             });
@@ -130,61 +113,23 @@ impl CheckRunner {
                 }
             }
         }
+        if let CheckKind::Alias { .. } = spec.kind {
+            // An alias follows the checks it mirrors: it looks again whenever they change.
+            loop {
+                let mut changed = cluster.catalog.hub().subscribe(&WatchKey::Tables(vec![Table::Checks, Table::Services]));
+                let (status, output) = self.prober.probe(&spec).await;
+                self.report(&cluster, &id, status, output, &spec).await;
+                changed.changed().await;
+            }
+        }
         let interval = Duration::from_millis(spec.interval_ms.max(100));
         let mut guard = super::flap::FlapGuard::default();
         loop {
-            let (seen, output) = self.probe(&spec).await;
+            let (seen, output) = self.prober.probe(&spec).await;
             if let Some(status) = guard.observe(&spec, seen) {
                 self.report(&cluster, &id, status, output, &spec).await;
             }
             tokio::time::sleep(interval).await;
-        }
-    }
-
-    async fn probe(&self, spec: &CheckSpec) -> (CheckStatus, String) {
-        let timeout = Duration::from_millis(spec.timeout_ms.max(1));
-        match &spec.kind {
-            CheckKind::Http { url, method, header, body, .. } => {
-                let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap_or(reqwest::Method::GET);
-                let mut req = self.http.request(method.clone(), url).timeout(timeout);
-                for (name, values) in header {
-                    for v in values {
-                        req = req.header(name.as_str(), v.as_str());
-                    }
-                }
-                if !body.is_empty() {
-                    req = req.body(body.clone());
-                }
-                match req.send().await {
-                    Ok(resp) => {
-                        let code = resp.status();
-                        let text = resp.text().await.unwrap_or_default();
-                        let status = if code.is_success() {
-                            CheckStatus::Passing
-                        } else if code.as_u16() == 429 {
-                            CheckStatus::Warning
-                        } else {
-                            CheckStatus::Critical
-                        };
-                        (status, format!("HTTP {method} {url}: {code} Output: {text}"))
-                    }
-                    Err(e) => (CheckStatus::Critical, format!("HTTP {method} {url}: {e}")),
-                }
-            }
-            CheckKind::Tcp { address } => {
-                match tokio::time::timeout(timeout, tokio::net::TcpStream::connect(address.as_str())).await {
-                    Ok(Ok(_)) => (CheckStatus::Passing, format!("TCP connect {address}: Success")),
-                    Ok(Err(e)) => (CheckStatus::Critical, format!("dial tcp {address}: {e}")),
-                    Err(_) => (CheckStatus::Critical, format!("dial tcp {address}: i/o timeout")),
-                }
-            }
-            CheckKind::Grpc { address, service } => {
-                let (serving, output) =
-                    census_client::grpc_health::check(&self.grpc, address, service, timeout).await;
-                (if serving { CheckStatus::Passing } else { CheckStatus::Critical }, output)
-            }
-            CheckKind::Script { args } => super::script_check::run(args, timeout).await,
-            CheckKind::Ttl { .. } | CheckKind::Recorded => (CheckStatus::Critical, String::new()),
         }
     }
 

@@ -61,10 +61,12 @@ fn check_spec(check: &InstanceCheck) -> CheckSpec {
             header: BTreeMap::new(),
             body: String::new(),
             tls_skip_verify: false,
+            tls_server_name: String::new(),
+            disable_redirects: false,
         },
-        Probe::Tcp { address } => CheckKind::Tcp { address: address.clone() },
+        Probe::Tcp { address } => CheckKind::Tcp { address: address.clone(), use_tls: false },
         Probe::Grpc { address, service } => {
-            CheckKind::Grpc { address: address.clone(), service: service.clone() }
+            CheckKind::Grpc { address: address.clone(), service: service.clone(), use_tls: false }
         }
         Probe::Ttl { ttl } => CheckKind::Ttl { ttl_ms: ms(*ttl) },
     };
@@ -80,12 +82,18 @@ fn check_spec(check: &InstanceCheck) -> CheckSpec {
 fn instance_check(spec: &CheckSpec) -> Option<InstanceCheck> {
     let probe = match &spec.kind {
         CheckKind::Http { url, .. } => Probe::Http { url: url.clone() },
-        CheckKind::Tcp { address } => Probe::Tcp { address: address.clone() },
-        CheckKind::Grpc { address, service } => {
+        CheckKind::Tcp { address, .. } => Probe::Tcp { address: address.clone() },
+        CheckKind::Grpc { address, service, .. } => {
             Probe::Grpc { address: address.clone(), service: service.clone() }
         }
         CheckKind::Ttl { ttl_ms } => Probe::Ttl { ttl: Duration::from_millis(*ttl_ms) },
-        CheckKind::Recorded | CheckKind::Script { .. } => return None,
+        CheckKind::Recorded
+        | CheckKind::Script { .. }
+        | CheckKind::Udp { .. }
+        | CheckKind::H2Ping { .. }
+        | CheckKind::Docker { .. }
+        | CheckKind::Alias { .. }
+        | CheckKind::OsService { .. } => return None,
     };
     Some(InstanceCheck {
         probe,
@@ -244,7 +252,7 @@ async fn run_sync_node_checks(cluster: Arc<ClusterNode>, port: Arc<RaftCatalog>)
             port.leadership_changed(false).await;
             continue;
         }
-        let runner = match CheckRunner::new(NODE.into()) {
+        let runner = match CheckRunner::new(NODE.into(), cluster.catalog.clone()) {
             Ok(r) => r,
             Err(e) => {
                 tracing::error!(error = %e, "cannot build the check runner of the operator's node");

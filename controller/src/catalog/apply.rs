@@ -133,8 +133,12 @@ impl CatalogState {
                 tagged_addresses: spec.tagged_addresses.clone(),
                 meta: spec.meta.clone(),
                 port: spec.port,
+                socket_path: spec.socket_path.clone(),
                 weights: spec.weights,
                 enable_tag_override: spec.enable_tag_override,
+                proxy: spec.proxy.clone(),
+                connect_native: spec.connect_native,
+                locality: spec.locality.clone(),
                 create_index: index,
                 modify_index: index,
             };
@@ -189,6 +193,7 @@ impl CatalogState {
             datacenter: spec.datacenter.clone(),
             tagged_addresses: spec.tagged_addresses.clone(),
             meta: spec.meta.clone(),
+            locality: spec.locality.clone(),
             create_index: index,
             modify_index: index,
         };

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use super::documents::{DocKind, DocWrite};
-use super::model::{CheckSpec, CheckStatus, TaggedAddress, Weights};
+use super::model::{CheckSpec, CheckStatus, Locality, TaggedAddress, Weights};
 use super::session::SessionSpec;
 use super::txn::{TxnError, TxnOp, TxnResult};
 
@@ -134,6 +134,7 @@ pub struct NodeSpec {
     pub datacenter: String,
     pub tagged_addresses: BTreeMap<String, String>,
     pub meta: BTreeMap<String, String>,
+    pub locality: Option<Locality>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -146,8 +147,13 @@ pub struct ServiceSpec {
     pub tagged_addresses: BTreeMap<String, TaggedAddress>,
     pub meta: BTreeMap<String, String>,
     pub port: u16,
+    pub socket_path: String,
     pub weights: Weights,
     pub enable_tag_override: bool,
+    /// A proxy's configuration as JSON ("" for none).
+    pub proxy: String,
+    pub connect_native: bool,
+    pub locality: Option<Locality>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

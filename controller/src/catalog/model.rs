@@ -32,6 +32,13 @@ impl CheckStatus {
     }
 }
 
+/// Where a node or service runs: region and zone.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Locality {
+    pub region: String,
+    pub zone: String,
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NodeRecord {
     pub id: String,
@@ -40,6 +47,7 @@ pub struct NodeRecord {
     pub datacenter: String,
     pub tagged_addresses: BTreeMap<String, String>,
     pub meta: BTreeMap<String, String>,
+    pub locality: Option<Locality>,
     pub create_index: u64,
     pub modify_index: u64,
 }
@@ -73,13 +81,20 @@ pub struct ServiceRecord {
     pub tagged_addresses: BTreeMap<String, TaggedAddress>,
     pub meta: BTreeMap<String, String>,
     pub port: u16,
+    pub socket_path: String,
     pub weights: Weights,
     pub enable_tag_override: bool,
+    /// A proxy's configuration as JSON, kept as registered ("" for none).
+    pub proxy: String,
+    /// A Connect-native service.
+    pub connect_native: bool,
+    pub locality: Option<Locality>,
     pub create_index: u64,
     pub modify_index: u64,
 }
 
-/// How a check is run. `Recorded` checks are statuses written by someone else (catalog register).
+/// What a check probes. `Recorded` checks have no definition: their status is whatever was
+/// written (catalog register, maintenance).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub enum CheckKind {
     #[default]
@@ -90,8 +105,14 @@ pub enum CheckKind {
         header: BTreeMap<String, Vec<String>>,
         body: String,
         tls_skip_verify: bool,
+        tls_server_name: String,
+        disable_redirects: bool,
     },
     Tcp {
+        address: String,
+        use_tls: bool,
+    },
+    Udp {
         address: String,
     },
     Ttl {
@@ -101,11 +122,32 @@ pub enum CheckKind {
     Grpc {
         address: String,
         service: String,
+        use_tls: bool,
+    },
+    /// An HTTP/2 PING to `address`.
+    H2Ping {
+        address: String,
+        use_tls: bool,
     },
     /// Runs `args` (only on agents started with `-enable-script-checks`): exit 0 passing,
     /// 1 warning, anything else critical.
     Script {
         args: Vec<String>,
+    },
+    /// Runs `args` (or `shell -c` of them) inside a Docker container.
+    Docker {
+        container_id: String,
+        shell: String,
+        args: Vec<String>,
+    },
+    /// Mirrors the health of another service instance (or of a whole node).
+    Alias {
+        node: String,
+        service: String,
+    },
+    /// The state of an operating-system service (a systemd unit).
+    OsService {
+        name: String,
     },
 }
 
@@ -116,9 +158,14 @@ impl CheckKind {
             CheckKind::Recorded => "",
             CheckKind::Http { .. } => "http",
             CheckKind::Tcp { .. } => "tcp",
+            CheckKind::Udp { .. } => "udp",
             CheckKind::Ttl { .. } => "ttl",
             CheckKind::Grpc { .. } => "grpc",
+            CheckKind::H2Ping { .. } => "h2ping",
             CheckKind::Script { .. } => "script",
+            CheckKind::Docker { .. } => "docker",
+            CheckKind::Alias { .. } => "alias",
+            CheckKind::OsService { .. } => "os_service",
         }
     }
 }
@@ -127,6 +174,9 @@ impl CheckKind {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CheckSpec {
     pub kind: CheckKind,
+    /// Registered through the catalog: its status is written from outside and census never
+    /// runs it, whatever its definition says.
+    pub external: bool,
     pub interval_ms: u64,
     pub timeout_ms: u64,
     pub deregister_critical_after_ms: u64,

@@ -1,19 +1,67 @@
 //! `/v1/agent/*`: this agent's services, checks and membership.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::HeaderMap;
 use axum::response::Response;
-use census_client::types::{AgentConfig, AgentSelf, AgentServiceRegistration, CheckDefinition, Member};
+use census_client::types::{AgentServiceRegistration, CheckDefinition};
 
-use super::convert;
 use super::decode::{MAX_BODY, decode_json, read_body};
 use super::error::{ApiError, ApiResult};
-use super::query::{Params, json_response, listing_response};
-use super::{AppState, empty_ok};
-use crate::catalog::{CheckKind, CheckStatus, Command, Registration};
+use super::query::{Params, listing_response};
+use super::registration::{self, Via};
+use super::{AppState, convert, empty_ok, sidecar};
+use crate::catalog::{CatalogState, CheckKind, CheckStatus, Command, CommandResult, Registration, ServiceRecord};
+
+/// What the agent's own endpoints leave out: the records a Consul server keeps for itself (its
+/// `consul` service and `serfHealth` check are the catalog's, not registered on the agent).
+pub const SERVER_SERVICE: &str = "consul";
+pub const SERF_HEALTH: &str = "serfHealth";
+
+/// The registrations an agent service registration makes: the service, and its sidecar proxy
+/// when it asks for one (`Connect.SidecarService`).
+pub fn agent_registrations(
+    state: &AppState,
+    reg: &AgentServiceRegistration,
+    replace_checks: bool,
+) -> ApiResult<Vec<Registration>> {
+    let node = state.info.node_name.clone();
+    let parent_id = if reg.id.is_empty() { reg.name.clone() } else { reg.id.clone() };
+    let sidecar_id = sidecar::sidecar_id(&parent_id);
+    let (used_ports, current_port) = state.catalog.read(|s| {
+        let used: BTreeSet<u16> =
+            s.node_services(&node).into_iter().filter(|svc| svc.id != sidecar_id).map(|svc| svc.port).collect();
+        (used, s.service(&node, &sidecar_id).map(|svc| svc.port))
+    });
+    let (parent, sidecar) = sidecar::expand(reg.clone(), &used_ports, current_port)?;
+    let via = Via::Agent { script_checks: state.info.enable_script_checks };
+    let mut registrations = Vec::new();
+    for reg in std::iter::once(parent).chain(sidecar) {
+        let (service, checks) = registration::service_registration(&reg, via)?;
+        registrations.push(Registration {
+            node: state.self_node_spec(),
+            skip_node_update: false,
+            service: Some(service),
+            checks,
+            replace_service_checks: replace_checks,
+        });
+    }
+    Ok(registrations)
+}
+
+/// Writes registrations together; the first the catalog refuses is the answer.
+pub async fn write_registrations(state: &AppState, registrations: Vec<Registration>) -> ApiResult<()> {
+    let commands = registrations.into_iter().map(Command::Register).collect();
+    if let CommandResult::Batch(results) = state.write(Command::Batch(commands)).await?
+        && let Some(CommandResult::Rejected(reason)) =
+            results.into_iter().find(|r| matches!(r, CommandResult::Rejected(_)))
+    {
+        return Err(ApiError::BadRequest(reason));
+    }
+    Ok(())
+}
 
 pub async fn service_register(
     State(state): State<AppState>,
@@ -23,16 +71,16 @@ pub async fn service_register(
 ) -> ApiResult<Response> {
     let body = read_body(&headers, body, MAX_BODY, "Request body").await?;
     let reg: AgentServiceRegistration = decode_json(&body)?;
-    let (service, checks) = convert::service_registration(&reg, state.info.enable_script_checks)?;
-    let cmd = Command::Register(Registration {
-        node: state.self_node_spec(),
-        skip_node_update: false,
-        service: Some(service),
-        checks,
-        replace_service_checks: params.flag("replace-existing-checks"),
-    });
-    state.write(cmd).await?;
+    let registrations = agent_registrations(&state, &reg, params.flag("replace-existing-checks"))?;
+    write_registrations(&state, registrations).await?;
     Ok(empty_ok())
+}
+
+/// The sidecar this agent registered for a service, if any.
+fn sidecar_of(s: &CatalogState, node: &str, id: &str) -> Option<String> {
+    let sidecar = s.service(node, &sidecar::sidecar_id(id))?;
+    let proxy: census_client::types::ProxyConfig = serde_json::from_str(&sidecar.proxy).ok()?;
+    (proxy.destination_service_id == id).then(|| sidecar.id.clone())
 }
 
 pub async fn service_deregister(
@@ -40,45 +88,38 @@ pub async fn service_deregister(
     Path(id): Path<String>,
 ) -> ApiResult<Response> {
     let node = state.info.node_name.clone();
-    if state.catalog.read(|s| s.service(&node, &id).is_none()) {
+    let (exists, sidecar) = state.catalog.read(|s| (s.service(&node, &id).is_some(), sidecar_of(s, &node, &id)));
+    if !exists {
         return Err(ApiError::NotFound(format!(
             "Unknown service ID {id:?}. Ensure that the service ID is passed, not the service name."
         )));
     }
-    state.write(Command::DeregisterService { node, service_id: id }).await?;
+    let mut commands = vec![Command::DeregisterService { node: node.clone(), service_id: id }];
+    commands.extend(sidecar.map(|service_id| Command::DeregisterService { node, service_id }));
+    state.write(Command::Batch(commands)).await?;
     Ok(empty_ok())
+}
+
+/// The services registered on this agent.
+pub fn local_services<'a>(s: &'a CatalogState, node: &str) -> impl Iterator<Item = &'a ServiceRecord> + 'a {
+    s.node_services(node).into_iter().filter(|svc| svc.id != SERVER_SERVICE)
 }
 
 pub async fn services(State(state): State<AppState>, params: Params) -> ApiResult<Response> {
     let dc = state.info.datacenter.clone();
     let map = state.catalog.read(|s| {
-        s.node_services(&state.info.node_name)
-            .into_iter()
-            .map(|svc| (svc.id.clone(), convert::agent_service(svc, &dc)))
+        local_services(s, &state.info.node_name)
+            .map(|svc| (svc.id.clone(), convert::local_service(svc, &dc)))
             .collect::<BTreeMap<_, _>>()
     });
     listing_response(&map, &params)
-}
-
-pub async fn service(
-    State(state): State<AppState>,
-    Path(id): Path<String>,
-    params: Params,
-) -> ApiResult<Response> {
-    let dc = state.info.datacenter.clone();
-    let svc = state
-        .catalog
-        .read(|s| s.service(&state.info.node_name, &id).map(|svc| convert::agent_service(svc, &dc)));
-    match svc {
-        Some(svc) => json_response(&svc, params.pretty),
-        None => Err(ApiError::NotFound(format!("unknown service ID: {id}"))),
-    }
 }
 
 pub async fn checks(State(state): State<AppState>, params: Params) -> ApiResult<Response> {
     let map = state.catalog.read(|s| {
         s.node_checks(&state.info.node_name)
             .into_iter()
+            .filter(|c| c.id != SERF_HEALTH)
             .map(|c| (c.id.clone(), convert::health_check(c)))
             .collect::<BTreeMap<_, _>>()
     });
@@ -95,7 +136,7 @@ pub async fn check_register(
     if def.name.is_empty() {
         return Err(ApiError::BadRequest("Missing check name".into()));
     }
-    let check = convert::check_registration(
+    let check = registration::check_registration(
         &def,
         &def.name,
         &def.name,
@@ -182,32 +223,6 @@ pub async fn check_update(
     let status = CheckStatus::parse(&update.status)
         .ok_or_else(|| ApiError::BadRequest(format!("Invalid check status: {:?}", update.status)))?;
     set_ttl_status(&state, &id, status, update.output).await
-}
-
-pub async fn members(State(state): State<AppState>, params: Params) -> ApiResult<Response> {
-    listing_response(&state.members(), &params)
-}
-
-pub async fn self_info(State(state): State<AppState>, params: Params) -> ApiResult<Response> {
-    let member = state
-        .members()
-        .into_iter()
-        .find(|m| m.name == state.info.node_name)
-        .unwrap_or_else(|| Member { name: state.info.node_name.clone(), status: 1, ..Default::default() });
-    let info = AgentSelf {
-        config: AgentConfig {
-            datacenter: state.info.datacenter.clone(),
-            node_name: state.info.node_name.clone(),
-            node_id: state.info.node_id.clone(),
-            server: true,
-            revision: String::new(),
-            version: env!("CARGO_PKG_VERSION").to_string(),
-        },
-        member,
-        meta: BTreeMap::new(),
-        stats: [("raft".to_string(), super::overview::raft_stats_section(&state.cluster.stats()))].into(),
-    };
-    json_response(&info, params.pretty)
 }
 
 pub async fn join(State(state): State<AppState>, Path(addr): Path<String>) -> ApiResult<Response> {

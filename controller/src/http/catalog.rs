@@ -1,25 +1,35 @@
-//! `/v1/catalog/*` and `/v1/health/*`: the cluster-wide view.
+//! `/v1/catalog/*`: registrations and the cluster-wide view of nodes and services.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::HeaderMap;
 use axum::response::Response;
-use census_client::types::{CatalogDeregistration, CatalogNode, CatalogRegistration, ServiceEntry};
+use census_client::types::{CatalogDeregistration, CatalogNode, CatalogRegistration};
 
 use super::convert;
+use super::registration::{self, Via};
 use super::decode::{MAX_BODY, decode_json, read_body};
 use super::error::{ApiError, ApiResult};
-use super::query::{Params, blocking, json_response};
+use super::query::{Params, block_on, blocking, json_response, query_response};
+use super::selection::Selection;
 use super::{AppState, json_true};
-use crate::catalog::{
-    CheckRegistration, CheckSpec, CheckStatus, Command, NodeSpec, Registration, Table, WatchKey,
-};
+use crate::catalog::{CheckRegistration, CheckStatus, Command, NodeSpec, Registration, Table, WatchKey};
+
+/// A body's `Datacenter` other than this one: Consul would forward the write there.
+fn check_datacenter(state: &AppState, dc: &str) -> ApiResult<()> {
+    if dc.is_empty() || dc == state.info.datacenter {
+        Ok(())
+    } else {
+        Err(ApiError::UnknownDatacenter(dc.to_string()))
+    }
+}
 
 pub async fn register(State(state): State<AppState>, headers: HeaderMap, body: Body) -> ApiResult<Response> {
     let body = read_body(&headers, body, MAX_BODY, "Request body").await?;
     let reg: CatalogRegistration = decode_json(&body)?;
+    check_datacenter(&state, &reg.datacenter)?;
     let cmd = Command::Register(registration(&reg, &state.info.datacenter)?);
     state.write(cmd).await?;
     Ok(json_true())
@@ -33,7 +43,7 @@ pub fn registration(reg: &CatalogRegistration, datacenter: &str) -> ApiResult<Re
     }
     let service = match &reg.service {
         Some(svc) => {
-            let (spec, _) = convert::service_registration(svc, false)?;
+            let (spec, _) = registration::service_registration(svc, Via::Catalog)?;
             Some(spec)
         }
         None => None,
@@ -53,7 +63,7 @@ pub fn registration(reg: &CatalogRegistration, datacenter: &str) -> ApiResult<Re
             notes: c.notes.clone(),
             output: c.output.clone(),
             service_id: c.service_id.clone(),
-            spec: CheckSpec::default(),
+            spec: registration::recorded_spec(c.definition.as_ref()),
         });
     }
     Ok(Registration {
@@ -64,6 +74,7 @@ pub fn registration(reg: &CatalogRegistration, datacenter: &str) -> ApiResult<Re
             datacenter: datacenter.to_string(),
             tagged_addresses: reg.tagged_addresses.clone(),
             meta: reg.node_meta.clone(),
+            locality: registration::locality(&reg.locality),
         },
         skip_node_update: reg.skip_node_update,
         service,
@@ -79,6 +90,7 @@ pub async fn deregister(
 ) -> ApiResult<Response> {
     let body = read_body(&headers, body, MAX_BODY, "Request body").await?;
     let dereg: CatalogDeregistration = decode_json(&body)?;
+    check_datacenter(&state, &dereg.datacenter)?;
     if dereg.node.is_empty() {
         return Err(ApiError::BadRequest("Must provide node".into()));
     }
@@ -98,17 +110,48 @@ pub async fn datacenters(State(state): State<AppState>) -> ApiResult<Response> {
 }
 
 pub async fn nodes(State(state): State<AppState>, params: Params) -> ApiResult<Response> {
+    let select = Selection::new(&params, &state.info.node_name)?;
     blocking(&state, &params, WatchKey::Tables(vec![Table::Nodes]), |s| {
-        (s.tables_index(&[Table::Nodes]), s.nodes().map(convert::node).collect::<Vec<_>>())
+        let mut nodes: Vec<_> = s.nodes().filter(|n| select.node_ok(n)).map(convert::node).collect();
+        select.sort(&mut nodes, |n| &n.node);
+        (s.tables_index(&[Table::Nodes]), nodes)
     })
     .await
 }
 
+/// Service name -> the tags of its instances. `?filter=` and `?node-meta=` select instances (as
+/// rows of `/v1/catalog/service`) before their names and tags are gathered, as in Consul.
 pub async fn services(State(state): State<AppState>, params: Params) -> ApiResult<Response> {
-    blocking(&state, &params, WatchKey::Tables(vec![Table::Services]), |s| {
-        (s.tables_index(&[Table::Services]), s.service_tags())
+    if params.get("peer").is_some_and(|p| !p.is_empty()) {
+        return Err(ApiError::Internal("listing service names imported from a peer is not supported".into()));
+    }
+    let select = Selection::new(&params, &state.info.node_name)?;
+    let filter = params.filter.clone();
+    let listed = params.without_filter();
+    let tables = [Table::Services, Table::Nodes];
+    let (index, services) = block_on(&state, &params, WatchKey::Tables(tables.to_vec()), |s| {
+        let mut out: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+        let mut failed = None;
+        for svc in s.all_services() {
+            let Some(node) = s.node(&svc.node).filter(|n| select.node_ok(n)) else { continue };
+            if let Some(filter) = &filter {
+                let row = serde_json::to_value(convert::catalog_service(node, svc)).unwrap_or_default();
+                if let Err(e) = filter.check_selectors(&row) {
+                    failed = Some(e);
+                    break;
+                }
+                if !filter.matches(&row) {
+                    continue;
+                }
+            }
+            out.entry(svc.name.clone()).or_default().extend(svc.tags.iter().cloned());
+        }
+        let listing: BTreeMap<String, Vec<String>> = out.into_iter().map(|(k, v)| (k, v.into_iter().collect())).collect();
+        (s.tables_index(&tables), failed.map_or(Ok(listing), Err))
     })
-    .await
+    .await?;
+    let services = services.map_err(|e| ApiError::BadRequest(e.to_string()))?;
+    query_response(&state, &listed, index, &services)
 }
 
 pub async fn service(
@@ -116,20 +159,21 @@ pub async fn service(
     Path(name): Path<String>,
     params: Params,
 ) -> ApiResult<Response> {
-    let tags = params.tags();
+    let select = Selection::new(&params, &state.info.node_name)?;
     blocking(&state, &params, WatchKey::Service(name.clone()), |s| {
-        let rows: Vec<_> =
-            s.instances(&name, &tags).into_iter().map(|(n, svc)| convert::catalog_service(n, svc)).collect();
+        let mut rows: Vec<_> = s
+            .instances(&name, &select.tags)
+            .into_iter()
+            .filter(|(n, _)| select.node_ok(n))
+            .map(|(n, svc)| convert::catalog_service(n, svc))
+            .collect();
+        select.sort(&mut rows, |r| &r.node);
         (s.service_name_index(&name), rows)
     })
     .await
 }
 
-pub async fn node(
-    State(state): State<AppState>,
-    Path(name): Path<String>,
-    params: Params,
-) -> ApiResult<Response> {
+pub async fn node(State(state): State<AppState>, Path(name): Path<String>, params: Params) -> ApiResult<Response> {
     let dc = state.info.datacenter.clone();
     blocking(&state, &params, WatchKey::Tables(vec![Table::Nodes, Table::Services]), |s| {
         let found = s.node(&name).map(|n| CatalogNode {
@@ -141,70 +185,6 @@ pub async fn node(
                 .collect::<BTreeMap<_, _>>(),
         });
         (s.tables_index(&[Table::Nodes, Table::Services]), found)
-    })
-    .await
-}
-
-pub async fn health_node(
-    State(state): State<AppState>,
-    Path(name): Path<String>,
-    params: Params,
-) -> ApiResult<Response> {
-    blocking(&state, &params, WatchKey::Tables(vec![Table::Checks]), |s| {
-        let checks: Vec<_> = s.node_checks(&name).into_iter().map(convert::health_check).collect();
-        (s.tables_index(&[Table::Checks]), checks)
-    })
-    .await
-}
-
-pub async fn health_checks(
-    State(state): State<AppState>,
-    Path(service): Path<String>,
-    params: Params,
-) -> ApiResult<Response> {
-    blocking(&state, &params, WatchKey::Service(service.clone()), |s| {
-        let checks: Vec<_> = s.checks_of_service(&service).into_iter().map(convert::health_check).collect();
-        (s.service_name_index(&service), checks)
-    })
-    .await
-}
-
-pub async fn health_service(
-    State(state): State<AppState>,
-    Path(service): Path<String>,
-    params: Params,
-) -> ApiResult<Response> {
-    let tags = params.tags();
-    let passing = params.switch("passing");
-    blocking(&state, &params, WatchKey::Service(service.clone()), |s| {
-        let entries: Vec<ServiceEntry> = s
-            .health_of(&service, &tags, passing)
-            .into_iter()
-            .map(|h| ServiceEntry {
-                node: convert::node(&h.node),
-                service: convert::health_service(&h.service),
-                checks: h.checks.iter().map(convert::health_check).collect(),
-            })
-            .collect();
-        (s.service_name_index(&service), entries)
-    })
-    .await
-}
-
-pub async fn health_state(
-    State(state): State<AppState>,
-    Path(wanted): Path<String>,
-    params: Params,
-) -> ApiResult<Response> {
-    let filter = match wanted.as_str() {
-        "any" => None,
-        other => Some(CheckStatus::parse(other).ok_or_else(|| {
-            ApiError::BadRequest(format!("Invalid state: {other:?} (any, passing, warning, critical)"))
-        })?),
-    };
-    blocking(&state, &params, WatchKey::Tables(vec![Table::Checks]), |s| {
-        let checks: Vec<_> = s.checks_in_state(filter).into_iter().map(convert::health_check).collect();
-        (s.tables_index(&[Table::Checks]), checks)
     })
     .await
 }

@@ -1,25 +1,24 @@
-//! Between the catalog's records and Consul's wire types.
+//! The catalog's records as Consul's wire types.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use base64::Engine;
 use census_client::types::{
-    AgentService, AgentServiceRegistration, CatalogService, CheckDefinition, HealthCheck, HealthService,
-    KvPair, Node, ServiceAddress, Weights as WireWeights,
+    AgentService, AgentServiceConnect, CatalogService, HealthCheck, HealthCheckDefinition, HealthService, KvPair,
+    Locality as WireLocality, Node, ProxyConfig, ServiceAddress, Weights as WireWeights,
 };
 use census_client::{GoDuration, format_duration};
+use sha2::{Digest, Sha256};
 
-use super::error::ApiError;
-use crate::catalog::model::{TaggedAddress, Weights};
-use crate::catalog::{
-    CheckKind, CheckRecord, CheckRegistration, CheckSpec, CheckStatus, KvRecord, NodeRecord, ServiceRecord,
-    ServiceSpec,
-};
+use crate::catalog::model::{Locality, Weights};
+use crate::catalog::{CheckKind, CheckRecord, CheckSpec, KvRecord, NodeRecord, ServiceRecord};
 
-/// Consul's default HTTP/TCP check timeout.
-const DEFAULT_CHECK_TIMEOUT: Duration = Duration::from_secs(10);
-/// Consul's cap on kept check output.
-pub const DEFAULT_OUTPUT_MAX: u64 = 4096;
+pub use super::registration::DEFAULT_OUTPUT_MAX;
+
+fn locality(l: &Option<Locality>) -> Option<WireLocality> {
+    l.as_ref().map(|l| WireLocality { region: l.region.clone(), zone: l.zone.clone() })
+}
 
 pub fn node(n: &NodeRecord) -> Node {
     Node {
@@ -29,12 +28,13 @@ pub fn node(n: &NodeRecord) -> Node {
         datacenter: n.datacenter.clone(),
         tagged_addresses: n.tagged_addresses.clone(),
         meta: n.meta.clone(),
+        locality: locality(&n.locality),
         create_index: n.create_index,
         modify_index: n.modify_index,
     }
 }
 
-fn tagged(s: &ServiceRecord) -> std::collections::BTreeMap<String, ServiceAddress> {
+fn tagged(s: &ServiceRecord) -> BTreeMap<String, ServiceAddress> {
     s.tagged_addresses
         .iter()
         .map(|(k, a)| (k.clone(), ServiceAddress { address: a.address.clone(), port: a.port }))
@@ -45,21 +45,60 @@ fn weights(w: Weights) -> WireWeights {
     WireWeights { passing: w.passing, warning: w.warning }
 }
 
+/// The stored proxy configuration; Consul's empty one (`Mode`, `MeshGateway`, `Expose`) if none.
+fn proxy(s: &ServiceRecord) -> ProxyConfig {
+    if s.proxy.is_empty() {
+        return ProxyConfig::default();
+    }
+    serde_json::from_str(&s.proxy).unwrap_or_default()
+}
+
+fn connect(s: &ServiceRecord) -> AgentServiceConnect {
+    AgentServiceConnect { native: s.connect_native, sidecar_service: None }
+}
+
+/// Whether Consul's agent shows a `Proxy` for a service of this kind.
+fn shows_proxy(kind: &str) -> bool {
+    matches!(kind, "connect-proxy" | "mesh-gateway" | "terminating-gateway" | "ingress-gateway" | "api-gateway")
+}
+
+/// A service as the catalog's node view shows it (with its Raft indexes).
 pub fn agent_service(s: &ServiceRecord, datacenter: &str) -> AgentService {
     AgentService {
+        kind: s.kind.clone(),
         id: s.id.clone(),
         service: s.name.clone(),
         tags: s.tags.clone(),
         meta: s.meta.clone(),
         port: s.port,
         address: s.address.clone(),
+        socket_path: s.socket_path.clone(),
         tagged_addresses: tagged(s),
         weights: weights(s.weights),
         enable_tag_override: s.enable_tag_override,
-        datacenter: datacenter.to_string(),
         create_index: s.create_index,
         modify_index: s.modify_index,
+        content_hash: String::new(),
+        proxy: shows_proxy(&s.kind).then(|| proxy(s)),
+        connect: s.connect_native.then(|| connect(s)),
+        datacenter: datacenter.to_string(),
+        locality: locality(&s.locality),
     }
+}
+
+/// A service as this agent's endpoints show it: no Raft indexes, and a `ContentHash` that
+/// changes whenever anything else shown does (`?hash=` blocking).
+pub fn local_service(s: &ServiceRecord, datacenter: &str) -> AgentService {
+    let mut svc = AgentService { create_index: 0, modify_index: 0, ..agent_service(s, datacenter) };
+    svc.content_hash = content_hash(&svc);
+    svc
+}
+
+/// 16 hex digits of a SHA-256 over the service as shown (Consul's is a hashstructure of the same
+/// fields; clients treat it as opaque).
+pub fn content_hash(svc: &AgentService) -> String {
+    let bytes = serde_json::to_vec(svc).unwrap_or_default();
+    Sha256::digest(&bytes).iter().take(8).map(|b| format!("{b:02x}")).collect()
 }
 
 pub fn catalog_service(n: &NodeRecord, s: &ServiceRecord) -> CatalogService {
@@ -79,7 +118,11 @@ pub fn catalog_service(n: &NodeRecord, s: &ServiceRecord) -> CatalogService {
         service_weights: weights(s.weights),
         service_meta: s.meta.clone(),
         service_port: s.port,
+        service_socket_path: s.socket_path.clone(),
         service_enable_tag_override: s.enable_tag_override,
+        service_proxy: proxy(s),
+        service_connect: connect(s),
+        service_locality: locality(&s.locality),
         create_index: s.create_index,
         modify_index: s.modify_index,
     }
@@ -87,6 +130,7 @@ pub fn catalog_service(n: &NodeRecord, s: &ServiceRecord) -> CatalogService {
 
 pub fn health_service(s: &ServiceRecord) -> HealthService {
     HealthService {
+        kind: s.kind.clone(),
         id: s.id.clone(),
         service: s.name.clone(),
         tags: s.tags.clone(),
@@ -94,15 +138,67 @@ pub fn health_service(s: &ServiceRecord) -> HealthService {
         tagged_addresses: tagged(s),
         meta: s.meta.clone(),
         port: s.port,
+        socket_path: s.socket_path.clone(),
         weights: weights(s.weights),
         enable_tag_override: s.enable_tag_override,
+        locality: locality(&s.locality),
+        proxy: proxy(s),
+        connect: connect(s),
         create_index: s.create_index,
         modify_index: s.modify_index,
     }
 }
 
+fn go(ms: u64) -> GoDuration {
+    GoDuration(Duration::from_millis(ms))
+}
+
+/// What a check runs, as Consul's `Definition` shows it.
+pub fn definition(spec: &CheckSpec) -> HealthCheckDefinition {
+    let mut def = HealthCheckDefinition {
+        interval: go(spec.interval_ms),
+        timeout: if spec.kind == CheckKind::Recorded { GoDuration::default() } else { go(spec.timeout_ms) },
+        deregister_critical_service_after: go(spec.deregister_critical_after_ms),
+        ..Default::default()
+    };
+    match &spec.kind {
+        CheckKind::Recorded => {}
+        CheckKind::Http { url, method, header, body, tls_skip_verify, tls_server_name, disable_redirects } => {
+            def.http = url.clone();
+            def.method = if method == "GET" { String::new() } else { method.clone() };
+            def.header = header.clone();
+            def.body = body.clone();
+            def.tls_skip_verify = *tls_skip_verify;
+            def.tls_server_name = tls_server_name.clone();
+            def.disable_redirects = *disable_redirects;
+        }
+        CheckKind::Tcp { address, use_tls } => (def.tcp, def.tcp_use_tls) = (address.clone(), *use_tls),
+        CheckKind::Udp { address } => def.udp = address.clone(),
+        CheckKind::Ttl { ttl_ms } => {
+            def.ttl = go(*ttl_ms);
+            def.timeout = GoDuration::default();
+        }
+        CheckKind::Grpc { address, service, use_tls } => {
+            def.grpc = if service.is_empty() { address.clone() } else { format!("{address}/{service}") };
+            def.grpc_use_tls = *use_tls;
+        }
+        CheckKind::H2Ping { address, use_tls } => (def.h2ping, def.h2ping_use_tls) = (address.clone(), *use_tls),
+        CheckKind::Script { args } => def.script_args = args.clone(),
+        CheckKind::Docker { container_id, shell, args } => {
+            (def.docker_container_id, def.shell, def.script_args) = (container_id.clone(), shell.clone(), args.clone())
+        }
+        CheckKind::Alias { node, service } => {
+            (def.alias_node, def.alias_service) = (node.clone(), service.clone());
+            def.timeout = GoDuration::default();
+        }
+        CheckKind::OsService { name } => def.os_service = name.clone(),
+    }
+    def
+}
+
 pub fn health_check(c: &CheckRecord) -> HealthCheck {
-    let ms = |v: u64| if v == 0 { String::new() } else { format_duration(Duration::from_millis(v)) };
+    let shown = |ms: u64| if ms == 0 { String::new() } else { format_duration(Duration::from_millis(ms)) };
+    let def = definition(&c.spec);
     HealthCheck {
         node: c.node.clone(),
         check_id: c.id.clone(),
@@ -114,8 +210,10 @@ pub fn health_check(c: &CheckRecord) -> HealthCheck {
         service_name: c.service_name.clone(),
         service_tags: c.service_tags.clone(),
         check_type: c.spec.kind.type_name().to_string(),
-        interval: ms(c.spec.interval_ms),
-        timeout: ms(c.spec.timeout_ms),
+        interval: shown(c.spec.interval_ms),
+        timeout: if def.timeout.is_zero() { String::new() } else { shown(c.spec.timeout_ms) },
+        exposed_port: 0,
+        definition: def,
         create_index: c.create_index,
         modify_index: c.modify_index,
     }
@@ -135,141 +233,4 @@ pub fn kv_pair(r: &KvRecord) -> KvPair {
         create_index: r.create_index,
         modify_index: r.modify_index,
     }
-}
-
-fn millis(d: GoDuration) -> u64 {
-    d.0.as_millis() as u64
-}
-
-/// Turns a check definition into what the catalog stores; refuses definitions Consul refuses.
-pub fn check_registration(
-    def: &CheckDefinition,
-    default_id: &str,
-    default_name: &str,
-    service_id: &str,
-    script_checks_enabled: bool,
-) -> Result<CheckRegistration, ApiError> {
-    let bad = |m: &str| ApiError::BadRequest(m.to_string());
-    let kind = if !def.http.is_empty() {
-        CheckKind::Http {
-            url: def.http.clone(),
-            method: if def.method.is_empty() { "GET".into() } else { def.method.to_ascii_uppercase() },
-            header: def.header.clone(),
-            body: def.body.clone(),
-            tls_skip_verify: def.tls_skip_verify,
-        }
-    } else if !def.tcp.is_empty() {
-        CheckKind::Tcp { address: def.tcp.clone() }
-    } else if !def.ttl.is_zero() {
-        CheckKind::Ttl { ttl_ms: millis(def.ttl) }
-    } else if !def.args.is_empty() || !def.script.is_empty() {
-        if !script_checks_enabled {
-            return Err(bad(
-                "Scripts are disabled on this agent; to enable, configure 'enable_script_checks' or 'enable_local_script_checks' to true",
-            ));
-        }
-        let args = if def.args.is_empty() {
-            vec!["sh".into(), "-c".into(), def.script.clone()]
-        } else {
-            def.args.clone()
-        };
-        CheckKind::Script { args }
-    } else if !def.grpc.is_empty() {
-        if def.grpc_use_tls {
-            return Err(bad(
-                "GRPCUseTLS is not supported by this version of census: gRPC checks speak plain HTTP/2",
-            ));
-        }
-        let (address, service) = match def.grpc.split_once('/') {
-            Some((address, service)) => (address.to_string(), service.to_string()),
-            None => (def.grpc.clone(), String::new()),
-        };
-        CheckKind::Grpc { address, service }
-    } else {
-        return Err(bad("Invalid check: one of HTTP, TCP, gRPC, TTL or Args must be set"));
-    };
-    let needs_interval = !matches!(kind, CheckKind::Ttl { .. });
-    if needs_interval && def.interval.is_zero() {
-        return Err(bad("Interval must be > 0 for Script, HTTP, H2PING, TCP or UDP checks"));
-    }
-    let status = match def.status.as_str() {
-        "" => None,
-        s => Some(CheckStatus::parse(s).ok_or_else(|| bad(&format!("Invalid check status: {s:?}")))?),
-    };
-    let timeout = if def.timeout.is_zero() { DEFAULT_CHECK_TIMEOUT } else { def.timeout.0 };
-    Ok(CheckRegistration {
-        id: if def.id.is_empty() { default_id.to_string() } else { def.id.clone() },
-        name: if def.name.is_empty() { default_name.to_string() } else { def.name.clone() },
-        status,
-        notes: def.notes.clone(),
-        output: String::new(),
-        service_id: service_id.to_string(),
-        spec: CheckSpec {
-            kind,
-            interval_ms: millis(def.interval),
-            timeout_ms: timeout.as_millis() as u64,
-            deregister_critical_after_ms: millis(def.deregister_critical_service_after),
-            output_max_size: if def.output_max_size == 0 { DEFAULT_OUTPUT_MAX } else { def.output_max_size },
-            success_before_passing: def.success_before_passing,
-            failures_before_warning: def.failures_before_warning,
-            failures_before_critical: def.failures_before_critical,
-        },
-    })
-}
-
-/// Validates a service name the way DNS needs it; Consul warns, census refuses what DNS cannot carry.
-fn validate_name(name: &str, what: &str) -> Result<(), ApiError> {
-    if name.contains(['\n', '\r', '\0', '/']) {
-        return Err(ApiError::BadRequest(format!("Invalid {what} {name:?}: contains a forbidden character")));
-    }
-    Ok(())
-}
-
-/// An agent service registration as the catalog stores it: the service and its checks.
-pub fn service_registration(
-    reg: &AgentServiceRegistration,
-    script_checks_enabled: bool,
-) -> Result<(ServiceSpec, Vec<CheckRegistration>), ApiError> {
-    if reg.name.is_empty() {
-        return Err(ApiError::BadRequest("Missing service name".into()));
-    }
-    validate_name(&reg.name, "service name")?;
-    let id = if reg.id.is_empty() { reg.name.clone() } else { reg.id.clone() };
-    validate_name(&id, "service ID")?;
-    let spec = ServiceSpec {
-        id: id.clone(),
-        name: reg.name.clone(),
-        kind: reg.kind.clone(),
-        tags: reg.tags.clone(),
-        address: reg.address.clone(),
-        tagged_addresses: reg
-            .tagged_addresses
-            .iter()
-            .map(|(k, a)| (k.clone(), TaggedAddress { address: a.address.clone(), port: a.port }))
-            .collect(),
-        meta: reg.meta.clone(),
-        port: reg.port,
-        weights: reg.weights.map(|w| Weights { passing: w.passing, warning: w.warning }).unwrap_or_default(),
-        enable_tag_override: reg.enable_tag_override,
-    };
-    let mut checks = Vec::new();
-    let default_name = format!("Service '{}' check", reg.name);
-    if let Some(def) = &reg.check {
-        checks.push(check_registration(
-            def,
-            &format!("service:{id}"),
-            &default_name,
-            &id,
-            script_checks_enabled,
-        )?);
-    }
-    for (i, def) in reg.checks.iter().enumerate() {
-        let default_id = if reg.checks.len() == 1 && reg.check.is_none() {
-            format!("service:{id}")
-        } else {
-            format!("service:{id}:{}", i + 1)
-        };
-        checks.push(check_registration(def, &default_id, &default_name, &id, script_checks_enabled)?);
-    }
-    Ok((spec, checks))
 }

@@ -123,7 +123,5 @@ pub async fn delete_root(state: State<AppState>, params: Params) -> ApiResult<Re
 }
 
 fn bool_response(answer: &CommandResult) -> Response {
-    let ok = !matches!(answer, CommandResult::Bool(false));
-    (StatusCode::OK, [("Content-Type", "application/json")], if ok { "true" } else { "false" })
-        .into_response()
+    super::bool_response(!matches!(answer, CommandResult::Bool(false)))
 }

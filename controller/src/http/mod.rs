@@ -1,17 +1,25 @@
 //! The HTTP API on :8500, wire-compatible with Consul's (see shared/reference/consul-compat.md).
 
-mod agent;
+pub mod agent;
+mod agent_health;
+mod agent_self;
 pub mod catalog;
+mod config_entry;
+mod connect;
 pub mod convert;
 pub mod decode;
 pub mod error;
 pub mod filter;
+mod health;
 mod kv;
 pub mod maintenance;
 mod operations;
 mod overview;
 pub mod query;
+pub mod registration;
+mod selection;
 mod session;
+pub mod sidecar;
 mod snapshot;
 mod status;
 mod txn;
@@ -26,6 +34,7 @@ use axum::routing::{delete, get, post, put};
 use census_client::types::Member;
 
 use self::error::{ApiError, ApiResult};
+use self::query::Params;
 use crate::agent::checks::CheckRunner;
 use crate::catalog::{Catalog, Command, CommandResult, NodeSpec};
 use crate::raft::ClusterNode;
@@ -68,7 +77,13 @@ impl AppState {
             address: self.info.advertise_addr.clone(),
             datacenter: self.info.datacenter.clone(),
             tagged_addresses: [("lan".to_string(), self.info.advertise_addr.clone())].into(),
-            meta: [("consul-network-segment".to_string(), String::new())].into(),
+            meta: [
+                ("consul-network-segment".to_string(), String::new()),
+                ("consul-version".to_string(), crate::version::CONSUL_API_VERSION.to_string()),
+                ("census-version".to_string(), crate::version::CENSUS_VERSION.to_string()),
+            ]
+            .into(),
+            locality: None,
         }
     }
 
@@ -94,15 +109,7 @@ impl AppState {
                     name: node.name.clone(),
                     addr: addr.to_string(),
                     port: port.parse().unwrap_or(8300),
-                    tags: [
-                        ("role".to_string(), "consul".to_string()),
-                        ("dc".to_string(), dc.clone()),
-                        ("port".to_string(), port.to_string()),
-                        ("id".to_string(), format!("{id:016x}")),
-                        ("voter".to_string(), if voter { "1" } else { "0" }.to_string()),
-                        ("http".to_string(), node.http_addr.clone()),
-                    ]
-                    .into(),
+                    tags: agent_self::server_tags(&dc, &format!("{id:016x}"), port, voter, &node.http_addr),
                     status: 1,
                     protocol_min: 1,
                     protocol_max: 5,
@@ -121,11 +128,38 @@ pub fn empty_ok() -> Response {
 }
 
 pub fn json_true() -> Response {
-    (StatusCode::OK, [("Content-Type", "application/json")], "true").into_response()
+    bool_response(true)
+}
+
+/// `true` or `false` as a JSON body (KV writes, CAS writes).
+pub fn bool_response(ok: bool) -> Response {
+    (StatusCode::OK, [("Content-Type", "application/json")], if ok { "true" } else { "false" }).into_response()
 }
 
 async fn not_found() -> Response {
     ApiError::NotFound("404 page not found".into()).into_response()
+}
+
+/// `?dc=` naming another datacenter: Consul forwards such requests over the WAN; census knows one
+/// datacenter, so it answers as Consul does when it has no route there. Agent endpoints are
+/// local and ignore `dc`, as Consul's do.
+async fn datacenter_route(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let path = req.uri().path();
+    if !path.starts_with("/v1/agent/") {
+        let params = req.uri().query().map(Params::from_query);
+        if let Some(Ok(params)) = params
+            && let Some(dc) = params.get("dc")
+            && !dc.is_empty()
+            && dc != state.info.datacenter
+        {
+            return ApiError::UnknownDatacenter(dc.to_string()).into_response();
+        }
+    }
+    next.run(req).await
 }
 
 async fn default_acl_header(req: axum::extract::Request, next: axum::middleware::Next) -> Response {
@@ -140,14 +174,23 @@ pub fn router(state: AppState, ui: Option<ui::UiSource>) -> Router {
         .route("/v1/agent/service/register", put(agent::service_register))
         .route("/v1/agent/service/deregister/{id}", put(agent::service_deregister))
         .route("/v1/agent/services", get(agent::services))
-        .route("/v1/agent/service/{id}", get(agent::service))
+        .route("/v1/agent/service/{id}", get(agent_health::service))
+        .route("/v1/agent/health/service/id/{id}", get(agent_health::health_by_id))
+        .route("/v1/agent/health/service/name/{name}", get(agent_health::health_by_name))
         .route("/v1/agent/checks", get(agent::checks))
         .route("/v1/agent/check/register", put(agent::check_register))
         .route("/v1/agent/check/deregister/{id}", put(agent::check_deregister))
         .route("/v1/agent/check/update/{id}", put(agent::check_update))
         .route("/v1/agent/check/{verb}/{id}", put(agent::check_ttl))
-        .route("/v1/agent/members", get(agent::members))
-        .route("/v1/agent/self", get(agent::self_info))
+        .route("/v1/agent/members", get(agent_self::members))
+        .route("/v1/agent/self", get(agent_self::self_info))
+        .route("/v1/agent/version", get(agent_self::version))
+        .route("/v1/agent/token/{kind}", put(agent_self::token))
+        .route("/v1/agent/force-leave/{node}", put(agent_self::force_leave))
+        .route(
+            "/v1/operator/keyring",
+            get(agent_self::keyring).post(agent_self::keyring).put(agent_self::keyring).delete(agent_self::keyring),
+        )
         .route("/v1/agent/join/{addr}", put(agent::join))
         .route("/v1/agent/leave", put(agent::leave))
         .route("/v1/agent/reload", put(agent::reload))
@@ -160,10 +203,18 @@ pub fn router(state: AppState, ui: Option<ui::UiSource>) -> Router {
         .route("/v1/catalog/services", get(catalog::services))
         .route("/v1/catalog/service/{name}", get(catalog::service))
         .route("/v1/catalog/node/{node}", get(catalog::node))
-        .route("/v1/health/node/{node}", get(catalog::health_node))
-        .route("/v1/health/checks/{service}", get(catalog::health_checks))
-        .route("/v1/health/service/{service}", get(catalog::health_service))
-        .route("/v1/health/state/{state}", get(catalog::health_state))
+        .route("/v1/catalog/connect/{service}", get(connect::catalog_connect))
+        .route("/v1/catalog/gateway-services/{gateway}", get(connect::gateway_services))
+        .route("/v1/health/node/{node}", get(health::health_node))
+        .route("/v1/health/checks/{service}", get(health::health_checks))
+        .route("/v1/health/service/{service}", get(health::health_service))
+        .route("/v1/health/state/{state}", get(health::health_state))
+        .route("/v1/health/connect/{service}", get(connect::health_connect))
+        .route("/v1/health/ingress/{service}", get(connect::health_ingress))
+        .route("/v1/config", put(config_entry::set))
+        .route("/v1/config/", get(config_entry::missing_name))
+        .route("/v1/config/{kind}", get(config_entry::list))
+        .route("/v1/config/{kind}/{name}", get(config_entry::get).delete(config_entry::delete))
         .route("/v1/kv", get(kv::get_root).delete(kv::delete_root))
         .route("/v1/kv/", get(kv::get_root).delete(kv::delete_root))
         .route("/v1/kv/{*key}", get(kv::get).put(kv::put).delete(kv::delete))
@@ -189,6 +240,7 @@ pub fn router(state: AppState, ui: Option<ui::UiSource>) -> Router {
         .route("/v1/internal/ui/services", get(overview::ui_services))
         .route("/v1/internal/ui/nodes", get(overview::ui_nodes))
         .fallback(not_found)
+        .layer(axum::middleware::from_fn_with_state(state.clone(), datacenter_route))
         .layer(axum::middleware::from_fn(default_acl_header))
         .with_state(state);
     match ui {

@@ -18,8 +18,7 @@ use crate::raft::ReadMode;
 pub const DEFAULT_WAIT: Duration = Duration::from_secs(300);
 pub const MAX_WAIT: Duration = Duration::from_secs(600);
 
-/// The parsed query string of a request. As an extractor it also refuses a `?dc=` other than
-/// this agent's datacenter, as Consul does when it has no route to it.
+/// The parsed query string of a request.
 #[derive(Debug, Clone)]
 pub struct Params {
     /// Every `name=value` pair in order; a name may repeat (`?tag=a&tag=b`).
@@ -32,21 +31,11 @@ pub struct Params {
     pub filter: Option<Filter>,
 }
 
-impl<S: Send + Sync> FromRequestParts<S> for Params
-where
-    AppState: axum::extract::FromRef<S>,
-{
+impl<S: Send + Sync> FromRequestParts<S> for Params {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        let state = <AppState as axum::extract::FromRef<S>>::from_ref(state);
-        let params = Params::from_query(parts.uri.query().unwrap_or(""))?;
-        match params.get("dc") {
-            Some(dc) if !dc.is_empty() && dc != state.info.datacenter => {
-                Err(ApiError::UnknownDatacenter(dc.to_string()))
-            }
-            _ => Ok(params),
-        }
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        Params::from_query(parts.uri.query().unwrap_or(""))
     }
 }
 
@@ -90,6 +79,11 @@ impl Params {
             _ => None,
         };
         Ok(Params { raw, index, wait, mode, pretty, filter })
+    }
+
+    /// The same parameters without `?filter=` (for answers filtered before they are built).
+    pub fn without_filter(&self) -> Params {
+        Params { filter: None, ..self.clone() }
     }
 
     pub fn flag(&self, name: &str) -> bool {

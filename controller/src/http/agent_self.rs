@@ -1,0 +1,222 @@
+//! Who this agent is: `/v1/agent/self`, `/v1/agent/version`, `/v1/agent/members`, and the
+//! agent calls census answers as a Consul agent without ACLs or gossip encryption does.
+
+use std::collections::BTreeMap;
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use census_client::types::Member;
+use serde_json::{Value, json};
+
+use super::agent::{SERF_HEALTH, local_services};
+use super::error::{ApiError, ApiResult};
+use super::query::{Params, json_response, listing_response};
+use super::{AppState, empty_ok};
+use crate::catalog::{CheckKind, Command, DocKind};
+use crate::raft::node::MembershipChange;
+use crate::version::{CENSUS_VERSION, CONSUL_API_VERSION, REVISION};
+
+/// A coordinate at the origin, as a fresh Consul agent reports before its first measurement.
+pub fn origin_coordinate() -> Value {
+    json!({"Vec": [0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0], "Error": 1.5, "Adjustment": 0.0, "Height": 1.0e-5})
+}
+
+/// This node's coordinate: the last one written through `/v1/coordinate/update`, else the origin.
+fn own_coordinate(state: &AppState) -> Value {
+    state
+        .catalog
+        .read(|s| s.document(DocKind::Coordinate, &state.info.node_name).map(|d| d.body.clone()))
+        .and_then(|body| serde_json::from_str::<Value>(&body).ok())
+        .and_then(|entry| entry.get("Coord").cloned())
+        .unwrap_or_else(origin_coordinate)
+}
+
+fn stats(state: &AppState) -> Value {
+    let node = &state.info.node_name;
+    let (checks, ttls, services) = state.catalog.read(|s| {
+        let checks: Vec<_> = s.node_checks(node).into_iter().filter(|c| c.id != SERF_HEALTH).collect();
+        let ttls = checks.iter().filter(|c| matches!(c.spec.kind, CheckKind::Ttl { .. })).count();
+        (checks.len(), ttls, local_services(s, node).count())
+    });
+    let leader_addr = state.cluster.leader().map(|(_, n)| n.raft_addr).unwrap_or_default();
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    json!({
+        "agent": {
+            "check_monitors": (checks - ttls).to_string(),
+            "check_ttls": ttls.to_string(),
+            "checks": checks.to_string(),
+            "services": services.to_string(),
+        },
+        "build": {
+            "prerelease": "",
+            "revision": REVISION,
+            "version": CONSUL_API_VERSION,
+            "version_metadata": format!("census.{CENSUS_VERSION}"),
+        },
+        "consul": {
+            "acl": "disabled",
+            "bootstrap": "false",
+            "known_datacenters": "1",
+            "leader": state.cluster.is_leader().to_string(),
+            "leader_addr": leader_addr,
+            "server": "true",
+        },
+        "raft": super::overview::raft_stats_section(&state.cluster.stats()),
+        "runtime": {
+            "arch": std::env::consts::ARCH,
+            "cpu_count": cpus.to_string(),
+            "max_procs": cpus.to_string(),
+            "os": std::env::consts::OS,
+            "version": format!("census {CENSUS_VERSION}"),
+        },
+    })
+}
+
+pub async fn self_info(State(state): State<AppState>, params: Params) -> ApiResult<Response> {
+    let member = state
+        .members()
+        .into_iter()
+        .find(|m| m.name == state.info.node_name)
+        .unwrap_or_else(|| Member { name: state.info.node_name.clone(), status: 1, ..Default::default() });
+    let info = &state.info;
+    let meta = state.self_node_spec().meta;
+    let body = json!({
+        "Config": {
+            "Datacenter": info.datacenter,
+            "PrimaryDatacenter": info.datacenter,
+            "NodeName": info.node_name,
+            "NodeID": info.node_id,
+            "Revision": REVISION,
+            "Server": true,
+            "Version": CONSUL_API_VERSION,
+            "BuildDate": "1970-01-01T00:00:01Z",
+        },
+        "DebugConfig": {
+            "Datacenter": info.datacenter,
+            "PrimaryDatacenter": info.datacenter,
+            "NodeName": info.node_name,
+            "NodeID": info.node_id,
+            "ServerMode": true,
+            "AdvertiseAddrLAN": info.advertise_addr,
+            "EnableScriptChecks": info.enable_script_checks,
+            "ACLsEnabled": false,
+            "Version": CONSUL_API_VERSION,
+            "Revision": REVISION,
+        },
+        "Coord": own_coordinate(&state),
+        "Member": member,
+        "Stats": stats(&state),
+        "Meta": meta,
+        // census runs no xDS server: no ports.
+        "xDS": {"SupportedProxies": {"envoy": []}, "Port": -1, "Ports": {"Plaintext": -1, "TLS": -1}},
+    });
+    json_response(&body, params.pretty)
+}
+
+pub async fn version() -> ApiResult<Response> {
+    json_response(
+        &json!({
+            "SHA": REVISION,
+            "BuildDate": "1970-01-01T00:00:01Z",
+            "HumanVersion": format!("{CONSUL_API_VERSION}+census.{CENSUS_VERSION}"),
+            "FIPS": "",
+        }),
+        false,
+    )
+}
+
+/// `?wan` lists the servers as the WAN pool names them (`node.dc`).
+pub async fn members(State(state): State<AppState>, params: Params) -> ApiResult<Response> {
+    let mut members = state.members();
+    if params.switch("wan") {
+        if params.get("segment").is_some_and(|s| !s.is_empty()) {
+            return Err(ApiError::BadRequest("Cannot provide a segment with wan=true".into()));
+        }
+        for m in &mut members {
+            m.name = format!("{}.{}", m.name, state.info.datacenter);
+            m.tags.remove("wan_join_port");
+        }
+    }
+    listing_response(&members, &params)
+}
+
+/// `PUT /v1/agent/token/:kind`: census has no ACL system yet, so it answers as Consul does with
+/// ACLs disabled.
+pub async fn token() -> Response {
+    (StatusCode::UNAUTHORIZED, [("Content-Type", "text/plain; charset=utf-8")], "ACL support disabled")
+        .into_response()
+}
+
+/// `/v1/operator/keyring`: census has no gossip and so no gossip encryption keys; Consul without
+/// encryption answers every keyring call with this error.
+pub async fn keyring(State(state): State<AppState>, method: axum::http::Method) -> Response {
+    let per_node = if method == axum::http::Method::GET {
+        "Keyring is empty (encryption not enabled)"
+    } else {
+        "No keyring to modify (encryption not enabled)"
+    };
+    let servers = state.cluster.servers();
+    let mut errors = vec![format!("{} (LAN) error: {n}/{n} nodes reported failure", state.info.datacenter, n = servers.len())];
+    errors.extend(servers.iter().map(|(_, node, _)| format!("{}: {per_node}", node.name)));
+    let text = format!(
+        "{} errors occurred:\n{}\n\n",
+        errors.len(),
+        errors.iter().map(|e| format!("\t* {e}")).collect::<Vec<_>>().join("\n")
+    );
+    ApiError::Internal(text).into_response()
+}
+
+/// `PUT /v1/agent/force-leave/:node`: a node that is gone for good. Its services and checks leave
+/// the catalog; a server also leaves the Raft configuration.
+pub async fn force_leave(
+    State(state): State<AppState>,
+    Path(node): Path<String>,
+    params: Params,
+) -> ApiResult<Response> {
+    let name = if params.switch("wan") {
+        node.strip_suffix(&format!(".{}", state.info.datacenter)).unwrap_or(&node).to_string()
+    } else {
+        node.clone()
+    };
+    let server = state.cluster.servers().into_iter().find(|(_, n, _)| n.name == name);
+    let known = state.catalog.read(|s| s.node(&name).is_some());
+    if server.is_none() && !known {
+        return Err(ApiError::Internal(format!("agent: No node found with name '{node}'")));
+    }
+    if let Some((id, _, _)) = server {
+        if id == state.cluster.id {
+            return Err(ApiError::BadRequest("A node cannot force-leave itself; use leave".into()));
+        }
+        state.cluster.membership_via_leader(MembershipChange::Remove { id }).await?;
+    }
+    if known {
+        state.write(Command::DeregisterNode { node: name }).await?;
+    }
+    Ok(empty_ok())
+}
+
+/// Server tags as Consul's LAN members carry them, plus census's own (`voter`, `http`).
+pub fn server_tags(dc: &str, id: &str, port: &str, voter: bool, http: &str) -> BTreeMap<String, String> {
+    [
+        ("role", "consul"),
+        ("dc", dc),
+        ("segment", ""),
+        ("id", id),
+        ("port", port),
+        ("vsn", "2"),
+        ("vsn_min", "2"),
+        ("vsn_max", "3"),
+        ("raft_vsn", "3"),
+        ("build", &format!("{CONSUL_API_VERSION}:{REVISION}")),
+        ("wan_join_port", "8302"),
+        ("acls", "0"),
+        ("ft_fs", "1"),
+        ("ft_si", "1"),
+        ("voter", if voter { "1" } else { "0" }),
+        ("http", http),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect()
+}
