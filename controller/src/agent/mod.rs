@@ -8,7 +8,7 @@ mod leadership;
 mod owner_leases;
 pub mod reaper;
 mod reload;
-mod script_check;
+mod probe;
 mod session_monitor;
 
 use std::path::Path;
@@ -186,7 +186,8 @@ pub async fn run(config: AgentConfig) -> Result<(), AgentError> {
     };
     let cluster = ClusterNode::start(id, me, config.data_dir.clone(), timing, catalog.clone()).await?;
     let discovery = Arc::new(Discovery::default());
-    let checks = CheckRunner::new(config.node_name.clone()).map_err(|e| AgentError::Other(e.to_string()))?;
+    let checks = CheckRunner::new(config.node_name.clone(), catalog.clone())
+        .map_err(|e| AgentError::Other(e.to_string()))?;
     let (reload_tx, reload_rx) = tokio::sync::mpsc::channel(4);
     let state = AppState {
         cluster: cluster.clone(),

@@ -11,7 +11,7 @@ use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 
 use super::config::{AgentArgs, AgentConfig, read_config_files};
-use crate::catalog::{Command, Registration};
+use crate::catalog::Command;
 use crate::http::{AppState, ReloadRequest};
 
 /// What one reload did.
@@ -55,22 +55,18 @@ impl ConfigServices {
         let config = AgentConfig::resolve(&self.args, &files).map_err(|e| e.to_string())?;
         let mut registrations = Vec::new();
         for svc in &config.services {
-            let (service, checks) =
-                crate::http::convert::service_registration(svc, state.info.enable_script_checks)
-                    .map_err(|e| format!("service {:?}: {e}", svc.name))?;
-            registrations.push(Registration {
-                node: state.self_node_spec(),
-                skip_node_update: false,
-                service: Some(service),
-                checks,
-                replace_service_checks: true,
-            });
+            let expanded = crate::http::agent::agent_registrations(state, svc, true)
+                .map_err(|e| format!("service {:?}: {e}", svc.name))?;
+            registrations.extend(expanded);
         }
         let wanted: BTreeSet<String> =
             registrations.iter().filter_map(|r| r.service.as_ref().map(|s| s.id.clone())).collect();
         let mut applied = Applied::default();
         for reg in registrations {
+            let id = reg.service.as_ref().map(|s| s.id.clone()).unwrap_or_default();
             state.write(Command::Register(reg)).await.map_err(|e| e.to_string())?;
+            // Consul's words, which users (seed 001) look for to know the definition was taken.
+            tracing::info!(target: "agent", "Synced service '{id}'");
             applied.registered += 1;
         }
         let removed: Vec<String> = self.from_files.difference(&wanted).cloned().collect();
