@@ -2,6 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::duration::GoDuration;
 use crate::types::{AgentService, HealthCheck, Meta};
 
 /// One service name of `GET /v1/internal/ui/services`.
@@ -63,4 +64,37 @@ pub struct AutopilotHealth {
     pub healthy: bool,
     pub failure_tolerance: u32,
     pub servers: Vec<AutopilotServer>,
+}
+
+/// `/v1/operator/autopilot/configuration`; absent fields take Consul's defaults.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct AutopilotConfiguration {
+    pub cleanup_dead_servers: bool,
+    pub last_contact_threshold: GoDuration,
+    pub max_trailing_logs: u64,
+    pub min_quorum: u32,
+    pub server_stabilization_time: GoDuration,
+    pub redundancy_zone_tag: String,
+    pub disable_upgrade_migration: bool,
+    pub upgrade_version_tag: String,
+    pub create_index: u64,
+    pub modify_index: u64,
+}
+
+impl Default for AutopilotConfiguration {
+    fn default() -> Self {
+        AutopilotConfiguration {
+            cleanup_dead_servers: true,
+            last_contact_threshold: GoDuration(std::time::Duration::from_millis(200)),
+            max_trailing_logs: 250,
+            min_quorum: 0,
+            server_stabilization_time: GoDuration(std::time::Duration::from_secs(10)),
+            redundancy_zone_tag: String::new(),
+            disable_upgrade_migration: false,
+            upgrade_version_tag: String::new(),
+            create_index: 0,
+            modify_index: 0,
+        }
+    }
 }

@@ -203,6 +203,7 @@ pub async fn run(config: AgentConfig) -> Result<(), AgentError> {
         discovery: discovery.clone(),
         leave: Arc::new(tokio::sync::Notify::new()),
         reload: reload_tx,
+        events: Arc::default(),
     };
 
     let raft_router = crate::raft::rpc_server::router(crate::raft::rpc_server::RaftService {

@@ -6,7 +6,7 @@ use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::HeaderMap;
 use axum::response::Response;
-use census_client::types::{AgentServiceRegistration, CheckDefinition};
+use census_client::types::{AgentService, AgentServiceRegistration, CheckDefinition};
 
 use super::decode::{MAX_BODY, decode_json, read_body};
 use super::error::{ApiError, ApiResult};
@@ -109,7 +109,8 @@ pub async fn services(State(state): State<AppState>, params: Params) -> ApiResul
     let dc = state.info.datacenter.clone();
     let map = state.catalog.read(|s| {
         local_services(s, &state.info.node_name)
-            .map(|svc| (svc.id.clone(), convert::local_service(svc, &dc)))
+            // The listing carries no ContentHash; `/v1/agent/service/:id` does.
+            .map(|svc| (svc.id.clone(), AgentService { content_hash: String::new(), ..convert::local_service(svc, &dc) }))
             .collect::<BTreeMap<_, _>>()
     });
     listing_response(&map, &params)
@@ -135,6 +136,10 @@ pub async fn check_register(
     let def: CheckDefinition = decode_json(&body)?;
     if def.name.is_empty() {
         return Err(ApiError::BadRequest("Missing check name".into()));
+    }
+    let node = &state.info.node_name;
+    if !def.service_id.is_empty() && state.catalog.read(|s| s.service(node, &def.service_id).is_none()) {
+        return Err(ApiError::NotFound(format!("ServiceID {:?} does not exist", def.service_id)));
     }
     let check = registration::check_registration(
         &def,
@@ -171,9 +176,9 @@ async fn set_ttl_status(
     let node = state.info.node_name.clone();
     let kind = state.catalog.read(|s| s.check(&node, id).map(|c| c.spec.kind.clone()));
     match kind {
-        None => return Err(ApiError::NotFound(format!("Unknown check ID {id:?}"))),
+        None => return Err(ApiError::Internal(format!("CheckID {id:?} does not have associated TTL"))),
         Some(CheckKind::Ttl { .. }) => {}
-        Some(_) => return Err(ApiError::BadRequest(format!("CheckID {id:?} does not have associated TTL"))),
+        Some(_) => return Err(ApiError::Internal(format!("CheckID {id:?} does not have associated TTL"))),
     }
     let max = state.catalog.read(|s| s.check(&node, id).map(|c| c.spec.output_max_size)).unwrap_or(4096);
     let output = crate::agent::checks::truncate_output(output, max as usize);

@@ -7,14 +7,19 @@ pub mod catalog;
 mod config_entry;
 mod connect;
 pub mod convert;
+mod coordinate;
 pub mod decode;
+mod discovery_chain;
 pub mod error;
+pub mod event;
 pub mod filter;
 mod health;
 mod kv;
 pub mod maintenance;
 mod operations;
+mod operator;
 mod overview;
+mod prepared_query;
 pub mod query;
 pub mod registration;
 mod selection;
@@ -63,6 +68,8 @@ pub struct AppState {
     pub leave: Arc<tokio::sync::Notify>,
     /// `PUT /v1/agent/reload`: asks the agent to apply its definition files again.
     pub reload: tokio::sync::mpsc::Sender<ReloadRequest>,
+    /// The user events this agent received (`/v1/event/*`).
+    pub events: Arc<event::EventBuffer>,
 }
 
 /// A reload request, answered with a summary or why nothing changed.
@@ -211,6 +218,27 @@ pub fn router(state: AppState, ui: Option<ui::UiSource>) -> Router {
         .route("/v1/health/state/{state}", get(health::health_state))
         .route("/v1/health/connect/{service}", get(connect::health_connect))
         .route("/v1/health/ingress/{service}", get(connect::health_ingress))
+        .route("/v1/coordinate/datacenters", get(coordinate::datacenters))
+        .route("/v1/coordinate/nodes", get(coordinate::nodes))
+        .route("/v1/coordinate/node/{node}", get(coordinate::node))
+        .route("/v1/coordinate/update", put(coordinate::update))
+        .route("/v1/event/fire/{name}", put(event::fire))
+        .route("/v1/event/list", get(event::list))
+        .route("/v1/internal/census/event", put(event::receive))
+        .route("/v1/discovery-chain/{service}", get(discovery_chain::chain).post(discovery_chain::chain))
+        .route("/v1/query", get(prepared_query::list).post(prepared_query::create))
+        .route(
+            "/v1/query/{id}",
+            get(prepared_query::get).put(prepared_query::update).delete(prepared_query::delete),
+        )
+        .route("/v1/query/{id}/execute", get(prepared_query::execute))
+        .route("/v1/query/{id}/explain", get(prepared_query::explain))
+        .route(
+            "/v1/operator/autopilot/configuration",
+            get(operator::get_configuration).put(operator::set_configuration),
+        )
+        .route("/v1/operator/autopilot/state", get(operator::state))
+        .route("/v1/operator/usage", get(operator::operator_usage))
         .route("/v1/config", put(config_entry::set))
         .route("/v1/config/", get(config_entry::missing_name))
         .route("/v1/config/{kind}", get(config_entry::list))

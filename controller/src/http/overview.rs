@@ -103,8 +103,19 @@ async fn remote_stats(http_addr: &str) -> Option<BTreeMap<String, String>> {
     info.stats.remove("raft")
 }
 
-/// `GET /v1/operator/autopilot/health`: every server's state, read from the server itself.
+/// `GET /v1/operator/autopilot/health`: every server's state, read from the server itself;
+/// 429 when the cluster is not healthy, as Consul answers.
 pub async fn autopilot_health(State(state): State<AppState>) -> ApiResult<Response> {
+    let health = server_health(&state).await;
+    let mut response = json_response(&health, false)?;
+    if !health.healthy {
+        *response.status_mut() = axum::http::StatusCode::TOO_MANY_REQUESTS;
+    }
+    Ok(response)
+}
+
+/// Every server's Raft state, read from the server itself.
+pub async fn server_health(state: &AppState) -> AutopilotHealth {
     let servers = state.cluster.servers();
     let leader = state.cluster.leader().map(|(id, _)| id);
     let own = raft_stats_section(&state.cluster.stats());
@@ -144,7 +155,7 @@ pub async fn autopilot_health(State(state): State<AppState>) -> ApiResult<Respon
                 name: node.name.clone(),
                 address: node.raft_addr.clone(),
                 serf_status: if answered { "alive" } else { "failed" }.into(),
-                version: env!("CARGO_PKG_VERSION").into(),
+                version: crate::version::CONSUL_API_VERSION.into(),
                 leader: Some(*id) == leader,
                 last_contact,
                 last_term: number("term"),
@@ -159,10 +170,9 @@ pub async fn autopilot_health(State(state): State<AppState>) -> ApiResult<Respon
     let voters = out.iter().filter(|s| s.voter).count();
     let healthy_voters = out.iter().filter(|s| s.voter && s.healthy).count();
     let quorum = voters / 2 + 1;
-    let health = AutopilotHealth {
+    AutopilotHealth {
         healthy: healthy_voters == voters && leader.is_some(),
         failure_tolerance: healthy_voters.saturating_sub(quorum) as u32,
         servers: out,
-    };
-    json_response(&health, false)
+    }
 }

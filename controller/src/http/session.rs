@@ -22,7 +22,7 @@ const DEFAULT_LOCK_DELAY: Duration = Duration::from_secs(15);
 const MAX_LOCK_DELAY: Duration = Duration::from_secs(60);
 
 /// A random (version 4) UUID, as Consul's session IDs are.
-fn new_uuid() -> String {
+pub fn new_uuid() -> String {
     let mut b = [0u8; 16];
     rand::thread_rng().fill_bytes(&mut b);
     b[6] = (b[6] & 0x0f) | 0x40;

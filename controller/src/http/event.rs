@@ -1,0 +1,226 @@
+//! User events: `PUT /v1/event/fire/:name` and `GET /v1/event/list`, as Consul answers them.
+//!
+//! Consul spreads events by gossip to every agent, which keeps the last 256 in memory. census has
+//! no gossip yet: the agent that takes the event keeps it and hands it to every other server of
+//! the cluster once, over their HTTP API (`/v1/internal/census/event`); each agent applies the
+//! node/service/tag filters to itself, as Consul's agents do. Delivery is best effort, as gossip's is.
+
+use std::collections::VecDeque;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderValue};
+use axum::response::Response;
+use base64::Engine;
+use regex::Regex;
+use serde::{Deserialize, Serialize};
+use tokio::sync::watch;
+
+use super::decode::{MAX_BODY, decode_json, read_body};
+use super::error::{ApiError, ApiResult};
+use super::query::{Params, json_response, listing_response};
+use super::{AppState, empty_ok};
+
+/// How many events an agent keeps, as Consul's agents do.
+const KEPT: usize = 256;
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct UserEvent {
+    #[serde(rename = "ID")]
+    pub id: String,
+    #[serde(rename = "Name")]
+    pub name: String,
+    /// Base64, or null without a payload.
+    #[serde(rename = "Payload")]
+    pub payload: Option<String>,
+    #[serde(rename = "NodeFilter")]
+    pub node_filter: String,
+    #[serde(rename = "ServiceFilter")]
+    pub service_filter: String,
+    #[serde(rename = "TagFilter")]
+    pub tag_filter: String,
+    #[serde(rename = "Version")]
+    pub version: u32,
+    #[serde(rename = "LTime")]
+    pub ltime: u64,
+}
+
+/// This agent's last events, oldest first, and a Lamport clock for their order.
+pub struct EventBuffer {
+    events: Mutex<(VecDeque<UserEvent>, u64)>,
+    changed: watch::Sender<u64>,
+}
+
+impl Default for EventBuffer {
+    fn default() -> Self {
+        EventBuffer { events: Mutex::new((VecDeque::new(), 0)), changed: watch::channel(0).0 }
+    }
+}
+
+/// Consul's index of an event list: the newest event's UUID folded to 64 bits.
+fn index_of(id: &str) -> u64 {
+    let hex: String = id.chars().filter(|c| *c != '-').collect();
+    let half = |range: std::ops::Range<usize>| hex.get(range).and_then(|h| u64::from_str_radix(h, 16).ok());
+    match (half(0..16), half(16..32)) {
+        (Some(a), Some(b)) => a ^ b,
+        _ => 0,
+    }
+}
+
+impl EventBuffer {
+    fn add(&self, mut event: UserEvent) {
+        let mut guard = self.events.lock().unwrap_or_else(|p| p.into_inner());
+        let (events, clock) = &mut *guard;
+        if events.iter().any(|e| e.id == event.id) {
+            return;
+        }
+        *clock = (*clock).max(event.ltime) + 1;
+        event.ltime = *clock;
+        let index = index_of(&event.id);
+        events.push_back(event);
+        while events.len() > KEPT {
+            events.pop_front();
+        }
+        drop(guard);
+        self.changed.send_replace(index);
+    }
+
+    fn list(&self, name: Option<&str>) -> (u64, Vec<UserEvent>) {
+        let guard = self.events.lock().unwrap_or_else(|p| p.into_inner());
+        let index = guard.0.back().map_or(0, |e| index_of(&e.id)).max(1);
+        let events = guard.0.iter().filter(|e| name.is_none_or(|n| e.name == n)).cloned().collect();
+        (index, events)
+    }
+}
+
+fn compile(pattern: &str, what: &str) -> ApiResult<Option<Regex>> {
+    if pattern.is_empty() {
+        return Ok(None);
+    }
+    Regex::new(pattern).map(Some).map_err(|e| ApiError::Internal(format!("Invalid {what} filter: {e}")))
+}
+
+/// Whether this agent is one the event's filters select.
+fn selects(state: &AppState, event: &UserEvent) -> ApiResult<bool> {
+    let node = compile(&event.node_filter, "node")?;
+    let service = compile(&event.service_filter, "service")?;
+    let tag = compile(&event.tag_filter, "tag")?;
+    if node.is_some_and(|re| !re.is_match(&state.info.node_name)) {
+        return Ok(false);
+    }
+    let Some(service) = service else { return Ok(true) };
+    Ok(state.catalog.read(|s| {
+        super::agent::local_services(s, &state.info.node_name).any(|svc| {
+            service.is_match(&svc.name) && tag.as_ref().is_none_or(|t| svc.tags.iter().any(|x| t.is_match(x)))
+        })
+    }))
+}
+
+fn new_uuid() -> String {
+    let b: [u8; 16] = rand::random();
+    let hex: String = b.iter().map(|x| format!("{x:02x}")).collect();
+    format!("{}-{}-4{}-{}-{}", &hex[0..8], &hex[8..12], &hex[13..16], &hex[16..20], &hex[20..32])
+}
+
+pub async fn fire(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    params: Params,
+    headers: HeaderMap,
+    body: Body,
+) -> ApiResult<Response> {
+    if name.is_empty() {
+        return Err(ApiError::BadRequest("Missing name".into()));
+    }
+    let payload = read_body(&headers, body, MAX_BODY, "Event payload").await?;
+    let event = UserEvent {
+        id: new_uuid(),
+        name,
+        payload: (!payload.is_empty()).then(|| base64::engine::general_purpose::STANDARD.encode(&payload)),
+        node_filter: params.get("node").unwrap_or_default().to_string(),
+        service_filter: params.get("service").unwrap_or_default().to_string(),
+        tag_filter: params.get("tag").unwrap_or_default().to_string(),
+        version: 1,
+        ltime: 0,
+    };
+    if !event.tag_filter.is_empty() && event.service_filter.is_empty() {
+        return Err(ApiError::Internal("Cannot provide tag filter without service filter".into()));
+    }
+    if selects(&state, &event)? {
+        state.events.add(event.clone());
+    }
+    let others: Vec<String> = state
+        .cluster
+        .servers()
+        .into_iter()
+        .filter(|(id, _, _)| *id != state.cluster.id)
+        .map(|(_, node, _)| node.http_addr)
+        .collect();
+    tokio::spawn(deliver(others, event.clone()));
+    json_response(&event, params.pretty)
+}
+
+/// Hands an event to the other servers; one that does not answer misses it, as with gossip.
+async fn deliver(addrs: Vec<String>, event: UserEvent) {
+    let client = reqwest::Client::builder().timeout(Duration::from_secs(2)).build().unwrap_or_default();
+    for addr in addrs {
+        let url = format!("http://{addr}/v1/internal/census/event");
+        if let Err(e) = client.put(url).json(&event).send().await {
+            tracing::debug!(to = %addr, error = %e, "user event not delivered");
+        }
+    }
+}
+
+/// `PUT /v1/internal/census/event`: an event another agent took.
+pub async fn receive(State(state): State<AppState>, headers: HeaderMap, body: Body) -> ApiResult<Response> {
+    let bytes = read_body(&headers, body, MAX_BODY, "Request body").await?;
+    let event: UserEvent = decode_json(&bytes)?;
+    if selects(&state, &event)? {
+        state.events.add(event);
+    }
+    Ok(empty_ok())
+}
+
+/// `GET /v1/event/list[?name=]`; with `?index=` it waits for an event newer than that index.
+pub async fn list(State(state): State<AppState>, params: Params) -> ApiResult<Response> {
+    let name = params.get("name").filter(|n| !n.is_empty()).map(str::to_string);
+    let deadline = tokio::time::Instant::now() + params.wait;
+    let (index, events) = loop {
+        let mut changed = state.events.changed.subscribe();
+        let (index, events) = state.events.list(name.as_deref());
+        if params.index == 0 || index != params.index || tokio::time::Instant::now() >= deadline {
+            break (index, events);
+        }
+        tokio::select! {
+            _ = changed.changed() => {}
+            _ = tokio::time::sleep_until(deadline) => {}
+        }
+    };
+    let mut response = listing_response(&events, &params)?;
+    response.headers_mut().insert("X-Consul-Index", HeaderValue::from(index));
+    Ok(response)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_buffer_keeps_the_last_events_in_order_once_each() {
+        let buffer = EventBuffer::default();
+        for i in 0..300 {
+            let event = UserEvent { id: format!("{i:08x}-0000-4000-8000-000000000000"), name: "e".into(), ..Default::default() };
+            buffer.add(event.clone());
+            buffer.add(event);
+        }
+        let (index, events) = buffer.list(None);
+        assert_eq!(events.len(), KEPT);
+        assert_eq!(events.first().map(|e| e.ltime), Some(45));
+        assert!(events.windows(2).all(|w| w[0].ltime < w[1].ltime));
+        assert_eq!(index, index_of(&events[KEPT - 1].id));
+        assert!(buffer.list(Some("other")).1.is_empty());
+    }
+}
