@@ -1,12 +1,24 @@
 #!/usr/bin/env bash
-# Builds every census image locally; nothing is pulled (there may be no registry):
+# Builds the census images locally; nothing is pulled (there may be no registry):
 #   census:TAG, census-sidecar:TAG, census-web:TAG   FROM scratch, static musl binaries
 #   census-lb:TAG                                     Debian's nginx + census-sidecar, docker-imported
+# Usage: docker/build.sh [IMAGE...]   (default: all four; e.g. `docker/build.sh census`)
 # TAG defaults to dev. Needs cargo, docker and (for census-lb) nginx on this machine.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$PATH:/usr/sbin:/sbin"
 TAG="${TAG:-dev}"
+WANT=("$@")
+[ ${#WANT[@]} -gt 0 ] || WANT=(census census-sidecar census-web census-lb)
+wants() { local w; for w in "${WANT[@]}"; do [ "$w" = "$1" ] && return 0; done; return 1; }
+for w in "${WANT[@]}"; do
+  case "$w" in census|census-sidecar|census-web|census-lb) ;; *) echo "build.sh: unknown image $w" >&2; exit 2 ;; esac
+done
+# The crates whose binaries the wanted images hold.
+PACKAGES=()
+wants census && PACKAGES+=(-p census-controller)
+{ wants census-sidecar || wants census-lb; } && PACKAGES+=(-p census-sidecar)
+wants census-web && PACKAGES+=(-p census-demo-web)
 TARGET=x86_64-unknown-linux-musl
 
 # musl gives static binaries with a resolver that needs no NSS modules. Without the musl target
@@ -25,12 +37,12 @@ if [ "$TARGET" = x86_64-unknown-linux-musl ] && ! command -v x86_64-linux-musl-g
     echo "build.sh: no musl C compiler; building static glibc binaries instead" >&2
   fi
 fi
-if ! command -v nginx >/dev/null 2>&1; then
+if wants census-lb && ! command -v nginx >/dev/null 2>&1; then
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx
 fi
 # Small images: no debug info, stripped (this profile override applies to this build only).
 CARGO_PROFILE_RELEASE_DEBUG=0 CARGO_PROFILE_RELEASE_STRIP=true RUSTFLAGS="${RUSTFLAGS:-} $RUSTFLAGS_STATIC" \
-  cargo build --release --target "$TARGET" -p census-controller -p census-sidecar -p census-demo-web --bins
+  cargo build --release --target "$TARGET" "${PACKAGES[@]}" --bins
 bin="target/$TARGET/release"
 
 stage="$(mktemp -d)"
@@ -43,9 +55,10 @@ image() { # image NAME DOCKERFILE BINARY
   docker build --quiet -t "$1:$TAG" -f "docker/$2" "$stage/$1" >/dev/null
   echo "built $1:$TAG"
 }
-image census census.Dockerfile census
-image census-sidecar sidecar.Dockerfile census-sidecar
-image census-web web.Dockerfile census-demo-web
+wants census && image census census.Dockerfile census
+wants census-sidecar && image census-sidecar sidecar.Dockerfile census-sidecar
+wants census-web && image census-web web.Dockerfile census-demo-web
+wants census-lb || exit 0
 
 # census-lb: a root filesystem holding nginx, the shared libraries it links, and census-sidecar.
 root="$stage/lb-root"

@@ -5,11 +5,13 @@ pub mod config;
 mod flap;
 pub mod kubernetes;
 mod leadership;
+pub mod logging;
 mod owner_leases;
+mod probe;
 pub mod reaper;
 mod reload;
-mod probe;
 mod session_monitor;
+mod shutdown;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -25,7 +27,6 @@ use crate::catalog::{
 use crate::dns::{DnsListeners, Responder};
 use crate::http::{AgentInfo, AppState};
 use crate::raft::bootstrap::{BootstrapPlan, Discovery};
-use crate::raft::node::MembershipChange;
 use crate::raft::{ClusterNode, RaftTiming, ServerNode};
 
 #[derive(Debug, thiserror::Error)]
@@ -121,7 +122,7 @@ async fn register_self(state: AppState, config: AgentConfig) {
             match state.write(cmd.clone()).await {
                 Ok(_) => {
                     if let Command::Register(Registration { service: Some(s), .. }) = &cmd {
-                        tracing::info!(service = %s.id, "Synced service");
+                        tracing::info!(target: "agent", "Synced service '{}'", s.id);
                     }
                     break;
                 }
@@ -134,34 +135,32 @@ async fn register_self(state: AppState, config: AgentConfig) {
     }
 }
 
-/// Graceful leave: the node's services leave the catalog and the server leaves the Raft configuration.
-async fn leave(state: &AppState) {
-    let node = state.info.node_name.clone();
-    if let Err(e) = state.write(Command::DeregisterNode { node }).await {
-        tracing::warn!(error = %e, "could not remove this node from the catalog");
-    }
-    let voters = state.cluster.servers().into_iter().filter(|(_, _, v)| *v).count();
-    if voters > 1
-        && let Err(e) =
-            state.cluster.membership_via_leader(MembershipChange::Remove { id: state.cluster.id }).await
-    {
-        tracing::warn!(error = %e, "could not leave the Raft configuration");
+/// The `-pid-file`, written at start as Consul writes it (no directory is created) and removed
+/// when the agent stops, however `run` returns.
+struct PidFile(std::path::PathBuf);
+
+impl PidFile {
+    fn write(path: &Path) -> Result<PidFile, AgentError> {
+        std::fs::write(path, std::process::id().to_string())
+            .map_err(|e| AgentError::Other(format!("Could not open pid file {}: {e}", path.display())))?;
+        Ok(PidFile(path.to_path_buf()))
     }
 }
 
-async fn shutdown_signal() {
-    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-        Ok(s) => s,
-        Err(_) => return std::future::pending().await,
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
+impl Drop for PidFile {
+    fn drop(&mut self) {
+        if let Err(e) = std::fs::remove_file(&self.0) {
+            tracing::warn!(path = %self.0.display(), error = %e, "could not remove the pid file");
+        }
     }
 }
 
 /// Runs the agent until it is interrupted (SIGINT/SIGTERM) or told to leave.
 pub async fn run(config: AgentConfig) -> Result<(), AgentError> {
+    for warning in &config.warnings {
+        tracing::warn!(target: "agent", "{warning}");
+    }
+    let _pid_file = config.pid_file.as_deref().map(PidFile::write).transpose()?;
     let node_id = node_id(config.data_dir.as_deref())?;
     let id = raft_id(&node_id);
     let raft_addr = host_port(&config.advertise, config.server_port);
@@ -248,27 +247,16 @@ pub async fn run(config: AgentConfig) -> Result<(), AgentError> {
     if let Some(dns) = dns_listeners {
         dns.spawn(Arc::new(Responder::new(Arc::new(config.dns.clone()), catalog.clone())))?;
     }
-    if let Some(pid_file) = &config.pid_file
-        && let Err(e) = std::fs::write(pid_file, std::process::id().to_string())
-    {
-        tracing::warn!(path = %pid_file.display(), error = %e, "cannot write pid file");
-    }
     tracing::info!(
         node = %config.node_name, node_id = %node_id, raft = %raft_addr,
         http = %host_port(&config.client, config.http_port), dns = ?config.dns_port, dev = config.dev,
         "census agent running"
     );
-    let leave_requested = state.leave.clone();
-    tokio::select! {
-        _ = shutdown_signal() => tracing::info!("caught signal; shutting down without leaving"),
-        _ = leave_requested.notified() => {
-            tracing::info!("graceful leave requested");
-            leave(&state).await;
-        }
-    }
+    let policy = shutdown::LeavePolicy {
+        skip_leave_on_interrupt: config.skip_leave_on_interrupt,
+        leave_on_terminate: config.leave_on_terminate,
+    };
+    shutdown::until_stopped(&state, policy).await;
     cluster.shutdown().await;
-    if let Some(pid_file) = &config.pid_file {
-        let _ = std::fs::remove_file(pid_file);
-    }
     Ok(())
 }
