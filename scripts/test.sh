@@ -30,6 +30,10 @@ if ! python3 -c 'import consul' >/dev/null 2>&1; then
     || python3 -m pip install --quiet --break-system-packages py-consul
 fi
 
+# py-consul's own test suite (its sdist from PyPI, unpacked under target/), run against census by
+# tests/tests/py_consul_suite.rs.
+bash scripts/py-consul-suite.sh
+
 # The Helm chart and kind config, checked offline with the real Helm engine and the Kubernetes
 # schemas (no cluster, no helm binary).
 bash scripts/chart-test.sh

@@ -116,7 +116,8 @@ impl CheckRunner {
         if let CheckKind::Alias { .. } = spec.kind {
             // An alias follows the checks it mirrors: it looks again whenever they change.
             loop {
-                let mut changed = cluster.catalog.hub().subscribe(&WatchKey::Tables(vec![Table::Checks, Table::Services]));
+                let mut changed =
+                    cluster.catalog.hub().subscribe(&WatchKey::Tables(vec![Table::Checks, Table::Services]));
                 let (status, output) = self.prober.probe(&spec).await;
                 self.report(&cluster, &id, status, output, &spec).await;
                 changed.changed().await;

@@ -5,6 +5,7 @@ pub mod config;
 mod flap;
 pub mod kubernetes;
 mod leadership;
+pub mod log_stream;
 pub mod logging;
 mod owner_leases;
 mod probe;

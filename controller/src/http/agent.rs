@@ -13,7 +13,9 @@ use super::error::{ApiError, ApiResult};
 use super::query::{Params, listing_response};
 use super::registration::{self, Via};
 use super::{AppState, convert, empty_ok, sidecar};
-use crate::catalog::{CatalogState, CheckKind, CheckStatus, Command, CommandResult, Registration, ServiceRecord};
+use crate::catalog::{
+    CatalogState, CheckKind, CheckStatus, Command, CommandResult, Registration, ServiceRecord,
+};
 
 /// What the agent's own endpoints leave out: the records a Consul server keeps for itself (its
 /// `consul` service and `serfHealth` check are the catalog's, not registered on the agent).
@@ -31,8 +33,12 @@ pub fn agent_registrations(
     let parent_id = if reg.id.is_empty() { reg.name.clone() } else { reg.id.clone() };
     let sidecar_id = sidecar::sidecar_id(&parent_id);
     let (used_ports, current_port) = state.catalog.read(|s| {
-        let used: BTreeSet<u16> =
-            s.node_services(&node).into_iter().filter(|svc| svc.id != sidecar_id).map(|svc| svc.port).collect();
+        let used: BTreeSet<u16> = s
+            .node_services(&node)
+            .into_iter()
+            .filter(|svc| svc.id != sidecar_id)
+            .map(|svc| svc.port)
+            .collect();
         (used, s.service(&node, &sidecar_id).map(|svc| svc.port))
     });
     let (parent, sidecar) = sidecar::expand(reg.clone(), &used_ports, current_port)?;
@@ -51,14 +57,20 @@ pub fn agent_registrations(
     Ok(registrations)
 }
 
-/// Writes registrations together; the first the catalog refuses is the answer.
+/// Writes registrations together; the first the catalog refuses is the answer. Logs what it
+/// synced as Consul's agent does (`agent: Synced service 'web'`).
 pub async fn write_registrations(state: &AppState, registrations: Vec<Registration>) -> ApiResult<()> {
+    let ids: Vec<String> =
+        registrations.iter().filter_map(|r| r.service.as_ref().map(|s| s.id.clone())).collect();
     let commands = registrations.into_iter().map(Command::Register).collect();
     if let CommandResult::Batch(results) = state.write(Command::Batch(commands)).await?
         && let Some(CommandResult::Rejected(reason)) =
             results.into_iter().find(|r| matches!(r, CommandResult::Rejected(_)))
     {
         return Err(ApiError::BadRequest(reason));
+    }
+    for id in ids {
+        tracing::info!(target: "agent", "Synced service '{id}'");
     }
     Ok(())
 }
@@ -88,7 +100,8 @@ pub async fn service_deregister(
     Path(id): Path<String>,
 ) -> ApiResult<Response> {
     let node = state.info.node_name.clone();
-    let (exists, sidecar) = state.catalog.read(|s| (s.service(&node, &id).is_some(), sidecar_of(s, &node, &id)));
+    let (exists, sidecar) =
+        state.catalog.read(|s| (s.service(&node, &id).is_some(), sidecar_of(s, &node, &id)));
     if !exists {
         return Err(ApiError::NotFound(format!(
             "Unknown service ID {id:?}. Ensure that the service ID is passed, not the service name."
@@ -110,7 +123,12 @@ pub async fn services(State(state): State<AppState>, params: Params) -> ApiResul
     let map = state.catalog.read(|s| {
         local_services(s, &state.info.node_name)
             // The listing carries no ContentHash; `/v1/agent/service/:id` does.
-            .map(|svc| (svc.id.clone(), AgentService { content_hash: String::new(), ..convert::local_service(svc, &dc) }))
+            .map(|svc| {
+                (
+                    svc.id.clone(),
+                    AgentService { content_hash: String::new(), ..convert::local_service(svc, &dc) },
+                )
+            })
             .collect::<BTreeMap<_, _>>()
     });
     listing_response(&map, &params)

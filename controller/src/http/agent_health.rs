@@ -44,12 +44,9 @@ pub async fn service(
     let Some(svc) = svc else {
         return Err(ApiError::NotFound(format!("unknown service ID: {id}")));
     };
-    let mut response = (
-        StatusCode::OK,
-        [("Content-Type", "application/json")],
-        json_body(&svc, params.pretty)?,
-    )
-        .into_response();
+    let mut response =
+        (StatusCode::OK, [("Content-Type", "application/json")], json_body(&svc, params.pretty)?)
+            .into_response();
     if let Ok(hash) = HeaderValue::from_str(&svc.content_hash) {
         response.headers_mut().insert("X-Consul-ContentHash", hash);
     }
@@ -68,9 +65,9 @@ struct ServiceHealth {
 
 /// Consul's aggregate: `maintenance` if a maintenance check is present, else the worst status.
 fn aggregate(checks: &[HealthCheck]) -> &'static str {
-    let in_maintenance = checks
-        .iter()
-        .any(|c| c.check_id == maintenance::NODE_CHECK || c.check_id.starts_with(maintenance::SERVICE_CHECK_PREFIX));
+    let in_maintenance = checks.iter().any(|c| {
+        c.check_id == maintenance::NODE_CHECK || c.check_id.starts_with(maintenance::SERVICE_CHECK_PREFIX)
+    });
     if in_maintenance {
         return "maintenance";
     }
@@ -102,7 +99,11 @@ fn service_health(s: &CatalogState, node: &str, id: &str, dc: &str) -> Option<Se
         .filter(|c| c.id != super::agent::SERF_HEALTH)
         .map(convert::health_check)
         .collect();
-    Some(ServiceHealth { aggregated_status: aggregate(&checks), service: convert::local_service(svc, dc), checks })
+    Some(ServiceHealth {
+        aggregated_status: aggregate(&checks),
+        service: convert::local_service(svc, dc),
+        checks,
+    })
 }
 
 fn answer<T: Serialize>(code: StatusCode, text: &str, value: &T, params: &Params) -> ApiResult<Response> {
@@ -119,7 +120,9 @@ pub async fn health_by_id(
 ) -> ApiResult<Response> {
     let (node, dc) = (state.info.node_name.clone(), state.info.datacenter.clone());
     match state.catalog.read(|s| service_health(s, &node, &id, &dc)) {
-        Some(health) => answer(status_code(health.aggregated_status), health.aggregated_status, &health, &params),
+        Some(health) => {
+            answer(status_code(health.aggregated_status), health.aggregated_status, &health, &params)
+        }
         None => {
             let text = format!("ServiceId {id} not found");
             answer(StatusCode::NOT_FOUND, &text, &text, &params)
@@ -134,7 +137,8 @@ pub async fn health_by_name(
 ) -> ApiResult<Response> {
     let (node, dc) = (state.info.node_name.clone(), state.info.datacenter.clone());
     let entries: Vec<ServiceHealth> = state.catalog.read(|s| {
-        let ids: Vec<String> = local_services(s, &node).filter(|svc| svc.name == name).map(|svc| svc.id.clone()).collect();
+        let ids: Vec<String> =
+            local_services(s, &node).filter(|svc| svc.name == name).map(|svc| svc.id.clone()).collect();
         ids.iter().filter_map(|id| service_health(s, &node, id, &dc)).collect()
     });
     if entries.is_empty() {

@@ -157,7 +157,11 @@ pub async fn keyring(State(state): State<AppState>, method: axum::http::Method) 
         "No keyring to modify (encryption not enabled)"
     };
     let servers = state.cluster.servers();
-    let mut errors = vec![format!("{} (LAN) error: {n}/{n} nodes reported failure", state.info.datacenter, n = servers.len())];
+    let mut errors = vec![format!(
+        "{} (LAN) error: {n}/{n} nodes reported failure",
+        state.info.datacenter,
+        n = servers.len()
+    )];
     errors.extend(servers.iter().map(|(_, node, _)| format!("{}: {per_node}", node.name)));
     let text = format!(
         "{} errors occurred:\n{}\n\n",
@@ -219,4 +223,34 @@ pub fn server_tags(dc: &str, id: &str, port: &str, voter: bool, http: &str) -> B
     .into_iter()
     .map(|(k, v)| (k.to_string(), v.to_string()))
     .collect()
+}
+
+/// `GET /v1/agent/monitor[?loglevel=][&logjson]`: the agent's log from now on, streamed until the
+/// client goes away.
+pub async fn monitor(params: Params) -> ApiResult<Response> {
+    let word = params.get("loglevel").unwrap_or("info");
+    let Some(level) = crate::agent::log_stream::parse_level(word) else {
+        return Err(ApiError::BadRequest(format!("Unknown log level: {word}")));
+    };
+    let json = params.flag("logjson");
+    let lines = crate::agent::log_stream::subscribe();
+    let stream = futures::stream::unfold(lines, move |mut lines| async move {
+        loop {
+            match lines.recv().await {
+                // tracing orders levels from ERROR (least verbose) up to TRACE.
+                Ok(line) if line.level <= level => {
+                    let text = if json { line.json() } else { line.text() };
+                    return Some((Ok::<_, std::convert::Infallible>(text), lines));
+                }
+                Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => return None,
+            }
+        }
+    });
+    Ok((
+        StatusCode::OK,
+        [("Content-Type", "text/plain; charset=utf-8")],
+        axum::body::Body::from_stream(stream),
+    )
+        .into_response())
 }

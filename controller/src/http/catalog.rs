@@ -9,10 +9,10 @@ use axum::response::Response;
 use census_client::types::{CatalogDeregistration, CatalogNode, CatalogRegistration};
 
 use super::convert;
-use super::registration::{self, Via};
 use super::decode::{MAX_BODY, decode_json, read_body};
 use super::error::{ApiError, ApiResult};
 use super::query::{Params, block_on, blocking, json_response, query_response};
+use super::registration::{self, Via};
 use super::selection::Selection;
 use super::{AppState, json_true};
 use crate::catalog::{CheckRegistration, CheckStatus, Command, NodeSpec, Registration, Table, WatchKey};
@@ -146,7 +146,8 @@ pub async fn services(State(state): State<AppState>, params: Params) -> ApiResul
             }
             out.entry(svc.name.clone()).or_default().extend(svc.tags.iter().cloned());
         }
-        let listing: BTreeMap<String, Vec<String>> = out.into_iter().map(|(k, v)| (k, v.into_iter().collect())).collect();
+        let listing: BTreeMap<String, Vec<String>> =
+            out.into_iter().map(|(k, v)| (k, v.into_iter().collect())).collect();
         (s.tables_index(&tables), failed.map_or(Ok(listing), Err))
     })
     .await?;
@@ -173,7 +174,11 @@ pub async fn service(
     .await
 }
 
-pub async fn node(State(state): State<AppState>, Path(name): Path<String>, params: Params) -> ApiResult<Response> {
+pub async fn node(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    params: Params,
+) -> ApiResult<Response> {
     let dc = state.info.datacenter.clone();
     blocking(&state, &params, WatchKey::Tables(vec![Table::Nodes, Table::Services]), |s| {
         let found = s.node(&name).map(|n| CatalogNode {

@@ -9,10 +9,10 @@ use axum::http::HeaderMap;
 use axum::response::Response;
 use serde_json::{Map, Value};
 
+use super::AppState;
 use super::decode::{MAX_BODY, read_body};
 use super::error::{ApiError, ApiResult};
 use super::query::{Params, blocking, json_response};
-use super::AppState;
 use crate::catalog::{Command, CommandResult, DocKind, DocWrite, Table, WatchKey};
 
 /// The kinds Consul's open-source edition knows.
@@ -38,7 +38,11 @@ const KINDS: &[&str] = &[
 ];
 
 fn check_kind(kind: &str) -> ApiResult<()> {
-    if KINDS.contains(&kind) { Ok(()) } else { Err(ApiError::BadRequest(format!("invalid config entry kind: {kind}"))) }
+    if KINDS.contains(&kind) {
+        Ok(())
+    } else {
+        Err(ApiError::BadRequest(format!("invalid config entry kind: {kind}")))
+    }
 }
 
 /// `protocol` → `Protocol`, `mesh_gateway` → `MeshGateway`: the top-level spellings Consul's
@@ -64,7 +68,9 @@ fn defaults(kind: &str) -> &'static [(&'static str, fn() -> Value)] {
         Value::String(String::new())
     }
     match kind {
-        "service-defaults" => &[("Protocol", text), ("TransparentProxy", empty), ("MeshGateway", empty), ("Expose", empty)],
+        "service-defaults" => {
+            &[("Protocol", text), ("TransparentProxy", empty), ("MeshGateway", empty), ("Expose", empty)]
+        }
         "proxy-defaults" => &[
             ("Config", || Value::Null),
             ("TransparentProxy", empty),
@@ -89,7 +95,11 @@ pub fn normalize(body: Value) -> ApiResult<(String, String, Map<String, Value>)>
         }
     }
     let kind = match entry.get("Kind") {
-        None => return Err(ApiError::BadRequest("Payload does not contain a kind/Kind key at the top level".into())),
+        None => {
+            return Err(ApiError::BadRequest(
+                "Payload does not contain a kind/Kind key at the top level".into(),
+            ));
+        }
         Some(Value::String(kind)) => kind.clone(),
         Some(_) => return Err(ApiError::BadRequest("Kind value in payload is not a string".into())),
     };
@@ -99,7 +109,9 @@ pub fn normalize(body: Value) -> ApiResult<(String, String, Map<String, Value>)>
         "proxy-defaults" | "mesh" => {
             let only = if kind == "mesh" { "mesh" } else { "global" };
             if !name.is_empty() && name != only {
-                return Err(ApiError::Internal(format!("invalid name ({name:?}), only {only:?} is supported")));
+                return Err(ApiError::Internal(format!(
+                    "invalid name ({name:?}), only {only:?} is supported"
+                )));
             }
             only.to_string()
         }
@@ -131,7 +143,12 @@ pub fn shown(body: &str, create_index: u64, modify_index: u64) -> Value {
 }
 
 /// `PUT /v1/config[?cas=N]`: `true`, or `false` when the check-and-set does not hold.
-pub async fn set(State(state): State<AppState>, params: Params, headers: HeaderMap, body: Body) -> ApiResult<Response> {
+pub async fn set(
+    State(state): State<AppState>,
+    params: Params,
+    headers: HeaderMap,
+    body: Body,
+) -> ApiResult<Response> {
     let bytes = read_body(&headers, body, MAX_BODY, "Request body").await?;
     let value: Value = serde_json::from_slice(&bytes)
         .map_err(|e| ApiError::BadRequest(format!("Request decoding failed: {e}")))?;
@@ -147,20 +164,31 @@ pub async fn set(State(state): State<AppState>, params: Params, headers: HeaderM
     Ok(super::bool_response(!matches!(answer, CommandResult::Bool(false))))
 }
 
-pub async fn get(State(state): State<AppState>, Path((kind, name)): Path<(String, String)>, params: Params) -> ApiResult<Response> {
+pub async fn get(
+    State(state): State<AppState>,
+    Path((kind, name)): Path<(String, String)>,
+    params: Params,
+) -> ApiResult<Response> {
     check_kind(&kind).map_err(|e| ApiError::Internal(e.to_string()))?;
-    let (index, found) = super::query::block_on(&state, &params, WatchKey::Tables(vec![Table::ConfigEntries]), |s| {
-        let found = s.document(DocKind::ConfigEntry, &key(&kind, &name)).map(|d| shown(&d.body, d.create_index, d.modify_index));
-        (s.tables_index(&[Table::ConfigEntries]), found)
-    })
-    .await?;
+    let (index, found) =
+        super::query::block_on(&state, &params, WatchKey::Tables(vec![Table::ConfigEntries]), |s| {
+            let found = s
+                .document(DocKind::ConfigEntry, &key(&kind, &name))
+                .map(|d| shown(&d.body, d.create_index, d.modify_index));
+            (s.tables_index(&[Table::ConfigEntries]), found)
+        })
+        .await?;
     match found {
         Some(entry) => super::query::query_response(&state, &params, index, &entry),
         None => Err(ApiError::NotFound(format!("Config entry not found for {kind:?} / {name:?}"))),
     }
 }
 
-pub async fn list(State(state): State<AppState>, Path(kind): Path<String>, params: Params) -> ApiResult<Response> {
+pub async fn list(
+    State(state): State<AppState>,
+    Path(kind): Path<String>,
+    params: Params,
+) -> ApiResult<Response> {
     check_kind(&kind).map_err(|e| ApiError::Internal(e.to_string()))?;
     let prefix = format!("{kind}/");
     blocking(&state, &params, WatchKey::Tables(vec![Table::ConfigEntries]), |s| {
@@ -174,9 +202,16 @@ pub async fn list(State(state): State<AppState>, Path(kind): Path<String>, param
 }
 
 /// `DELETE /v1/config/:kind/:name`: `{}`, or with `?cas=N` `true`/`false`.
-pub async fn delete(State(state): State<AppState>, Path((kind, name)): Path<(String, String)>, params: Params) -> ApiResult<Response> {
+pub async fn delete(
+    State(state): State<AppState>,
+    Path((kind, name)): Path<(String, String)>,
+    params: Params,
+) -> ApiResult<Response> {
     check_kind(&kind)?;
-    let cas = params.get("cas").map(|v| v.parse::<u64>().map_err(|e| ApiError::Internal(e.to_string()))).transpose()?;
+    let cas = params
+        .get("cas")
+        .map(|v| v.parse::<u64>().map_err(|e| ApiError::Internal(e.to_string())))
+        .transpose()?;
     let cmd = Command::DocDelete { kind: DocKind::ConfigEntry, key: key(&kind, &name), cas };
     let answer = state.write(cmd).await?;
     match cas {
@@ -207,9 +242,10 @@ mod tests {
 
     #[test]
     fn entries_are_normalized_as_consul_stores_them() {
-        let (kind, name, entry) =
-            normalize(json!({"kind": "service-defaults", "name": "web", "protocol": "http", "Meta": {"a_b": "c"}}))
-                .expect("valid");
+        let (kind, name, entry) = normalize(
+            json!({"kind": "service-defaults", "name": "web", "protocol": "http", "Meta": {"a_b": "c"}}),
+        )
+        .expect("valid");
         assert_eq!((kind.as_str(), name.as_str()), ("service-defaults", "web"));
         assert_eq!(entry["Protocol"], "http");
         assert_eq!(entry["Meta"], json!({"a_b": "c"}), "user maps keep their keys");

@@ -35,7 +35,11 @@ fn gateway_rows(s: &CatalogState, gateway: &str) -> Vec<Value> {
             for svc in listener.get("Services").and_then(Value::as_array).into_iter().flatten() {
                 let service = svc.get("Name").and_then(Value::as_str).unwrap_or_default();
                 let names: Vec<(String, bool)> = if service == "*" {
-                    s.service_tags().into_keys().filter(|n| n != gateway && n != "consul").map(|n| (n, true)).collect()
+                    s.service_tags()
+                        .into_keys()
+                        .filter(|n| n != gateway && n != "consul")
+                        .map(|n| (n, true))
+                        .collect()
                 } else {
                     vec![(service.to_string(), false)]
                 };
@@ -85,9 +89,9 @@ fn gateway_rows(s: &CatalogState, gateway: &str) -> Vec<Value> {
 
 /// Whether gateway `gateway` (of a config entry of `kind`) routes to `service`.
 fn gateway_serves(s: &CatalogState, kind: &str, gateway: &str, service: &str) -> bool {
-    gateway_rows(s, gateway).iter().any(|row| {
-        row["GatewayKind"] == kind && row["Service"]["Name"].as_str() == Some(service)
-    })
+    gateway_rows(s, gateway)
+        .iter()
+        .any(|row| row["GatewayKind"] == kind && row["Service"]["Name"].as_str() == Some(service))
 }
 
 /// The instances that carry Connect traffic for `service`.
@@ -170,7 +174,9 @@ pub async fn health_ingress(
     blocking(&state, &params, WatchKey::Tables(TABLES.to_vec()), |s| {
         let gateways: Vec<&ServiceRecord> = s
             .all_services()
-            .filter(|svc| svc.kind == "ingress-gateway" && gateway_serves(s, "ingress-gateway", &svc.name, &service))
+            .filter(|svc| {
+                svc.kind == "ingress-gateway" && gateway_serves(s, "ingress-gateway", &svc.name, &service)
+            })
             .collect();
         (index(s), entries(s, gateways, &select, passing_only))
     })
@@ -185,5 +191,6 @@ pub async fn gateway_services(
     if gateway.is_empty() {
         return Err(ApiError::BadRequest("Missing gateway name".into()));
     }
-    blocking(&state, &params, WatchKey::Tables(TABLES.to_vec()), |s| (index(s), gateway_rows(s, &gateway))).await
+    blocking(&state, &params, WatchKey::Tables(TABLES.to_vec()), |s| (index(s), gateway_rows(s, &gateway)))
+        .await
 }

@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use base64::Engine;
 use census_client::types::{
-    AgentService, AgentServiceConnect, CatalogService, HealthCheck, HealthCheckDefinition, HealthService, KvPair,
-    Locality as WireLocality, Node, ProxyConfig, ServiceAddress, Weights as WireWeights,
+    AgentService, AgentServiceConnect, CatalogService, HealthCheck, HealthCheckDefinition, HealthService,
+    KvPair, Locality as WireLocality, Node, ProxyConfig, ServiceAddress, Weights as WireWeights,
 };
 use census_client::{GoDuration, format_duration};
 use sha2::{Digest, Sha256};
@@ -59,7 +59,10 @@ fn connect(s: &ServiceRecord) -> AgentServiceConnect {
 
 /// Whether Consul's agent shows a `Proxy` for a service of this kind.
 fn shows_proxy(kind: &str) -> bool {
-    matches!(kind, "connect-proxy" | "mesh-gateway" | "terminating-gateway" | "ingress-gateway" | "api-gateway")
+    matches!(
+        kind,
+        "connect-proxy" | "mesh-gateway" | "terminating-gateway" | "ingress-gateway" | "api-gateway"
+    )
 }
 
 /// A service as the catalog's node view shows it (with its Raft indexes).
@@ -163,7 +166,15 @@ pub fn definition(spec: &CheckSpec) -> HealthCheckDefinition {
     };
     match &spec.kind {
         CheckKind::Recorded => {}
-        CheckKind::Http { url, method, header, body, tls_skip_verify, tls_server_name, disable_redirects } => {
+        CheckKind::Http {
+            url,
+            method,
+            header,
+            body,
+            tls_skip_verify,
+            tls_server_name,
+            disable_redirects,
+        } => {
             def.http = url.clone();
             def.method = if method == "GET" { String::new() } else { method.clone() };
             def.header = header.clone();
@@ -182,10 +193,13 @@ pub fn definition(spec: &CheckSpec) -> HealthCheckDefinition {
             def.grpc = if service.is_empty() { address.clone() } else { format!("{address}/{service}") };
             def.grpc_use_tls = *use_tls;
         }
-        CheckKind::H2Ping { address, use_tls } => (def.h2ping, def.h2ping_use_tls) = (address.clone(), *use_tls),
+        CheckKind::H2Ping { address, use_tls } => {
+            (def.h2ping, def.h2ping_use_tls) = (address.clone(), *use_tls)
+        }
         CheckKind::Script { args } => def.script_args = args.clone(),
         CheckKind::Docker { container_id, shell, args } => {
-            (def.docker_container_id, def.shell, def.script_args) = (container_id.clone(), shell.clone(), args.clone())
+            (def.docker_container_id, def.shell, def.script_args) =
+                (container_id.clone(), shell.clone(), args.clone())
         }
         CheckKind::Alias { node, service } => {
             (def.alias_node, def.alias_service) = (node.clone(), service.clone());

@@ -56,7 +56,9 @@ fn entries(state: &AppState, s: &CatalogState) -> Vec<Value> {
         .cluster
         .servers()
         .into_iter()
-        .map(|(_, node, _)| (node.name.clone(), json!({"Node": node.name, "Segment": "", "Coord": origin_coordinate()})))
+        .map(|(_, node, _)| {
+            (node.name.clone(), json!({"Node": node.name, "Segment": "", "Coord": origin_coordinate()}))
+        })
         .collect();
     for doc in s.documents(DocKind::Coordinate, "") {
         if let Ok(entry) = serde_json::from_str::<Value>(&doc.body) {
@@ -87,9 +89,14 @@ pub async fn nodes(State(state): State<AppState>, params: Params) -> ApiResult<R
 }
 
 /// An array of the node's coordinates; 404 with an empty body when it has none.
-pub async fn node(State(state): State<AppState>, Path(name): Path<String>, params: Params) -> ApiResult<Response> {
+pub async fn node(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    params: Params,
+) -> ApiResult<Response> {
     let (index, rows) = block_on(&state, &params, WatchKey::Tables(vec![Table::Coordinates]), |s| {
-        let rows: Vec<Value> = entries(&state, s).into_iter().filter(|e| e["Node"] == name.as_str()).collect();
+        let rows: Vec<Value> =
+            entries(&state, s).into_iter().filter(|e| e["Node"] == name.as_str()).collect();
         (s.tables_index(&[Table::Coordinates]), rows)
     })
     .await?;
@@ -105,7 +112,11 @@ pub async fn update(State(state): State<AppState>, headers: HeaderMap, body: Bod
     if entry.node.is_empty() {
         return Err(ApiError::BadRequest("Must provide node".into()));
     }
-    let coord = entry.coord.as_ref().filter(|c| valid(c)).ok_or_else(|| ApiError::Internal("invalid coordinate".into()))?;
+    let coord = entry
+        .coord
+        .as_ref()
+        .filter(|c| valid(c))
+        .ok_or_else(|| ApiError::Internal("invalid coordinate".into()))?;
     let stored = json!({"Node": entry.node, "Segment": entry.segment, "Coord": coord});
     let write = DocWrite {
         kind: DocKind::Coordinate,

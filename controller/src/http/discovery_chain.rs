@@ -10,10 +10,10 @@ use axum::response::Response;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use super::AppState;
 use super::decode::{MAX_BODY, read_body};
 use super::error::{ApiError, ApiResult};
 use super::query::{Params, blocking};
-use super::AppState;
 use crate::catalog::{DocKind, Table, WatchKey};
 
 #[derive(Debug, Default, Deserialize)]
@@ -73,7 +73,11 @@ pub async fn chain(
             .map_err(|e| ApiError::BadRequest(format!("Request decoding failed: {e}")))?
     };
     let dc = params.get("compile-dc").filter(|d| !d.is_empty()).unwrap_or(&state.info.datacenter).to_string();
-    let timeout = if request.override_connect_timeout.is_empty() { "5s".to_string() } else { request.override_connect_timeout };
+    let timeout = if request.override_connect_timeout.is_empty() {
+        "5s".to_string()
+    } else {
+        request.override_connect_timeout
+    };
     blocking(&state, &params, WatchKey::Tables(vec![Table::ConfigEntries]), |s| {
         let configured = s
             .document(DocKind::ConfigEntry, &format!("service-defaults/{service}"))

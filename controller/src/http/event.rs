@@ -212,7 +212,11 @@ mod tests {
     fn the_buffer_keeps_the_last_events_in_order_once_each() {
         let buffer = EventBuffer::default();
         for i in 0..300 {
-            let event = UserEvent { id: format!("{i:08x}-0000-4000-8000-000000000000"), name: "e".into(), ..Default::default() };
+            let event = UserEvent {
+                id: format!("{i:08x}-0000-4000-8000-000000000000"),
+                name: "e".into(),
+                ..Default::default()
+            };
             buffer.add(event.clone());
             buffer.add(event);
         }

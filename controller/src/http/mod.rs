@@ -140,7 +140,8 @@ pub fn json_true() -> Response {
 
 /// `true` or `false` as a JSON body (KV writes, CAS writes).
 pub fn bool_response(ok: bool) -> Response {
-    (StatusCode::OK, [("Content-Type", "application/json")], if ok { "true" } else { "false" }).into_response()
+    (StatusCode::OK, [("Content-Type", "application/json")], if ok { "true" } else { "false" })
+        .into_response()
 }
 
 async fn not_found() -> Response {
@@ -192,11 +193,15 @@ pub fn router(state: AppState, ui: Option<ui::UiSource>) -> Router {
         .route("/v1/agent/members", get(agent_self::members))
         .route("/v1/agent/self", get(agent_self::self_info))
         .route("/v1/agent/version", get(agent_self::version))
+        .route("/v1/agent/monitor", get(agent_self::monitor))
         .route("/v1/agent/token/{kind}", put(agent_self::token))
         .route("/v1/agent/force-leave/{node}", put(agent_self::force_leave))
         .route(
             "/v1/operator/keyring",
-            get(agent_self::keyring).post(agent_self::keyring).put(agent_self::keyring).delete(agent_self::keyring),
+            get(agent_self::keyring)
+                .post(agent_self::keyring)
+                .put(agent_self::keyring)
+                .delete(agent_self::keyring),
         )
         .route("/v1/agent/join/{addr}", put(agent::join))
         .route("/v1/agent/leave", put(agent::leave))

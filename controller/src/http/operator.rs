@@ -49,7 +49,10 @@ pub async fn set_configuration(
         .transpose()?;
     let bytes = read_body(&headers, body, MAX_BODY, "Request body").await?;
     let config: AutopilotConfiguration = decode_json(&bytes).map_err(|e| {
-        ApiError::BadRequest(format!("Error parsing autopilot config: {}", e.to_string().trim_start_matches("Request decode failed: ")))
+        ApiError::BadRequest(format!(
+            "Error parsing autopilot config: {}",
+            e.to_string().trim_start_matches("Request decode failed: ")
+        ))
     })?;
     let stored = AutopilotConfiguration { create_index: 0, modify_index: 0, ..config };
     let write = DocWrite {
@@ -72,7 +75,13 @@ pub async fn state(State(state): State<AppState>) -> ApiResult<Response> {
         .servers
         .iter()
         .map(|s| {
-            let status = if s.leader { "leader" } else if s.voter { "voter" } else { "non-voter" };
+            let status = if s.leader {
+                "leader"
+            } else if s.voter {
+                "voter"
+            } else {
+                "non-voter"
+            };
             let node_status = if s.serf_status == "alive" { "alive" } else { "failed" };
             (
                 s.id.clone(),
@@ -134,7 +143,8 @@ fn usage(s: &CatalogState) -> Value {
 
 pub async fn operator_usage(State(state): State<AppState>, params: Params) -> ApiResult<Response> {
     state.cluster.read_barrier(params.mode).await?;
-    let (index, counts) = state.catalog.read(|s| (s.tables_index(&[Table::Nodes, Table::Services]), usage(s)));
+    let (index, counts) =
+        state.catalog.read(|s| (s.tables_index(&[Table::Nodes, Table::Services]), usage(s)));
     let body = json!({
         "Usage": {state.info.datacenter.clone(): counts},
         "Index": index,

@@ -87,12 +87,14 @@ fn validate(q: &PreparedQuery, s: &CatalogState) -> ApiResult<()> {
         return Err(invalid("Invalid prepared query: Must provide a Service name to query"));
     }
     if q.service.failover.targets.as_ref().is_some_and(|t| !t.is_empty())
-        && (q.service.failover.nearest_n > 0 || q.service.failover.datacenters.as_ref().is_some_and(|d| !d.is_empty()))
+        && (q.service.failover.nearest_n > 0
+            || q.service.failover.datacenters.as_ref().is_some_and(|d| !d.is_empty()))
     {
         return Err(invalid("Targets cannot be populated with NearestN or Datacenters"));
     }
     if !q.dns.ttl.is_empty() {
-        census_client::parse_duration(&q.dns.ttl).map_err(|e| invalid(format!("Bad DNS TTL '{}': {e}", q.dns.ttl)))?;
+        census_client::parse_duration(&q.dns.ttl)
+            .map_err(|e| invalid(format!("Bad DNS TTL '{}': {e}", q.dns.ttl)))?;
     }
     match q.template.kind.as_str() {
         "" => {}
@@ -120,9 +122,13 @@ async fn store(state: &AppState, q: PreparedQuery, cas: Option<u64>) -> ApiResul
         cas,
     };
     match state.write(Command::DocSet(write)).await {
-        Err(ApiError::BadRequest(reason)) => Err(invalid(format!("Name '{}' aliases an existing query name ({reason})", q.name))),
+        Err(ApiError::BadRequest(reason)) => {
+            Err(invalid(format!("Name '{}' aliases an existing query name ({reason})", q.name)))
+        }
         Err(e) => Err(e),
-        Ok(CommandResult::Bool(false)) => Err(invalid(format!("Cannot modify non-existent prepared query: '{}'", q.id))),
+        Ok(CommandResult::Bool(false)) => {
+            Err(invalid(format!("Cannot modify non-existent prepared query: '{}'", q.id)))
+        }
         Ok(_) => Ok(()),
     }
 }
@@ -161,18 +167,28 @@ pub async fn list(State(state): State<AppState>, params: Params) -> ApiResult<Re
     .await
 }
 
-pub async fn get(State(state): State<AppState>, Path(id): Path<String>, params: Params) -> ApiResult<Response> {
-    let (index, found) = super::query::block_on(&state, &params, WatchKey::Tables(vec![Table::PreparedQueries]), |s| {
-        (s.tables_index(&[Table::PreparedQueries]), stored(s, &id))
-    })
-    .await?;
+pub async fn get(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    params: Params,
+) -> ApiResult<Response> {
+    let (index, found) =
+        super::query::block_on(&state, &params, WatchKey::Tables(vec![Table::PreparedQueries]), |s| {
+            (s.tables_index(&[Table::PreparedQueries]), stored(s, &id))
+        })
+        .await?;
     match found {
         Some(q) => query_response(&state, &params, index, &vec![q]),
         None => Err(ApiError::NotFound("Query not found".into())),
     }
 }
 
-pub async fn update(State(state): State<AppState>, Path(id): Path<String>, headers: HeaderMap, body: Body) -> ApiResult<Response> {
+pub async fn update(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> ApiResult<Response> {
     let mut q = decode(&headers, body).await?;
     q.id = id.clone();
     let Some(current) = state.catalog.read(|s| stored(s, &id)) else {
@@ -212,7 +228,9 @@ fn resolve(s: &CatalogState, id_or_name: &str) -> Option<PreparedQuery> {
 fn render(template: &PreparedQuery, name: &str) -> PreparedQuery {
     let captures: Vec<String> = regex::Regex::new(&template.template.regexp)
         .ok()
-        .and_then(|re| re.captures(name).map(|c| c.iter().map(|m| m.map_or("", |m| m.as_str()).to_string()).collect()))
+        .and_then(|re| {
+            re.captures(name).map(|c| c.iter().map(|m| m.map_or("", |m| m.as_str()).to_string()).collect())
+        })
         .unwrap_or_default();
     let fill = |text: &str| {
         let mut out = text
@@ -227,12 +245,19 @@ fn render(template: &PreparedQuery, name: &str) -> PreparedQuery {
     let mut q = template.clone();
     q.service.service = fill(&q.service.service);
     if let Some(tags) = q.service.tags.as_mut() {
-        *tags = tags.iter().map(|t| fill(t)).filter(|t| !(template.template.remove_empty_tags && t.is_empty())).collect();
+        *tags = tags
+            .iter()
+            .map(|t| fill(t))
+            .filter(|t| !(template.template.remove_empty_tags && t.is_empty()))
+            .collect();
     }
     q
 }
 
-fn meta_ok(wanted: &Option<std::collections::BTreeMap<String, String>>, have: &std::collections::BTreeMap<String, String>) -> bool {
+fn meta_ok(
+    wanted: &Option<std::collections::BTreeMap<String, String>>,
+    have: &std::collections::BTreeMap<String, String>,
+) -> bool {
     wanted.iter().flatten().all(|(k, v)| have.get(k) == Some(v))
 }
 
@@ -245,7 +270,9 @@ fn execute_query(s: &CatalogState, q: &PreparedQuery) -> Vec<census_client::type
     s.health_of(&q.service.service, &include, false)
         .into_iter()
         .filter(|h| !h.service.tags.iter().any(|t| exclude.contains(&t.to_ascii_lowercase())))
-        .filter(|h| meta_ok(&q.service.node_meta, &h.node.meta) && meta_ok(&q.service.service_meta, &h.service.meta))
+        .filter(|h| {
+            meta_ok(&q.service.node_meta, &h.node.meta) && meta_ok(&q.service.service_meta, &h.service.meta)
+        })
         .filter(|h| {
             let counted = h.checks.iter().filter(|c| !ignored.contains(&c.id));
             let worst = counted.map(|c| c.status).max().unwrap_or(CheckStatus::Passing);
@@ -267,7 +294,11 @@ fn meta(state: &AppState, index: u64) -> Value {
     })
 }
 
-pub async fn execute(State(state): State<AppState>, Path(id): Path<String>, params: Params) -> ApiResult<Response> {
+pub async fn execute(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    params: Params,
+) -> ApiResult<Response> {
     let limit = params
         .get("limit")
         .map(|l| l.parse::<usize>().map_err(|_| invalid(format!("Bad limit: {l}"))))
@@ -276,10 +307,13 @@ pub async fn execute(State(state): State<AppState>, Path(id): Path<String>, para
     state.cluster.read_barrier(params.mode).await?;
     let (index, found) = state.catalog.read(|s| {
         let index = s.tables_index(&[Table::PreparedQueries, Table::Services, Table::Checks, Table::Nodes]);
-        (index, resolve(s, &id).map(|q| {
-            let nodes = execute_query(s, &q);
-            (q, nodes)
-        }))
+        (
+            index,
+            resolve(s, &id).map(|q| {
+                let nodes = execute_query(s, &q);
+                (q, nodes)
+            }),
+        )
     });
     let Some((q, mut nodes)) = found else { return Err(ApiError::NotFound("Query not found".into())) };
     let near = params.get("near").filter(|n| !n.is_empty()).unwrap_or(&q.service.near).to_string();
@@ -303,7 +337,11 @@ pub async fn execute(State(state): State<AppState>, Path(id): Path<String>, para
     query_response(&state, &params.without_filter(), index, &body)
 }
 
-pub async fn explain(State(state): State<AppState>, Path(id): Path<String>, params: Params) -> ApiResult<Response> {
+pub async fn explain(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    params: Params,
+) -> ApiResult<Response> {
     let index = state.catalog.read(|s| s.tables_index(&[Table::PreparedQueries]));
     let Some(q) = state.catalog.read(|s| resolve(s, &id)) else {
         return Err(ApiError::NotFound("Query not found".into()));
@@ -323,7 +361,11 @@ mod tests {
     fn templates_fill_in_the_name() {
         let template = PreparedQuery {
             name: "geo-db-".into(),
-            template: QueryTemplate { kind: "name_prefix_match".into(), regexp: "^geo-db-(.*?)-([^-]+?)$".into(), remove_empty_tags: true },
+            template: QueryTemplate {
+                kind: "name_prefix_match".into(),
+                regexp: "^geo-db-(.*?)-([^-]+?)$".into(),
+                remove_empty_tags: true,
+            },
             service: ServiceQuery {
                 service: "mysql-${match(1)}".into(),
                 tags: Some(vec!["${match(2)}".into(), "${name.suffix}".into(), "".into()]),

@@ -38,7 +38,9 @@ fn millis(d: GoDuration) -> u64 {
 /// cannot run yet.
 fn check_kind(def: &CheckDefinition, script_checks: bool) -> Result<CheckKind, ApiError> {
     let no_tls = |field: &str| {
-        bad(format!("Invalid check: {field} is not supported by this version of census (TLS for checks is not built yet)"))
+        bad(format!(
+            "Invalid check: {field} is not supported by this version of census (TLS for checks is not built yet)"
+        ))
     };
     let kind = if !def.http.is_empty() {
         CheckKind::Http {
@@ -65,8 +67,11 @@ fn check_kind(def: &CheckDefinition, script_checks: bool) -> Result<CheckKind, A
         }
         // A `Script` runs under `Shell` (default /bin/sh) inside the container.
         let shell = if def.shell.is_empty() { "/bin/sh".to_string() } else { def.shell.clone() };
-        let args =
-            if def.args.is_empty() { vec![shell.clone(), "-c".into(), def.script.clone()] } else { def.args.clone() };
+        let args = if def.args.is_empty() {
+            vec![shell.clone(), "-c".into(), def.script.clone()]
+        } else {
+            def.args.clone()
+        };
         CheckKind::Docker { container_id: def.docker_container_id.clone(), shell: def.shell.clone(), args }
     } else if !def.args.is_empty() || !def.script.is_empty() {
         if !script_checks {
@@ -215,7 +220,10 @@ pub fn locality(l: &Option<WireLocality>) -> Option<Locality> {
 }
 
 fn is_proxy_kind(kind: &str) -> bool {
-    matches!(kind, "connect-proxy" | "mesh-gateway" | "terminating-gateway" | "ingress-gateway" | "api-gateway")
+    matches!(
+        kind,
+        "connect-proxy" | "mesh-gateway" | "terminating-gateway" | "ingress-gateway" | "api-gateway"
+    )
 }
 
 /// Consul's `NodeService.Validate` for the kinds and Connect settings.
@@ -311,7 +319,8 @@ pub fn service_registration(
     let default_name = format!("Service '{}' check", reg.name);
     let mut checks = Vec::with_capacity(definitions.len());
     for (i, def) in definitions.iter().enumerate() {
-        let default_id = if definitions.len() > 1 { format!("service:{id}:{}", i + 1) } else { format!("service:{id}") };
+        let default_id =
+            if definitions.len() > 1 { format!("service:{id}:{}", i + 1) } else { format!("service:{id}") };
         checks.push(check_registration(def, &default_id, &default_name, &id, script_checks)?);
     }
     Ok((spec, checks))

@@ -18,9 +18,10 @@ pub struct Selection {
 
 impl Selection {
     pub fn new(params: &Params, own_node: &str) -> ApiResult<Selection> {
-        let near = params.get("near").filter(|n| !n.is_empty()).map(|n| {
-            if n == "_agent" { own_node.to_string() } else { n.to_string() }
-        });
+        let near = params
+            .get("near")
+            .filter(|n| !n.is_empty())
+            .map(|n| if n == "_agent" { own_node.to_string() } else { n.to_string() });
         Ok(Selection {
             tags: params.tags(),
             node_meta: params.node_meta()?,

@@ -34,7 +34,8 @@ pub fn expand(
     }
     if !sidecar.id.is_empty() {
         return Err(ApiError::BadRequest(
-            "Invalid SidecarService: A SidecarService cannot specify an ID as this is managed by the agent".into(),
+            "Invalid SidecarService: A SidecarService cannot specify an ID as this is managed by the agent"
+                .into(),
         ));
     }
     let parent_id = if parent.id.is_empty() { parent.name.clone() } else { parent.id.clone() };
@@ -118,10 +119,7 @@ mod tests {
             name: "web".into(),
             port: 8080,
             tags: vec!["v1".into()],
-            connect: Some(AgentServiceConnect {
-                native: false,
-                sidecar_service: Some(Box::default()),
-            }),
+            connect: Some(AgentServiceConnect { native: false, sidecar_service: Some(Box::default()) }),
             ..Default::default()
         }
     }
@@ -150,7 +148,8 @@ mod tests {
         assert_eq!(sidecar.expect("sidecar").port, 21003);
         let mut with_id = parent();
         if let Some(c) = with_id.connect.as_mut() {
-            c.sidecar_service = Some(Box::new(AgentServiceRegistration { id: "x".into(), ..Default::default() }));
+            c.sidecar_service =
+                Some(Box::new(AgentServiceRegistration { id: "x".into(), ..Default::default() }));
         }
         assert!(expand(with_id, &used, None).is_err());
         let full: BTreeSet<u16> = SIDECAR_PORTS.collect();

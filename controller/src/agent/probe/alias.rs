@@ -28,7 +28,12 @@ mod tests {
     use super::*;
     use crate::catalog::{CheckRegistration, Command, NodeSpec, Registration, ServiceSpec};
 
-    fn register(state: &mut CatalogState, index: u64, service: Option<&str>, check: (&str, &str, CheckStatus)) {
+    fn register(
+        state: &mut CatalogState,
+        index: u64,
+        service: Option<&str>,
+        check: (&str, &str, CheckStatus),
+    ) {
         let reg = Registration {
             node: NodeSpec { name: "n1".into(), address: "10.0.0.1".into(), ..Default::default() },
             service: service.map(|id| ServiceSpec { id: id.into(), name: id.into(), ..Default::default() }),
@@ -51,7 +56,11 @@ mod tests {
         let mut state = CatalogState::default();
         register(&mut state, 1, Some("web"), ("web-check", "web", CheckStatus::Passing));
         register(&mut state, 2, Some("db"), ("db-check", "db", CheckStatus::Critical));
-        assert_eq!(health(&state, "n1", "web").0, CheckStatus::Passing, "another service's check does not count");
+        assert_eq!(
+            health(&state, "n1", "web").0,
+            CheckStatus::Passing,
+            "another service's check does not count"
+        );
         register(&mut state, 3, None, ("node-check", "", CheckStatus::Warning));
         assert_eq!(health(&state, "n1", "web").0, CheckStatus::Warning, "a node check counts");
         assert_eq!(health(&state, "n1", "gone"), (CheckStatus::Critical, "Service not found".to_string()));

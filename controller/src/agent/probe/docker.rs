@@ -94,11 +94,15 @@ async fn run(container: &str, command: &[String]) -> Result<(i64, String), Strin
     let create = json!({"AttachStdout": true, "AttachStderr": true, "Cmd": command});
     let (status, body) = call("POST", &format!("/containers/{container}/exec"), Some(create)).await?;
     if status != 201 {
-        return Err(format!("docker exec in {container}: {status} {}", String::from_utf8_lossy(&body).trim()));
+        return Err(format!(
+            "docker exec in {container}: {status} {}",
+            String::from_utf8_lossy(&body).trim()
+        ));
     }
     let created: Value = serde_json::from_slice(&body).map_err(|e| e.to_string())?;
     let id = created.get("Id").and_then(Value::as_str).ok_or("the engine gave no exec ID")?.to_string();
-    let (_, output) = call("POST", &format!("/exec/{id}/start"), Some(json!({"Detach": false, "Tty": false}))).await?;
+    let (_, output) =
+        call("POST", &format!("/exec/{id}/start"), Some(json!({"Detach": false, "Tty": false}))).await?;
     let (_, inspect) = call("GET", &format!("/exec/{id}/json"), None).await?;
     let inspect: Value = serde_json::from_slice(&inspect).map_err(|e| e.to_string())?;
     let code = inspect.get("ExitCode").and_then(Value::as_i64).ok_or("the engine gave no exit code")?;

@@ -41,7 +41,9 @@ impl Prober {
             node,
             catalog,
             http: reqwest::Client::builder().redirect(same_host_redirects()).build()?,
-            http_no_redirects: reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build()?,
+            http_no_redirects: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()?,
             grpc: reqwest::Client::builder().http2_prior_knowledge().build()?,
         })
     }

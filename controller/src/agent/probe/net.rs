@@ -38,14 +38,17 @@ pub async fn udp(address: &str, timeout: Duration) -> (CheckStatus, String) {
 /// Opens an HTTP/2 connection without TLS (prior knowledge) and sends a PING.
 pub async fn h2ping(address: &str, timeout: Duration) -> (CheckStatus, String) {
     let ping = async {
-        let tcp = tokio::net::TcpStream::connect(address).await.map_err(|e| format!("dial tcp {address}: {e}"))?;
+        let tcp =
+            tokio::net::TcpStream::connect(address).await.map_err(|e| format!("dial tcp {address}: {e}"))?;
         let (_client, mut connection) =
             h2::client::handshake(tcp).await.map_err(|e| format!("HTTP2 handshake {address}: {e}"))?;
-        let mut ping_pong = connection.ping_pong().ok_or_else(|| "HTTP2 ping is not available".to_string())?;
+        let mut ping_pong =
+            connection.ping_pong().ok_or_else(|| "HTTP2 ping is not available".to_string())?;
         let driver = tokio::spawn(async move {
             let _ = connection.await;
         });
-        let result = ping_pong.ping(h2::Ping::opaque()).await.map_err(|e| format!("HTTP2 ping {address}: {e}"));
+        let result =
+            ping_pong.ping(h2::Ping::opaque()).await.map_err(|e| format!("HTTP2 ping {address}: {e}"));
         driver.abort();
         result
     };
