@@ -52,6 +52,11 @@ async fn agent_health_hash_blocking_version_and_monitor() {
     let api = Api::new(&agent.http_addr());
     let (_, version) = api.get("/v1/agent/version").await;
     assert!(version["HumanVersion"].as_str().is_some_and(|v| v.starts_with("1.22.0+census")), "{version}");
+    let (_, host) = api.get("/v1/agent/host").await;
+    assert!(host["Memory"]["total"].as_u64().is_some_and(|t| t > 0), "{host}");
+    assert!(host["Disk"]["total"].as_u64().is_some_and(|t| t > 0), "{host}");
+    assert!(host["CPU"].as_array().is_some_and(|c| !c.is_empty()), "{host}");
+    assert_eq!(host["Errors"], Value::Null);
 
     // The monitor shows what the agent logs from now on; a bad level is refused before streaming.
     let (status, _) = api.get("/v1/agent/monitor?loglevel=loud").await;

@@ -2,6 +2,7 @@
 
 pub mod agent;
 mod agent_health;
+mod agent_host;
 mod agent_self;
 pub mod catalog;
 mod config_entry;
@@ -194,6 +195,7 @@ pub fn router(state: AppState, ui: Option<ui::UiSource>) -> Router {
         .route("/v1/agent/self", get(agent_self::self_info))
         .route("/v1/agent/version", get(agent_self::version))
         .route("/v1/agent/monitor", get(agent_self::monitor))
+        .route("/v1/agent/host", get(agent_host::host_info))
         .route("/v1/agent/token/{kind}", put(agent_self::token))
         .route("/v1/agent/force-leave/{node}", put(agent_self::force_leave))
         .route(
