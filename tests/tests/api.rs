@@ -35,10 +35,11 @@ async fn bad_input_gets_consul_status_codes_and_writes_nothing() {
         &client,
         Method::PUT,
         "/v1/agent/service/register",
-        Some(br#"{"Name":"x","Prot":80}"#.to_vec()),
+        Some(br#"{"Name":"x","Port":"80"}"#.to_vec()),
     )
     .await;
-    assert_eq!(code, 400, "unknown field: {body}");
+    assert_eq!(code, 400, "a value of the wrong type: {body}");
+    assert!(body.contains("cannot unmarshal string into Go struct field") && body.contains("Port"), "{body}");
 
     let big = vec![b'x'; 512 * 1024 + 1];
     let (code, body) = status(&client, Method::PUT, "/v1/kv/big", Some(big.clone())).await;

@@ -1,5 +1,9 @@
 //! The leader's side of sessions: TTL timers and invalidation.
 //!
+//! A session is invalidated twice its TTL after its last renewal, as Consul's leader does
+//! (`SessionTTLMultiplier`): clients such as Patroni size their own timeouts by that (it asks
+//! for half its TTL and fences itself before the doubled deadline).
+//!
 //! TTL deadlines live only in the leader's memory, as in Consul. A session's clock restarts when
 //! its `renew_index` moves (created or renewed through Raft); a new leader gives every session a
 //! full TTL from the moment it took over, so a leader change can lengthen a session but never
@@ -13,6 +17,9 @@ use std::time::{Duration, Instant};
 use super::leadership::Leadership;
 use crate::catalog::{Command, Table, WatchKey};
 use crate::raft::ClusterNode;
+
+/// Consul's `SessionTTLMultiplier`: a session lives this many TTLs after its last renewal.
+const TTL_MULTIPLIER: u32 = 2;
 
 /// What the monitor knows of one session with a TTL.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -51,10 +58,11 @@ fn due(sessions: &[Seen], timers: &mut HashMap<String, Timer>, now: Instant) -> 
         if s.ttl.is_zero() {
             continue;
         }
+        let lifetime = s.ttl * TTL_MULTIPLIER;
         let timer =
-            timers.entry(s.id.clone()).or_insert(Timer { renew_index: s.renew_index, deadline: now + s.ttl });
+            timers.entry(s.id.clone()).or_insert(Timer { renew_index: s.renew_index, deadline: now + lifetime });
         if timer.renew_index != s.renew_index {
-            *timer = Timer { renew_index: s.renew_index, deadline: now + s.ttl };
+            *timer = Timer { renew_index: s.renew_index, deadline: now + lifetime };
         }
         if timer.deadline <= now {
             out.expired.push((s.id.clone(), s.renew_index));
@@ -117,17 +125,17 @@ mod tests {
     }
 
     #[test]
-    fn a_session_expires_one_ttl_after_its_last_renewal_seen() {
+    fn a_session_expires_two_ttls_after_its_last_renewal_seen() {
         let t0 = Instant::now();
         let mut timers = HashMap::new();
         let first = due(&[seen("a", 5, 10)], &mut timers, t0);
-        assert_eq!(first, Due { next: Some(t0 + Duration::from_secs(10)), ..Due::default() });
+        assert_eq!(first, Due { next: Some(t0 + Duration::from_secs(20)), ..Due::default() });
 
         // renewed at t0+8: the clock restarts
         let renewed = due(&[seen("a", 9, 10)], &mut timers, t0 + Duration::from_secs(8));
-        assert_eq!(renewed.next, Some(t0 + Duration::from_secs(18)));
-        assert!(due(&[seen("a", 9, 10)], &mut timers, t0 + Duration::from_secs(17)).expired.is_empty());
-        let late = due(&[seen("a", 9, 10)], &mut timers, t0 + Duration::from_secs(18));
+        assert_eq!(renewed.next, Some(t0 + Duration::from_secs(28)));
+        assert!(due(&[seen("a", 9, 10)], &mut timers, t0 + Duration::from_secs(27)).expired.is_empty());
+        let late = due(&[seen("a", 9, 10)], &mut timers, t0 + Duration::from_secs(28));
         assert_eq!(late.expired, vec![("a".to_string(), 9)]);
     }
 

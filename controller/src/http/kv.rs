@@ -96,7 +96,12 @@ pub async fn put(
         (None, Some(session)) => Command::KvUnlock { key, value, flags, session },
         (None, None) => Command::KvSet { key, value, flags, cas },
     };
-    let answer = state.write(cmd).await?;
+    let locking = matches!(cmd, Command::KvLock { .. } | Command::KvUnlock { .. });
+    let answer = match state.write(cmd).await {
+        // An unknown or invalid session is an error of Consul's server: 500, as Patroni expects.
+        Err(ApiError::BadRequest(reason)) if locking => return Err(ApiError::Internal(reason)),
+        other => other?,
+    };
     Ok(bool_response(&answer))
 }
 

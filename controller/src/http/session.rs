@@ -38,8 +38,9 @@ pub fn session_spec(req: SessionRequest, own_node: &str) -> ApiResult<SessionSpe
         text => census_client::parse_duration(text)
             .map_err(|e| ApiError::BadRequest(format!("Request decode failed: TTL: {e}")))?,
     };
+    // Consul's server refuses it, so its HTTP API answers 500 (Patroni looks for that status).
     if !ttl.is_zero() && !(MIN_TTL..=MAX_TTL).contains(&ttl) {
-        return Err(ApiError::BadRequest(format!(
+        return Err(ApiError::Internal(format!(
             "Invalid Session TTL '{}', must be between [{}-{}]",
             req.ttl,
             format_duration(MIN_TTL),

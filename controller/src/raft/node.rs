@@ -187,6 +187,17 @@ impl ClusterNode {
         m.state == ServerState::Leader && m.current_leader == Some(self.id)
     }
 
+    /// Whether a quorum acknowledged this leader recently enough that no other leader can have
+    /// been elected since: followers do not stand for election within an election timeout of
+    /// hearing from their leader, so a quorum's acknowledgement is good for (a margin under) that
+    /// long. A leader restored from its saved vote after a restart has no acknowledgement yet.
+    fn leader_lease_holds(&self) -> bool {
+        let lease_ms = self.raft.config().election_timeout_min * 9 / 10;
+        let m = self.raft.metrics();
+        let m = m.borrow();
+        m.millis_since_quorum_ack.is_some_and(|ms| ms < lease_ms)
+    }
+
     /// The term this server leads in, `None` while it does not lead.
     pub fn leading_term(&self) -> Option<u64> {
         leading_term(&self.raft.metrics().borrow(), self.id)
@@ -347,7 +358,12 @@ impl ClusterNode {
                     Err(ClusterError::NotCaughtUp)
                 }
             }
-            ReadMode::Default if self.is_leader() => Ok(()),
+            // Consul's default mode: the leader answers from its state while its lease holds,
+            // and confirms its leadership with a quorum round when it does not.
+            ReadMode::Default if self.is_leader() && self.leader_lease_holds() => Ok(()),
+            ReadMode::Default if self.is_leader() => {
+                self.read_rounds.confirm().await.map(drop).map_err(|_| ClusterError::NoLeader)
+            }
             ReadMode::Consistent if self.is_leader() => {
                 self.read_rounds.confirm().await.map(drop).map_err(|_| ClusterError::NoLeader)
             }
