@@ -38,6 +38,7 @@ pub fn init(level: &str, file: Option<&Path>) -> Result<(), LogError> {
         .with(filter)
         .with(console)
         .with(file)
+        .with(super::log_stream::MonitorLayer)
         .try_init()
         .map_err(|e| LogError::Init(e.to_string()))
 }
