@@ -19,6 +19,11 @@ command -v chromedriver >/dev/null 2>&1 || apt_packages+=(chromium-driver)
 if command -v docker >/dev/null 2>&1 && ! docker compose version >/dev/null 2>&1; then
   command -v docker-compose >/dev/null 2>&1 || apt_packages+=(docker-compose)
 fi
+# Patroni with census as its DCS (tests/tests/patroni.rs): Debian's patroni runs on Debian's
+# python3 with Debian's python3-consul, and PostgreSQL 15.
+command -v patroni >/dev/null 2>&1 || apt_packages+=(patroni)
+/usr/bin/python3 -c 'import consul' >/dev/null 2>&1 || apt_packages+=(python3-consul)
+[ -x /usr/lib/postgresql/15/bin/postgres ] || apt_packages+=(postgresql-15)
 if [ ${#apt_packages[@]} -gt 0 ]; then
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${apt_packages[@]}"

@@ -62,7 +62,9 @@ async fn a_lapsed_ttl_frees_the_lock_only_after_lock_delay() {
     })
     .await;
     let waited = acquired - released;
-    eprintln!("TTL 10s (expiry at 2 x TTL): released after {held_for:?}; lock-delay 3s: reacquired {waited:?} after release");
+    eprintln!(
+        "TTL 10s (expiry at 2 x TTL): released after {held_for:?}; lock-delay 3s: reacquired {waited:?} after release"
+    );
     assert!(waited >= Duration::from_millis(2_800), "acquired {waited:?} after release, inside lock-delay");
     assert!(waited <= Duration::from_millis(4_500), "acquired {waited:?} after release");
     let (pair, _) = client.kv_get("svc/leader", &QueryOptions::default()).await.expect("get");

@@ -59,8 +59,9 @@ fn due(sessions: &[Seen], timers: &mut HashMap<String, Timer>, now: Instant) -> 
             continue;
         }
         let lifetime = s.ttl * TTL_MULTIPLIER;
-        let timer =
-            timers.entry(s.id.clone()).or_insert(Timer { renew_index: s.renew_index, deadline: now + lifetime });
+        let timer = timers
+            .entry(s.id.clone())
+            .or_insert(Timer { renew_index: s.renew_index, deadline: now + lifetime });
         if timer.renew_index != s.renew_index {
             *timer = Timer { renew_index: s.renew_index, deadline: now + lifetime };
         }

@@ -59,8 +59,11 @@ fn camel(key: &str) -> String {
         .collect()
 }
 
+/// A field an entry always shows, and the value it has when left out.
+type FieldDefault = (&'static str, fn() -> Value);
+
 /// The fields each kind always shows, as Consul fills them in.
-fn defaults(kind: &str) -> &'static [(&'static str, fn() -> Value)] {
+fn defaults(kind: &str) -> &'static [FieldDefault] {
     fn empty() -> Value {
         Value::Object(Map::new())
     }
