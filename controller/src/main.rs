@@ -1,10 +1,10 @@
 use census_client::cli_args;
 use census_controller::agent::{self, config};
-use census_controller::cli::{Cli, TopCommand, run_client};
+use census_controller::cli::{Cli, TopCommand, implicit_agent, run_client};
 use clap::Parser;
 
 fn main() -> anyhow::Result<()> {
-    let cli = Cli::parse_from(cli_args::normalize(std::env::args()));
+    let cli = Cli::parse_from(cli_args::normalize(implicit_agent(std::env::args().collect())));
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     match cli.command {
         TopCommand::Agent(agent_args) => {

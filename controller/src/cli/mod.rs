@@ -180,3 +180,31 @@ pub async fn run_client(command: TopCommand) -> Result<i32, CliError> {
         TopCommand::Snapshot { http, command } => snapshot::run(&http, command).await,
     }
 }
+
+/// As Consul's image entrypoint does: a command line that starts with a flag
+/// (`census -server -bootstrap`) is an agent's (`census agent -server -bootstrap`).
+pub fn implicit_agent(mut args: Vec<String>) -> Vec<String> {
+    let starts_with_flag = args
+        .get(1)
+        .is_some_and(|a| a.starts_with('-') && !matches!(a.as_str(), "-h" | "--help" | "-V" | "--version"));
+    if starts_with_flag {
+        args.insert(1, "agent".to_string());
+    }
+    args
+}
+
+#[cfg(test)]
+mod implicit_agent_tests {
+    use super::implicit_agent;
+
+    #[test]
+    fn a_leading_flag_means_agent() {
+        let args = |a: &[&str]| a.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            implicit_agent(args(&["census", "-server", "-bootstrap"])),
+            args(&["census", "agent", "-server", "-bootstrap"])
+        );
+        assert_eq!(implicit_agent(args(&["census", "members"])), args(&["census", "members"]));
+        assert_eq!(implicit_agent(args(&["census", "--help"])), args(&["census", "--help"]));
+    }
+}
