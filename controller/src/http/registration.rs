@@ -34,15 +34,49 @@ fn millis(d: GoDuration) -> u64 {
     u64::try_from(d.0.as_millis()).unwrap_or(u64::MAX)
 }
 
-/// What a check definition probes; refuses definitions Consul refuses and TLS variants census
-/// cannot run yet.
-fn check_kind(def: &CheckDefinition, script_checks: bool) -> Result<CheckKind, ApiError> {
-    let no_tls = |field: &str| {
-        bad(format!(
-            "Invalid check: {field} is not supported by this version of census (TLS for checks is not built yet)"
-        ))
+/// A definition as clients send it, in the form Consul stores and shows (`ScriptArgs` hold a
+/// `Script` run under its shell).
+fn as_definition(def: &CheckDefinition) -> HealthCheckDefinition {
+    let script_args = if !def.args.is_empty() || def.script.is_empty() {
+        def.args.clone()
+    } else if def.docker_container_id.is_empty() {
+        vec!["sh".into(), "-c".into(), def.script.clone()]
+    } else {
+        let shell = if def.shell.is_empty() { "/bin/sh".to_string() } else { def.shell.clone() };
+        vec![shell, "-c".into(), def.script.clone()]
     };
-    let kind = if !def.http.is_empty() {
+    HealthCheckDefinition {
+        interval: def.interval,
+        output_max_size: def.output_max_size,
+        timeout: def.timeout,
+        deregister_critical_service_after: def.deregister_critical_service_after,
+        http: def.http.clone(),
+        tls_server_name: def.tls_server_name.clone(),
+        tls_skip_verify: def.tls_skip_verify,
+        header: def.header.clone(),
+        method: def.method.clone(),
+        body: def.body.clone(),
+        disable_redirects: def.disable_redirects,
+        tcp: def.tcp.clone(),
+        tcp_use_tls: def.tcp_use_tls,
+        udp: def.udp.clone(),
+        h2ping: def.h2ping.clone(),
+        os_service: def.os_service.clone(),
+        h2ping_use_tls: def.h2ping_use_tls,
+        script_args,
+        docker_container_id: def.docker_container_id.clone(),
+        shell: def.shell.clone(),
+        grpc: def.grpc.clone(),
+        grpc_use_tls: def.grpc_use_tls,
+        alias_node: def.alias_node.clone(),
+        alias_service: def.alias_service.clone(),
+        ttl: def.ttl,
+    }
+}
+
+/// What a definition probes, by Consul's order of precedence; `Recorded` when it names nothing.
+pub fn kind_of(def: &HealthCheckDefinition) -> CheckKind {
+    if !def.http.is_empty() {
         CheckKind::Http {
             url: def.http.clone(),
             method: if def.method.is_empty() { "GET".into() } else { def.method.to_ascii_uppercase() },
@@ -53,65 +87,58 @@ fn check_kind(def: &CheckDefinition, script_checks: bool) -> Result<CheckKind, A
             disable_redirects: def.disable_redirects,
         }
     } else if !def.tcp.is_empty() {
-        if def.tcp_use_tls {
-            return Err(no_tls("TCPUseTLS"));
-        }
-        CheckKind::Tcp { address: def.tcp.clone(), use_tls: false }
+        CheckKind::Tcp { address: def.tcp.clone(), use_tls: def.tcp_use_tls }
     } else if !def.udp.is_empty() {
         CheckKind::Udp { address: def.udp.clone() }
     } else if !def.ttl.is_zero() {
         CheckKind::Ttl { ttl_ms: millis(def.ttl) }
     } else if !def.docker_container_id.is_empty() {
-        if !script_checks {
-            return Err(bad(SCRIPTS_DISABLED));
+        CheckKind::Docker {
+            container_id: def.docker_container_id.clone(),
+            shell: def.shell.clone(),
+            args: def.script_args.clone(),
         }
-        // A `Script` runs under `Shell` (default /bin/sh) inside the container.
-        let shell = if def.shell.is_empty() { "/bin/sh".to_string() } else { def.shell.clone() };
-        let args = if def.args.is_empty() {
-            vec![shell.clone(), "-c".into(), def.script.clone()]
-        } else {
-            def.args.clone()
-        };
-        CheckKind::Docker { container_id: def.docker_container_id.clone(), shell: def.shell.clone(), args }
-    } else if !def.args.is_empty() || !def.script.is_empty() {
-        if !script_checks {
-            return Err(bad(SCRIPTS_DISABLED));
-        }
-        CheckKind::Script { args: script_args(def) }
+    } else if !def.script_args.is_empty() {
+        CheckKind::Script { args: def.script_args.clone() }
     } else if !def.grpc.is_empty() {
-        if def.grpc_use_tls {
-            return Err(no_tls("GRPCUseTLS"));
-        }
-        let (address, service) = match def.grpc.split_once('/') {
-            Some((address, service)) => (address.to_string(), service.to_string()),
-            None => (def.grpc.clone(), String::new()),
-        };
-        CheckKind::Grpc { address, service, use_tls: false }
+        let (address, service) = def.grpc.split_once('/').unwrap_or((def.grpc.as_str(), ""));
+        CheckKind::Grpc { address: address.into(), service: service.into(), use_tls: def.grpc_use_tls }
     } else if !def.h2ping.is_empty() {
-        if def.h2ping_use_tls {
-            return Err(no_tls("H2PingUseTLS"));
-        }
-        CheckKind::H2Ping { address: def.h2ping.clone(), use_tls: false }
+        CheckKind::H2Ping { address: def.h2ping.clone(), use_tls: def.h2ping_use_tls }
     } else if !def.alias_service.is_empty() || !def.alias_node.is_empty() {
-        if !def.interval.is_zero() {
-            return Err(bad("Invalid check: Interval cannot be set for Alias checks"));
-        }
         CheckKind::Alias { node: def.alias_node.clone(), service: def.alias_service.clone() }
     } else if !def.os_service.is_empty() {
         CheckKind::OsService { name: def.os_service.clone() }
     } else {
-        return Err(bad(
-            "Invalid check: one of HTTP, TCP, UDP, gRPC, H2PING, TTL, Args, DockerContainerID, AliasService or OSService must be set",
-        ));
+        CheckKind::Recorded
+    }
+}
+
+/// What a check definition probes; refuses definitions Consul refuses, and the TLS variants
+/// census cannot run yet.
+fn check_kind(def: &CheckDefinition, script_checks: bool) -> Result<CheckKind, ApiError> {
+    let kind = kind_of(&as_definition(def));
+    let no_tls = |field: &str| {
+        Err(bad(format!(
+            "Invalid check: {field} is not supported by this version of census (TLS for checks is not built yet)"
+        )))
     };
-    Ok(kind)
+    match &kind {
+        CheckKind::Recorded => Err(bad(
+            "Invalid check: one of HTTP, TCP, UDP, gRPC, H2PING, TTL, Args, DockerContainerID, AliasService or OSService must be set",
+        )),
+        CheckKind::Tcp { use_tls: true, .. } => no_tls("TCPUseTLS"),
+        CheckKind::Grpc { use_tls: true, .. } => no_tls("GRPCUseTLS"),
+        CheckKind::H2Ping { use_tls: true, .. } => no_tls("H2PingUseTLS"),
+        CheckKind::Script { .. } | CheckKind::Docker { .. } if !script_checks => Err(bad(SCRIPTS_DISABLED)),
+        CheckKind::Alias { .. } if !def.interval.is_zero() => {
+            Err(bad("Invalid check: Interval cannot be set for Alias checks"))
+        }
+        _ => Ok(kind),
+    }
 }
 
 const SCRIPTS_DISABLED: &str = "Scripts are disabled on this agent; to enable, configure 'enable_script_checks' or 'enable_local_script_checks' to true";
-
-fn script_args(def: &CheckDefinition) -> Vec<String> {
-    if def.args.is_empty() { vec!["sh".into(), "-c".into(), def.script.clone()] } else { def.args.clone() }
-}
 
 /// A check definition as the catalog stores it, with Consul's defaults for ID and name.
 pub fn check_registration(
@@ -158,44 +185,8 @@ pub fn check_registration(
 /// A catalog-registered check's `Definition`: kept for reading back, never run here.
 pub fn recorded_spec(def: Option<&HealthCheckDefinition>) -> CheckSpec {
     let Some(def) = def else { return CheckSpec { external: true, ..Default::default() } };
-    let kind = if !def.http.is_empty() {
-        CheckKind::Http {
-            url: def.http.clone(),
-            method: def.method.clone(),
-            header: def.header.clone(),
-            body: def.body.clone(),
-            tls_skip_verify: def.tls_skip_verify,
-            tls_server_name: def.tls_server_name.clone(),
-            disable_redirects: def.disable_redirects,
-        }
-    } else if !def.tcp.is_empty() {
-        CheckKind::Tcp { address: def.tcp.clone(), use_tls: def.tcp_use_tls }
-    } else if !def.udp.is_empty() {
-        CheckKind::Udp { address: def.udp.clone() }
-    } else if !def.grpc.is_empty() {
-        let (address, service) = def.grpc.split_once('/').unwrap_or((def.grpc.as_str(), ""));
-        CheckKind::Grpc { address: address.into(), service: service.into(), use_tls: def.grpc_use_tls }
-    } else if !def.h2ping.is_empty() {
-        CheckKind::H2Ping { address: def.h2ping.clone(), use_tls: def.h2ping_use_tls }
-    } else if !def.docker_container_id.is_empty() {
-        CheckKind::Docker {
-            container_id: def.docker_container_id.clone(),
-            shell: def.shell.clone(),
-            args: def.script_args.clone(),
-        }
-    } else if !def.script_args.is_empty() {
-        CheckKind::Script { args: def.script_args.clone() }
-    } else if !def.alias_node.is_empty() || !def.alias_service.is_empty() {
-        CheckKind::Alias { node: def.alias_node.clone(), service: def.alias_service.clone() }
-    } else if !def.os_service.is_empty() {
-        CheckKind::OsService { name: def.os_service.clone() }
-    } else if !def.ttl.is_zero() {
-        CheckKind::Ttl { ttl_ms: millis(def.ttl) }
-    } else {
-        CheckKind::Recorded
-    };
     CheckSpec {
-        kind,
+        kind: kind_of(def),
         external: true,
         interval_ms: millis(def.interval),
         timeout_ms: millis(def.timeout),
