@@ -11,8 +11,9 @@
 //! - deleting the resources takes their instances out of the catalog, and their keys too (unless
 //!   deletionPolicy is Retain).
 //!
-//! It runs against the current kubectl context when that context's cluster answers. Otherwise it
-//! prints `SKIPPED: <reason>` and passes. It needs kubectl, helm and docker, plus `kind` for a
+//! It is ignored by default (no Kubernetes cluster can run on the project's machines; issue 23
+//! brings a real API server instead). `cargo test --test kind -- --ignored` runs it against the
+//! current kubectl context, and fails with the reason when that context's cluster does not answer. It needs kubectl, helm and docker, plus `kind` for a
 //! kind-* context or `minikube` for the minikube context. Any other context must see this Docker
 //! engine's images, as Docker Desktop's does. Environment:
 //! - `CENSUS_KIND_TAG`: the image tag to build and install (default `kind-e2e`);
@@ -106,7 +107,7 @@ fn tail(text: &str, n: usize) -> String {
     lines[lines.len().saturating_sub(n)..].join("\n")
 }
 
-/// An error on one line, for a SKIPPED message.
+/// An error on one line, for the message of a run that cannot start.
 fn one_line(e: &anyhow::Error) -> String {
     let text = format!("{e:#}");
     let joined = text.lines().map(str::trim).filter(|l| !l.is_empty()).collect::<Vec<_>>().join(" | ");
@@ -642,14 +643,9 @@ fn expected_key(kube: &Kube, entry: &Value) -> Result<ExpectedKey> {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs a Kubernetes cluster (kind or minikube), which cannot run on this machine"]
 async fn readme_kubernetes_flow_on_a_real_cluster() {
-    let target = match preflight() {
-        Ok(target) => target,
-        Err(reason) => {
-            eprintln!("SKIPPED: {reason}");
-            return;
-        }
-    };
+    let target = preflight().unwrap_or_else(|reason| panic!("no cluster to run on: {reason}"));
     step(&format!("context {}: running the README's Kubernetes flow", target.context));
     let tag = image_tag();
     let images = build_images(&tag).unwrap_or_else(|e| panic!("{e:#}"));
