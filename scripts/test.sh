@@ -8,6 +8,9 @@ export PATH="$PATH:/usr/sbin:/sbin"
 
 apt_packages=()
 command -v python3 >/dev/null 2>&1 || apt_packages+=(python3 python3-pip)
+# py-consul and pytest live in a virtualenv (target/py-venv), apart from Debian's python3-consul
+# that Patroni imports.
+python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || apt_packages+=(python3-venv)
 command -v curl >/dev/null 2>&1 || apt_packages+=(curl)
 command -v dig >/dev/null 2>&1 || apt_packages+=(dnsutils)
 command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || apt_packages+=(nginx)
@@ -22,21 +25,16 @@ fi
 # Patroni with census as its DCS (tests/tests/patroni.rs): Debian's patroni runs on Debian's
 # python3 with Debian's python3-consul, and PostgreSQL 15.
 command -v patroni >/dev/null 2>&1 || apt_packages+=(patroni)
-/usr/bin/python3 -c 'import consul' >/dev/null 2>&1 || apt_packages+=(python3-consul)
+dpkg -s python3-consul >/dev/null 2>&1 || apt_packages+=(python3-consul)
 [ -x /usr/lib/postgresql/15/bin/postgres ] || apt_packages+=(postgresql-15)
 if [ ${#apt_packages[@]} -gt 0 ]; then
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${apt_packages[@]}"
 fi
 
-# py-consul: a third-party Consul client from PyPI that the end-to-end tests drive census with.
-if ! python3 -c 'import consul' >/dev/null 2>&1; then
-  python3 -m pip install --quiet py-consul 2>/dev/null \
-    || python3 -m pip install --quiet --break-system-packages py-consul
-fi
-
-# py-consul's own test suite (its sdist from PyPI, unpacked under target/), run against census by
-# tests/tests/py_consul_suite.rs.
+# py-consul (a third-party Consul client from PyPI that the end-to-end tests drive census with) in
+# target/py-venv, and its own test suite (its sdist, unpacked under target/py-consul), run against
+# census by tests/tests/py_consul_suite.rs.
 bash scripts/py-consul-suite.sh
 
 # The Helm chart and kind config, checked offline with the real Helm engine and the Kubernetes

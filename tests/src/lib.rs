@@ -26,6 +26,18 @@ pub fn census_bin() -> PathBuf {
     bin
 }
 
+/// The Python of the tests: the virtualenv `scripts/py-consul-suite.sh` prepares (py-consul,
+/// pytest), apart from the system's, where Patroni needs Debian's python3-consul.
+pub fn python() -> PathBuf {
+    let venv = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/py-venv/bin/python");
+    assert!(
+        venv.exists(),
+        "{} is missing: the test command (bash scripts/test.sh) prepares it",
+        venv.display()
+    );
+    venv
+}
+
 /// The `census-sidecar` binary built next to `census`.
 pub fn sidecar_bin() -> PathBuf {
     if let Ok(path) = std::env::var("CENSUS_SIDECAR_BIN") {

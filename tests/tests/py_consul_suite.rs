@@ -10,7 +10,7 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use census_e2e::census_bin;
+use census_e2e::{census_bin, python};
 
 const SUITE: &str = "py_consul-1.8.0";
 
@@ -86,13 +86,13 @@ fn py_consul_own_suite_passes_outside_the_listed_areas() {
         std::fs::copy(fixture.join(file), work.path().join(file)).expect("copy the fixture");
     }
     let logs = repo().join("target/py-consul/logs");
-    let out = Command::new("python3")
+    let out = Command::new(python())
         .args(["-m", "pytest", "-p", "no:cacheprovider", "-rA", "-q", "--color=no", "tests"])
         .current_dir(work.path())
         .env("CENSUS_BIN", census_bin())
         .env("CENSUS_PY_LOGS", &logs)
         .output()
-        .expect("run python3 -m pytest (the test command installs pytest)");
+        .expect("run pytest (the test command installs it in target/py-venv)");
     let stdout = String::from_utf8_lossy(&out.stdout);
     let (passed, failed) = outcomes(&stdout);
     assert!(!passed.is_empty(), "pytest ran nothing:\n{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
