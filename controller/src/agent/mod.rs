@@ -96,14 +96,18 @@ fn host_port(host: &str, port: u16) -> String {
     }
 }
 
+/// The service every server registers for itself, as Consul's servers do.
+pub const SERVER_SERVICE: &str = "consul";
+pub use owner_leases::AGENT_CHECK;
+
 /// Registers this agent's node (with its `serfHealth` check and the `consul` service), retrying
 /// until there is a leader.
 async fn register_self(state: AppState, config: AgentConfig) {
     let commands = vec![Command::Register(Registration {
         node: state.self_node_spec(),
         service: Some(ServiceSpec {
-            id: "consul".into(),
-            name: "consul".into(),
+            id: SERVER_SERVICE.into(),
+            name: SERVER_SERVICE.into(),
             port: config.server_port,
             ..Default::default()
         }),

@@ -6,7 +6,7 @@ use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::HeaderMap;
 use axum::response::Response;
-use census_client::types::{AgentService, AgentServiceRegistration, CheckDefinition};
+use census_client::types::{AgentServiceRegistration, CheckDefinition};
 
 use super::decode::{MAX_BODY, decode_json, read_body};
 use super::error::{ApiError, ApiResult};
@@ -19,8 +19,7 @@ use crate::catalog::{
 
 /// What the agent's own endpoints leave out: the records a Consul server keeps for itself (its
 /// `consul` service and `serfHealth` check are the catalog's, not registered on the agent).
-pub const SERVER_SERVICE: &str = "consul";
-pub const SERF_HEALTH: &str = "serfHealth";
+pub use crate::agent::{AGENT_CHECK as SERF_HEALTH, SERVER_SERVICE};
 
 /// The registrations an agent service registration makes: the service, and its sidecar proxy
 /// when it asks for one (`Connect.SidecarService`).
@@ -91,8 +90,7 @@ pub async fn service_register(
 /// The sidecar this agent registered for a service, if any.
 fn sidecar_of(s: &CatalogState, node: &str, id: &str) -> Option<String> {
     let sidecar = s.service(node, &sidecar::sidecar_id(id))?;
-    let proxy: census_client::types::ProxyConfig = serde_json::from_str(&sidecar.proxy).ok()?;
-    (proxy.destination_service_id == id).then(|| sidecar.id.clone())
+    (convert::proxy(sidecar).destination_service_id == id).then(|| sidecar.id.clone())
 }
 
 pub async fn service_deregister(
@@ -122,13 +120,7 @@ pub async fn services(State(state): State<AppState>, params: Params) -> ApiResul
     let dc = state.info.datacenter.clone();
     let map = state.catalog.read(|s| {
         local_services(s, &state.info.node_name)
-            // The listing carries no ContentHash; `/v1/agent/service/:id` does.
-            .map(|svc| {
-                (
-                    svc.id.clone(),
-                    AgentService { content_hash: String::new(), ..convert::local_service(svc, &dc) },
-                )
-            })
+            .map(|svc| (svc.id.clone(), convert::local_service(svc, &dc)))
             .collect::<BTreeMap<_, _>>()
     });
     listing_response(&map, &params)
@@ -193,10 +185,9 @@ async fn set_ttl_status(
 ) -> ApiResult<Response> {
     let node = state.info.node_name.clone();
     let kind = state.catalog.read(|s| s.check(&node, id).map(|c| c.spec.kind.clone()));
-    match kind {
-        None => return Err(ApiError::Internal(format!("CheckID {id:?} does not have associated TTL"))),
-        Some(CheckKind::Ttl { .. }) => {}
-        Some(_) => return Err(ApiError::Internal(format!("CheckID {id:?} does not have associated TTL"))),
+    // Consul answers the same for an unknown check and for one without a TTL.
+    if !matches!(kind, Some(CheckKind::Ttl { .. })) {
+        return Err(ApiError::Internal(format!("CheckID {id:?} does not have associated TTL")));
     }
     let max = state.catalog.read(|s| s.check(&node, id).map(|c| c.spec.output_max_size)).unwrap_or(4096);
     let output = crate::agent::checks::truncate_output(output, max as usize);

@@ -23,7 +23,13 @@ pub async fn service(
 ) -> ApiResult<Response> {
     let dc = state.info.datacenter.clone();
     let node = state.info.node_name.clone();
-    let read = |s: &CatalogState| s.service(&node, &id).map(|svc| convert::local_service(svc, &dc));
+    // Only this endpoint shows a `ContentHash`, which changes whenever anything else shown does.
+    let read = |s: &CatalogState| {
+        s.service(&node, &id).map(|svc| {
+            let svc = convert::local_service(svc, &dc);
+            AgentService { content_hash: convert::content_hash(&svc), ..svc }
+        })
+    };
     let wanted_hash = params.get("hash").filter(|h| !h.is_empty()).map(str::to_string);
     let deadline = tokio::time::Instant::now() + params.wait;
     let svc = loop {

@@ -6,7 +6,7 @@
 
 use axum::extract::{Path, State};
 use axum::response::Response;
-use census_client::types::{ProxyConfig, ServiceEntry};
+use census_client::types::ServiceEntry;
 use serde_json::{Value, json};
 
 use super::config_entry::entries_of;
@@ -37,7 +37,7 @@ fn gateway_rows(s: &CatalogState, gateway: &str) -> Vec<Value> {
                 let names: Vec<(String, bool)> = if service == "*" {
                     s.service_tags()
                         .into_keys()
-                        .filter(|n| n != gateway && n != "consul")
+                        .filter(|n| n != gateway && n != super::agent::SERVER_SERVICE)
                         .map(|n| (n, true))
                         .collect()
                 } else {
@@ -98,8 +98,7 @@ fn gateway_serves(s: &CatalogState, kind: &str, gateway: &str, service: &str) ->
 fn connect_instances<'a>(s: &'a CatalogState, service: &str) -> Vec<&'a ServiceRecord> {
     s.all_services()
         .filter(|svc| match svc.kind.as_str() {
-            "connect-proxy" => serde_json::from_str::<ProxyConfig>(&svc.proxy)
-                .is_ok_and(|p| p.destination_service_name == service),
+            "connect-proxy" => convert::proxy(svc).destination_service_name == service,
             "terminating-gateway" => gateway_serves(s, "terminating-gateway", &svc.name, service),
             "" => svc.connect_native && svc.name == service,
             _ => false,

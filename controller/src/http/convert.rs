@@ -46,7 +46,7 @@ fn weights(w: Weights) -> WireWeights {
 }
 
 /// The stored proxy configuration; Consul's empty one (`Mode`, `MeshGateway`, `Expose`) if none.
-fn proxy(s: &ServiceRecord) -> ProxyConfig {
+pub fn proxy(s: &ServiceRecord) -> ProxyConfig {
     if s.proxy.is_empty() {
         return ProxyConfig::default();
     }
@@ -89,12 +89,9 @@ pub fn agent_service(s: &ServiceRecord, datacenter: &str) -> AgentService {
     }
 }
 
-/// A service as this agent's endpoints show it: no Raft indexes, and a `ContentHash` that
-/// changes whenever anything else shown does (`?hash=` blocking).
+/// A service as this agent's endpoints show it: without Raft indexes.
 pub fn local_service(s: &ServiceRecord, datacenter: &str) -> AgentService {
-    let mut svc = AgentService { create_index: 0, modify_index: 0, ..agent_service(s, datacenter) };
-    svc.content_hash = content_hash(&svc);
-    svc
+    AgentService { create_index: 0, modify_index: 0, ..agent_service(s, datacenter) }
 }
 
 /// 16 hex digits of a SHA-256 over the service as shown (Consul's is a hashstructure of the same

@@ -119,12 +119,6 @@ fn selects(state: &AppState, event: &UserEvent) -> ApiResult<bool> {
     }))
 }
 
-fn new_uuid() -> String {
-    let b: [u8; 16] = rand::random();
-    let hex: String = b.iter().map(|x| format!("{x:02x}")).collect();
-    format!("{}-{}-4{}-{}-{}", &hex[0..8], &hex[8..12], &hex[13..16], &hex[16..20], &hex[20..32])
-}
-
 pub async fn fire(
     State(state): State<AppState>,
     Path(name): Path<String>,
@@ -137,7 +131,7 @@ pub async fn fire(
     }
     let payload = read_body(&headers, body, MAX_BODY, "Event payload").await?;
     let event = UserEvent {
-        id: new_uuid(),
+        id: super::session::new_uuid(),
         name,
         payload: (!payload.is_empty()).then(|| base64::engine::general_purpose::STANDARD.encode(&payload)),
         node_filter: params.get("node").unwrap_or_default().to_string(),

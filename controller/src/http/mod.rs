@@ -40,7 +40,6 @@ use axum::routing::{delete, get, post, put};
 use census_client::types::Member;
 
 use self::error::{ApiError, ApiResult};
-use self::query::Params;
 use crate::agent::checks::CheckRunner;
 use crate::catalog::{Catalog, Command, CommandResult, NodeSpec};
 use crate::raft::ClusterNode;
@@ -157,18 +156,19 @@ async fn datacenter_route(
     req: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> Response {
-    let path = req.uri().path();
-    if !path.starts_with("/v1/agent/") {
-        let params = req.uri().query().map(Params::from_query);
-        if let Some(Ok(params)) = params
-            && let Some(dc) = params.get("dc")
-            && !dc.is_empty()
-            && dc != state.info.datacenter
-        {
-            return ApiError::UnknownDatacenter(dc.to_string()).into_response();
+    // Only `dc` is read here: the handler parses (and checks) the rest of the query itself.
+    let dc = req
+        .uri()
+        .query()
+        .filter(|_| !req.uri().path().starts_with("/v1/agent/"))
+        .and_then(|q| serde_urlencoded::from_str::<Vec<(String, String)>>(q).ok())
+        .and_then(|pairs| pairs.into_iter().find(|(k, _)| k == "dc").map(|(_, v)| v));
+    match dc {
+        Some(dc) if !dc.is_empty() && dc != state.info.datacenter => {
+            ApiError::UnknownDatacenter(dc).into_response()
         }
+        _ => next.run(req).await,
     }
-    next.run(req).await
 }
 
 async fn default_acl_header(req: axum::extract::Request, next: axum::middleware::Next) -> Response {
