@@ -3,7 +3,10 @@
 pub mod agent;
 pub mod catalog;
 pub mod cli;
+pub mod client_agent;
+pub mod cluster;
 pub mod dns;
+pub mod gossip;
 pub mod http;
 pub mod raft;
 pub mod version;

@@ -10,7 +10,7 @@ use tokio::task::JoinHandle;
 
 use super::probe::Prober;
 use crate::catalog::{Catalog, CheckKind, CheckSpec, CheckStatus, Command, Table, WatchKey};
-use crate::raft::ClusterNode;
+use crate::cluster::Cluster;
 
 /// Cuts output to `max` bytes on a character boundary.
 pub fn truncate_output(mut output: String, max: usize) -> String {
@@ -66,10 +66,10 @@ impl CheckRunner {
     }
 
     /// Keeps one task per check of this node, following the catalog.
-    pub async fn run(self: Arc<Self>, cluster: Arc<ClusterNode>) {
+    pub async fn run(self: Arc<Self>, cluster: Arc<dyn Cluster>) {
         loop {
-            let mut sub = cluster.catalog.hub().subscribe(&WatchKey::Tables(vec![Table::Checks]));
-            let wanted: HashMap<String, CheckSpec> = cluster.catalog.read(|s| {
+            let mut sub = cluster.catalog().hub().subscribe(&WatchKey::Tables(vec![Table::Checks]));
+            let wanted: HashMap<String, CheckSpec> = cluster.catalog().read(|s| {
                 s.node_checks(&self.node)
                     .into_iter()
                     .filter(|c| c.spec.kind != CheckKind::Recorded && !c.spec.external)
@@ -81,7 +81,7 @@ impl CheckRunner {
         }
     }
 
-    fn reconcile(self: &Arc<Self>, cluster: &Arc<ClusterNode>, wanted: HashMap<String, CheckSpec>) {
+    fn reconcile(self: &Arc<Self>, cluster: &Arc<dyn Cluster>, wanted: HashMap<String, CheckSpec>) {
         let mut running = self.running.lock().unwrap_or_else(|p| p.into_inner());
         running.retain(|id, r| {
             let keep = wanted.get(id) == Some(&r.spec);
@@ -100,7 +100,7 @@ impl CheckRunner {
         }
     }
 
-    async fn check_loop(self: Arc<Self>, cluster: Arc<ClusterNode>, id: String, spec: CheckSpec) {
+    async fn check_loop(self: Arc<Self>, cluster: Arc<dyn Cluster>, id: String, spec: CheckSpec) {
         if let CheckKind::Ttl { ttl_ms } = spec.kind {
             let touch = Arc::new(Notify::new());
             self.ttl_touch.lock().unwrap_or_else(|p| p.into_inner()).insert(id.clone(), touch.clone());
@@ -108,7 +108,7 @@ impl CheckRunner {
                 let expired =
                     tokio::time::timeout(Duration::from_millis(ttl_ms), touch.notified()).await.is_err();
                 if expired {
-                    self.report(&cluster, &id, CheckStatus::Critical, "TTL expired".into(), &spec).await;
+                    self.report(&*cluster, &id, CheckStatus::Critical, "TTL expired".into(), &spec).await;
                     touch.notified().await;
                 }
             }
@@ -116,10 +116,12 @@ impl CheckRunner {
         if let CheckKind::Alias { .. } = spec.kind {
             // An alias follows the checks it mirrors: it looks again whenever they change.
             loop {
-                let mut changed =
-                    cluster.catalog.hub().subscribe(&WatchKey::Tables(vec![Table::Checks, Table::Services]));
+                let mut changed = cluster
+                    .catalog()
+                    .hub()
+                    .subscribe(&WatchKey::Tables(vec![Table::Checks, Table::Services]));
                 let (status, output) = self.prober.probe(&spec).await;
-                self.report(&cluster, &id, status, output, &spec).await;
+                self.report(&*cluster, &id, status, output, &spec).await;
                 changed.changed().await;
             }
         }
@@ -128,7 +130,7 @@ impl CheckRunner {
         loop {
             let (seen, output) = self.prober.probe(&spec).await;
             if let Some(status) = guard.observe(&spec, seen) {
-                self.report(&cluster, &id, status, output, &spec).await;
+                self.report(&*cluster, &id, status, output, &spec).await;
             }
             tokio::time::sleep(interval).await;
         }
@@ -139,14 +141,14 @@ impl CheckRunner {
     /// fill the Raft log.
     async fn report(
         &self,
-        cluster: &ClusterNode,
+        cluster: &dyn Cluster,
         id: &str,
         status: CheckStatus,
         output: String,
         spec: &CheckSpec,
     ) {
         let output = truncate_output(output, spec.output_max_size.max(1) as usize);
-        let (status_same, output_same) = cluster.catalog.read(|s| {
+        let (status_same, output_same) = cluster.catalog().read(|s| {
             s.check(&self.node, id).map_or((true, true), |c| (c.status == status, c.output == output))
         });
         let key = id.to_string();

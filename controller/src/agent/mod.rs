@@ -3,10 +3,12 @@
 pub mod checks;
 pub mod config;
 mod flap;
+pub mod join;
 pub mod kubernetes;
 mod leadership;
 pub mod log_stream;
 pub mod logging;
+mod members;
 mod owner_leases;
 mod probe;
 pub mod reaper;
@@ -23,11 +25,16 @@ use rand::RngCore;
 use self::checks::CheckRunner;
 use self::config::AgentConfig;
 use crate::catalog::{
-    Catalog, CheckRegistration, CheckSpec, CheckStatus, Command, Registration, ServiceSpec,
+    Catalog, CheckRegistration, CheckSpec, CheckStatus, Command, NodeSpec, Registration, ServiceSpec,
 };
+use crate::client_agent::ClientCluster;
+use crate::client_agent::servers::ServerPool;
+use crate::cluster::Cluster;
 use crate::dns::{DnsListeners, Responder};
+use crate::gossip::{Gossip, GossipConfig, GossipTiming};
 use crate::http::{AgentInfo, AppState};
 use crate::raft::bootstrap::{BootstrapPlan, Discovery};
+use crate::raft::network::PeerTransport;
 use crate::raft::{ClusterNode, RaftTiming, ServerNode};
 
 #[derive(Debug, thiserror::Error)]
@@ -40,6 +47,8 @@ pub enum AgentError {
     Dns(#[from] crate::dns::DnsError),
     #[error(transparent)]
     Cluster(#[from] crate::raft::ClusterError),
+    #[error(transparent)]
+    Gossip(#[from] crate::gossip::GossipError),
     #[error("{0}")]
     Other(String),
 }
@@ -88,7 +97,7 @@ async fn listen(addr: &str) -> Result<impl axum::serve::Listener<Addr = std::net
     }))
 }
 
-fn host_port(host: &str, port: u16) -> String {
+pub fn host_port(host: &str, port: u16) -> String {
     if host.contains(':') && !host.starts_with('[') {
         format!("[{host}]:{port}")
     } else {
@@ -160,59 +169,33 @@ impl Drop for PidFile {
     }
 }
 
-/// Runs the agent until it is interrupted (SIGINT/SIGTERM) or told to leave.
-pub async fn run(config: AgentConfig) -> Result<(), AgentError> {
-    for warning in &config.warnings {
-        tracing::warn!(target: "agent", "{warning}");
-    }
-    let _pid_file = config.pid_file.as_deref().map(PidFile::write).transpose()?;
-    let node_id = node_id(config.data_dir.as_deref())?;
-    let id = raft_id(&node_id);
+/// What differs between a server and a client agent once started.
+struct Role {
+    cluster: Arc<dyn Cluster>,
+    server: Option<Arc<ClusterNode>>,
+    servers: Option<Arc<ServerPool>>,
+    discovery: Arc<Discovery>,
+}
+
+/// A server: Raft, its port, forming the cluster, the leader-only tasks, the operator.
+async fn start_server(
+    config: &AgentConfig,
+    node_id: &str,
+    http_addr: &str,
+    gossip: &Arc<Gossip>,
+) -> Result<Role, AgentError> {
     let raft_addr = host_port(&config.advertise, config.server_port);
-    let http_host = if config.client == "0.0.0.0" { config.advertise.clone() } else { config.client.clone() };
-    let me = ServerNode {
-        name: config.node_name.clone(),
-        raft_addr: raft_addr.clone(),
-        http_addr: host_port(&http_host, config.http_port),
-    };
+    let me = ServerNode { name: config.node_name.clone(), raft_addr, http_addr: http_addr.to_string() };
     let m = config.raft_multiplier;
     let timing = RaftTiming { heartbeat_ms: 100 * m, election_min_ms: 300 * m, election_max_ms: 600 * m };
-    let catalog = Arc::new(Catalog::new());
     let raft_listener = listen(&host_port(&config.bind, config.server_port)).await?;
-    let http_listener = listen(&host_port(&config.client, config.http_port)).await?;
-    let dns_listeners = match config.dns_port {
-        Some(port) => {
-            let addr = host_port(&config.client, port);
-            let addr = addr.parse().map_err(|_| AgentError::Other(format!("bad DNS address {addr}")))?;
-            Some(DnsListeners::bind(addr).await?)
-        }
-        None => None,
-    };
-    let cluster = ClusterNode::start(id, me, config.data_dir.clone(), timing, catalog.clone()).await?;
+    let catalog = Arc::new(Catalog::new());
+    let cluster = ClusterNode::start(raft_id(node_id), me, config.data_dir.clone(), timing, catalog).await?;
     let discovery = Arc::new(Discovery::default());
-    let checks = CheckRunner::new(config.node_name.clone(), catalog.clone())
-        .map_err(|e| AgentError::Other(e.to_string()))?;
-    let (reload_tx, reload_rx) = tokio::sync::mpsc::channel(4);
-    let state = AppState {
-        cluster: cluster.clone(),
-        catalog: catalog.clone(),
-        info: Arc::new(AgentInfo {
-            node_name: config.node_name.clone(),
-            node_id: node_id.clone(),
-            datacenter: config.datacenter.clone(),
-            advertise_addr: config.advertise.clone(),
-            enable_script_checks: config.enable_script_checks,
-        }),
-        checks: checks.clone(),
-        discovery: discovery.clone(),
-        leave: Arc::new(tokio::sync::Notify::new()),
-        reload: reload_tx,
-        events: Arc::default(),
-    };
-
     let raft_router = crate::raft::rpc_server::router(crate::raft::rpc_server::RaftService {
         node: cluster.clone(),
         discovery: discovery.clone(),
+        gossip_addr: gossip.advertise().to_string(),
     });
     tokio::spawn(async move {
         if let Err(e) = axum::serve(raft_listener, raft_router).await {
@@ -221,23 +204,141 @@ pub async fn run(config: AgentConfig) -> Result<(), AgentError> {
     });
     let plan =
         BootstrapPlan { alone: config.bootstrap, expect: config.bootstrap_expect, join: config.join.clone() };
-    tokio::spawn(crate::raft::bootstrap::run(cluster.clone(), discovery, plan));
-    tokio::spawn(checks.run(cluster.clone()));
+    tokio::spawn(crate::raft::bootstrap::run(cluster.clone(), discovery.clone(), plan));
+    tokio::spawn(servers_by_gossip(gossip.clone(), discovery.clone()));
+    tokio::spawn(join::retry_join(gossip.clone(), cluster.transport.clone(), None, config.join.clone()));
     tokio::spawn(reaper::reap_critical_services(cluster.clone()));
-    tokio::spawn(owner_leases::heartbeat(cluster.clone(), config.node_name.clone(), config.owner_lease_ttl));
     tokio::spawn(owner_leases::monitor(
         cluster.clone(),
-        config.node_name.clone(),
+        gossip.clone(),
         config.owner_lease_ttl,
         config.reconnect_timeout,
     ));
+    tokio::spawn(members::reconcile(cluster.clone(), gossip.clone(), config.reconnect_timeout));
     tokio::spawn(session_monitor::run(cluster.clone()));
     if let Some(k8s) = &config.kubernetes {
         kubernetes::start(cluster.clone(), k8s.clone(), config.node_name.clone())
             .await
             .map_err(|e| AgentError::Other(format!("cannot reach the Kubernetes API: {e}")))?;
     }
-    tokio::spawn(register_self(state.clone(), config.clone()));
+    Ok(Role { cluster: cluster.clone(), server: Some(cluster), servers: None, discovery })
+}
+
+/// Servers that gossip finds take part in forming the cluster (`-bootstrap-expect` counts them).
+async fn servers_by_gossip(gossip: Arc<Gossip>, discovery: Arc<Discovery>) {
+    let mut changes = gossip.changes();
+    loop {
+        for peer in gossip.alive_servers() {
+            let Ok(port) = peer.tag("port").parse::<u16>() else { continue };
+            discovery.learn(&crate::raft::bootstrap::Hello {
+                id: raft_id(peer.tag("id")),
+                node: ServerNode {
+                    name: peer.name.clone(),
+                    raft_addr: host_port(&peer.addr.ip().to_string(), port),
+                    http_addr: peer.tag("http").to_string(),
+                },
+                initialized: false,
+                known: Vec::new(),
+            });
+        }
+        if changes.changed().await.is_err() {
+            return;
+        }
+    }
+}
+
+/// A client agent: no Raft; its own state, synced by anti-entropy; servers found by gossip.
+async fn start_client(
+    config: &AgentConfig,
+    gossip: &Arc<Gossip>,
+    node: NodeSpec,
+) -> Result<Role, AgentError> {
+    let transport = PeerTransport::new().map_err(|e| AgentError::Other(e.to_string()))?;
+    let pool = Arc::new(
+        ServerPool::new(gossip.clone(), transport.clone()).map_err(|e| AgentError::Other(e.to_string()))?,
+    );
+    let client = Arc::new(
+        ClientCluster::open(config.data_dir.as_deref(), pool.clone())
+            .map_err(|e| AgentError::Other(e.to_string()))?,
+    );
+    tokio::spawn(join::retry_join(gossip.clone(), transport, Some(pool.clone()), config.join.clone()));
+    tokio::spawn(crate::client_agent::anti_entropy::run(client.clone(), node, config.anti_entropy_interval));
+    Ok(Role { cluster: client, server: None, servers: Some(pool), discovery: Arc::default() })
+}
+
+/// Runs the agent until it is interrupted (SIGINT/SIGTERM) or told to leave.
+pub async fn run(config: AgentConfig) -> Result<(), AgentError> {
+    for warning in &config.warnings {
+        tracing::warn!(target: "agent", "{warning}");
+    }
+    let _pid_file = config.pid_file.as_deref().map(PidFile::write).transpose()?;
+    let node_id = node_id(config.data_dir.as_deref())?;
+    let http_host = if config.client == "0.0.0.0" { config.advertise.clone() } else { config.client.clone() };
+    let http_addr = host_port(&http_host, config.http_port);
+    let http_listener = listen(&host_port(&config.client, config.http_port)).await?;
+    let dns_listeners = match config.dns_port {
+        Some(_) if !config.server => {
+            tracing::warn!(target: "agent", "DNS is answered by servers only in this version: query a server's DNS port");
+            None
+        }
+        Some(port) => {
+            let addr = host_port(&config.client, port);
+            let addr = addr.parse().map_err(|_| AgentError::Other(format!("bad DNS address {addr}")))?;
+            Some(DnsListeners::bind(addr).await?)
+        }
+        None => None,
+    };
+    let gossip_addr = |host: &str| -> Result<std::net::SocketAddr, AgentError> {
+        let addr = host_port(host, config.serf_lan_port);
+        addr.parse().map_err(|_| AgentError::Other(format!("bad gossip address {addr}")))
+    };
+    let gossip = Gossip::start(GossipConfig {
+        name: config.node_name.clone(),
+        bind: gossip_addr(&config.bind)?,
+        advertise: gossip_addr(&config.advertise)?,
+        tags: crate::gossip::member_tags(
+            config.server.then_some((config.server_port, config.bootstrap_expect)),
+            &config.datacenter,
+            &node_id,
+            &http_addr,
+        ),
+        timing: GossipTiming::default(),
+    })
+    .await?;
+    let info = Arc::new(AgentInfo {
+        node_name: config.node_name.clone(),
+        node_id: node_id.clone(),
+        datacenter: config.datacenter.clone(),
+        advertise_addr: config.advertise.clone(),
+        enable_script_checks: config.enable_script_checks,
+    });
+    let role = if config.server {
+        start_server(&config, &node_id, &http_addr, &gossip).await?
+    } else {
+        start_client(&config, &gossip, AppState::node_spec_of(&info)).await?
+    };
+    let catalog = role.cluster.catalog().clone();
+    let checks = CheckRunner::new(config.node_name.clone(), catalog.clone())
+        .map_err(|e| AgentError::Other(e.to_string()))?;
+    let (reload_tx, reload_rx) = tokio::sync::mpsc::channel(4);
+    let state = AppState {
+        cluster: role.cluster.clone(),
+        server: role.server.clone(),
+        servers: role.servers,
+        gossip: gossip.clone(),
+        catalog: catalog.clone(),
+        info,
+        checks: checks.clone(),
+        discovery: role.discovery,
+        leave: Arc::new(tokio::sync::Notify::new()),
+        reload: reload_tx,
+        events: Arc::default(),
+    };
+    tokio::spawn(checks.run(role.cluster.clone()));
+    tokio::spawn(crate::http::event::receive(state.clone()));
+    if state.server.is_some() {
+        tokio::spawn(register_self(state.clone(), config.clone()));
+    }
     tokio::spawn(reload::serve(state.clone(), config.args.clone(), config.data_dir.clone(), reload_rx));
     let ui = config.ui.clone().map(|dir| match dir {
         Some(dir) => crate::http::ui::UiSource::Dir(dir),
@@ -253,8 +354,9 @@ pub async fn run(config: AgentConfig) -> Result<(), AgentError> {
         dns.spawn(Arc::new(Responder::new(Arc::new(config.dns.clone()), catalog.clone())))?;
     }
     tracing::info!(
-        node = %config.node_name, node_id = %node_id, raft = %raft_addr,
-        http = %host_port(&config.client, config.http_port), dns = ?config.dns_port, dev = config.dev,
+        node = %config.node_name, node_id = %node_id, server = config.server,
+        http = %host_port(&config.client, config.http_port), gossip = %gossip.advertise(),
+        dns = ?config.dns_port, dev = config.dev,
         "census agent running"
     );
     let policy = shutdown::LeavePolicy {
@@ -262,6 +364,8 @@ pub async fn run(config: AgentConfig) -> Result<(), AgentError> {
         leave_on_terminate: config.leave_on_terminate,
     };
     shutdown::until_stopped(&state, policy).await;
-    cluster.shutdown().await;
+    if let Some(server) = &state.server {
+        server.shutdown().await;
+    }
     Ok(())
 }

@@ -1,5 +1,6 @@
-//! Owner leases: every agent tells the leader it is alive several times per lease; the leader
-//! turns every check of a silent agent's node critical once its lease runs out (so its instances
+//! Owner leases, for registrants that are not gossip members (agents are: gossip decides their
+//! liveness, see `members`): each reports alive to the leader (`/raft/alive`) several times per
+//! lease; the leader turns every check of a silent owner's node critical once its lease runs out (so its instances
 //! leave `?passing` answers and DNS, and the reaper removes those with
 //! `DeregisterCriticalServiceAfter`), and removes the node after `-reconnect-timeout`. A new
 //! leader grants every agent a full lease from the moment it took over.
@@ -9,12 +10,13 @@ use std::time::{Duration, Instant};
 
 use super::leadership::Leadership;
 use crate::catalog::{CheckStatus, Command, Table, WatchKey};
+use crate::gossip::Gossip;
 use crate::raft::ClusterNode;
 
 /// The check every agent registers for its own node.
 pub const AGENT_CHECK: &str = "serfHealth";
-const ALIVE_OUTPUT: &str = "Agent alive and reachable";
-const SILENT_OUTPUT: &str = "Agent not live or unreachable";
+pub const ALIVE_OUTPUT: &str = "Agent alive and reachable";
+pub const SILENT_OUTPUT: &str = "Agent not live or unreachable";
 
 /// An agent's node as the leader sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -53,33 +55,8 @@ fn due(owners: &[Owner], now: Instant, ttl: Duration, reconnect: Duration) -> Du
     out
 }
 
-/// The agent's side: report alive to the leader every third of the lease, and put its own
-/// node's check back to passing if a leader marked it silent.
-pub async fn heartbeat(cluster: Arc<ClusterNode>, node: String, ttl: Duration) {
-    let every = (ttl / 3).max(Duration::from_millis(100));
-    loop {
-        if cluster.report_alive(&node).await {
-            let marked = cluster
-                .catalog
-                .read(|s| s.check(&node, AGENT_CHECK).is_some_and(|c| c.status != CheckStatus::Passing));
-            if marked {
-                let cmd = Command::UpdateCheck {
-                    node: node.clone(),
-                    check_id: AGENT_CHECK.into(),
-                    status: CheckStatus::Passing,
-                    output: ALIVE_OUTPUT.into(),
-                };
-                if let Err(e) = cluster.write(cmd).await {
-                    tracing::debug!(error = %e, "could not mark this agent alive again");
-                }
-            }
-        }
-        tokio::time::sleep(every).await;
-    }
-}
-
 /// The leader's side.
-pub async fn monitor(cluster: Arc<ClusterNode>, me: String, ttl: Duration, reconnect: Duration) {
+pub async fn monitor(cluster: Arc<ClusterNode>, gossip: Arc<Gossip>, ttl: Duration, reconnect: Duration) {
     let mut leadership = Leadership::default();
     let mut granted_at = Instant::now();
     loop {
@@ -87,9 +64,12 @@ pub async fn monitor(cluster: Arc<ClusterNode>, me: String, ttl: Duration, recon
             granted_at = Instant::now();
         }
         let mut sub = cluster.catalog.hub().subscribe(&WatchKey::Tables(vec![Table::Nodes, Table::Checks]));
+        // Agents are gossip members: gossip decides their liveness (`members::reconcile`).
+        let agents: std::collections::HashSet<String> =
+            gossip.members().into_iter().map(|m| m.peer.name).collect();
         let owners: Vec<Owner> = cluster.catalog.read(|s| {
             s.nodes()
-                .filter(|n| n.name != me && s.check(&n.name, AGENT_CHECK).is_some())
+                .filter(|n| !agents.contains(&n.name) && s.check(&n.name, AGENT_CHECK).is_some())
                 .map(|n| Owner {
                     node: n.name.clone(),
                     live_checks: s

@@ -24,14 +24,17 @@ pub struct LeavePolicy {
 /// Graceful leave: the node's services leave the catalog and the server leaves the Raft
 /// configuration. What `census leave` and `PUT /v1/agent/leave` do.
 pub async fn leave(state: &AppState) {
+    // Gossip first: every agent marks this one left (not failed), and the leader stops keeping
+    // its node.
+    state.gossip.leave().await;
     let node = state.info.node_name.clone();
-    if let Err(e) = state.write(Command::DeregisterNode { node }).await {
+    if let Err(e) = state.write_to_catalog(Command::DeregisterNode { node }).await {
         tracing::warn!(error = %e, "could not remove this node from the catalog");
     }
-    let voters = state.cluster.servers().into_iter().filter(|(_, _, v)| *v).count();
+    let Some(server) = &state.server else { return };
+    let voters = server.servers().into_iter().filter(|(_, _, v)| *v).count();
     if voters > 1
-        && let Err(e) =
-            state.cluster.membership_via_leader(MembershipChange::Remove { id: state.cluster.id }).await
+        && let Err(e) = server.membership_via_leader(MembershipChange::Remove { id: server.id }).await
     {
         tracing::warn!(error = %e, "could not leave the Raft configuration");
     }

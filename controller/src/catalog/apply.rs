@@ -62,6 +62,9 @@ impl CatalogState {
             Command::Txn { ops, now_ms } => self.txn(index, ops, *now_ms, changes),
             Command::DocSet(write) => self.doc_set(index, write, changes),
             Command::DocDelete { kind, key, cas } => self.doc_delete(index, *kind, key, *cas, changes),
+            Command::PruneNode { node, keep_services, keep_checks } => {
+                self.prune_node(index, node, keep_services, keep_checks, changes)
+            }
             Command::KvDeleteTree { prefix } => {
                 let keys: Vec<String> = self
                     .kv
@@ -81,6 +84,38 @@ impl CatalogState {
     /// blank entries): only the applied index moves.
     pub fn note_applied(&mut self, index: u64) {
         self.last_index = self.last_index.max(index);
+    }
+
+    fn prune_node(
+        &mut self,
+        index: u64,
+        node: &str,
+        keep_services: &[String],
+        keep_checks: &[String],
+        changes: &mut Changes,
+    ) -> CommandResult {
+        let services: Vec<String> = self
+            .node_services(node)
+            .into_iter()
+            .filter(|s| !keep_services.contains(&s.id))
+            .map(|s| s.id.clone())
+            .collect();
+        for id in services {
+            self.deregister_service(index, node, &id, changes);
+        }
+        let checks: Vec<String> = self
+            .node_checks(node)
+            .into_iter()
+            .filter(|c| !keep_checks.contains(&c.id))
+            .map(|c| c.id.clone())
+            .collect();
+        for id in checks {
+            if let Some(check) = self.checks.remove(&(node.to_string(), id)) {
+                self.bump(changes, Table::Checks, index);
+                self.bump_check_owner(&check, index, changes);
+            }
+        }
+        CommandResult::Done
     }
 
     fn validate_registration(&self, reg: &Registration) -> Result<(), String> {

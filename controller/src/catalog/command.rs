@@ -109,6 +109,13 @@ pub enum Command {
         key: String,
         cas: Option<u64>,
     },
+    /// A client agent's anti-entropy: removes the node's services and checks that the agent no
+    /// longer has (it registers the ones it has in the same batch).
+    PruneNode {
+        node: String,
+        keep_services: Vec<String>,
+        keep_checks: Vec<String>,
+    },
 }
 
 impl Command {

@@ -241,11 +241,21 @@ pub async fn check_update(
 
 pub async fn join(State(state): State<AppState>, Path(addr): Path<String>) -> ApiResult<Response> {
     let addr = crate::agent::config::with_default_port(&addr, crate::agent::config::DEFAULT_SERVER_PORT);
-    state
-        .discovery
-        .greet(&state.cluster, &addr)
-        .await
-        .map_err(|e| ApiError::Internal(format!("Error joining address '{addr}': {e}")))?;
+    let failed = |e: String| ApiError::Internal(format!("Error joining address '{addr}': {e}"));
+    match &state.server {
+        Some(server) => {
+            state.discovery.greet(server, &addr).await.map_err(|e| failed(e.to_string()))?;
+            crate::agent::join::join_one(&state.gossip, &server.transport, None, &addr)
+                .await
+                .map_err(failed)?;
+        }
+        None => {
+            let transport = crate::raft::network::PeerTransport::new().map_err(|e| failed(e.to_string()))?;
+            crate::agent::join::join_one(&state.gossip, &transport, state.servers.as_deref(), &addr)
+                .await
+                .map_err(failed)?;
+        }
+    }
     Ok(empty_ok())
 }
 

@@ -1,8 +1,6 @@
 //! Who this agent is: `/v1/agent/self`, `/v1/agent/version`, `/v1/agent/members`, and the
 //! agent calls census answers as a Consul agent without ACLs or gossip encryption does.
 
-use std::collections::BTreeMap;
-
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -39,7 +37,8 @@ fn stats(state: &AppState) -> Value {
         let ttls = checks.iter().filter(|c| matches!(c.spec.kind, CheckKind::Ttl { .. })).count();
         (checks.len(), ttls, local_services(s, node).count())
     });
-    let leader_addr = state.cluster.leader().map(|(_, n)| n.raft_addr).unwrap_or_default();
+    let server = state.server.as_deref();
+    let leader_addr = server.and_then(|s| s.leader()).map(|(_, n)| n.raft_addr).unwrap_or_default();
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
     json!({
         "agent": {
@@ -58,11 +57,11 @@ fn stats(state: &AppState) -> Value {
             "acl": "disabled",
             "bootstrap": "false",
             "known_datacenters": "1",
-            "leader": state.cluster.is_leader().to_string(),
+            "leader": server.is_some_and(|s| s.is_leader()).to_string(),
             "leader_addr": leader_addr,
-            "server": "true",
+            "server": server.is_some().to_string(),
         },
-        "raft": super::overview::raft_stats_section(&state.cluster.stats()),
+        "raft": server.map(|s| super::overview::raft_stats_section(&s.stats())),
         "runtime": {
             "arch": std::env::consts::ARCH,
             "cpu_count": cpus.to_string(),
@@ -156,13 +155,19 @@ pub async fn keyring(State(state): State<AppState>, method: axum::http::Method) 
     } else {
         "No keyring to modify (encryption not enabled)"
     };
-    let servers = state.cluster.servers();
+    let members: Vec<String> = state
+        .gossip
+        .members()
+        .into_iter()
+        .filter(|m| m.status == crate::gossip::Status::Alive)
+        .map(|m| m.peer.name)
+        .collect();
     let mut errors = vec![format!(
         "{} (LAN) error: {n}/{n} nodes reported failure",
         state.info.datacenter,
-        n = servers.len()
+        n = members.len()
     )];
-    errors.extend(servers.iter().map(|(_, node, _)| format!("{}: {per_node}", node.name)));
+    errors.extend(members.iter().map(|name| format!("{name}: {per_node}")));
     let text = format!(
         "{} errors occurred:\n{}\n\n",
         errors.len(),
@@ -183,46 +188,36 @@ pub async fn force_leave(
     } else {
         node.clone()
     };
-    let server = state.cluster.servers().into_iter().find(|(_, n, _)| n.name == name);
-    let known = state.catalog.read(|s| s.node(&name).is_some());
-    if server.is_none() && !known {
+    if name == state.info.node_name {
+        return Err(ApiError::BadRequest("A node cannot force-leave itself; use leave".into()));
+    }
+    let member = state.gossip.members().into_iter().find(|m| m.peer.name == name);
+    let raft = state.server.as_ref().and_then(|s| s.servers().into_iter().find(|(_, n, _)| n.name == name));
+    let known = match &state.server {
+        Some(_) => state.catalog.read(|s| s.node(&name).is_some()),
+        // A client agent's catalog holds only itself; the servers decide.
+        None => member.is_some(),
+    };
+    if member.is_none() && raft.is_none() && !known {
         return Err(ApiError::Internal(format!("agent: No node found with name '{node}'")));
     }
-    if let Some((id, _, _)) = server {
-        if id == state.cluster.id {
-            return Err(ApiError::BadRequest("A node cannot force-leave itself; use leave".into()));
+    if let Some(m) = &member
+        && m.status != crate::gossip::Status::Alive
+    {
+        // Every agent hears that the member left, as if it had said so itself.
+        let word = crate::gossip::Item::Leave { name: name.clone(), bump: m.peer.bump };
+        state.gossip.broadcast(word).await.map_err(|e| ApiError::Internal(e.to_string()))?;
+        if params.flag("prune") {
+            state.gossip.force_leave(&name, true).await.map_err(|e| ApiError::Internal(e.to_string()))?;
         }
-        state.cluster.membership_via_leader(MembershipChange::Remove { id }).await?;
+    }
+    if let (Some(server), Some((id, _, _))) = (&state.server, raft) {
+        server.membership_via_leader(MembershipChange::Remove { id }).await?;
     }
     if known {
-        state.write(Command::DeregisterNode { node: name }).await?;
+        state.write_to_catalog(Command::DeregisterNode { node: name }).await?;
     }
     Ok(empty_ok())
-}
-
-/// Server tags as Consul's LAN members carry them, plus census's own (`voter`, `http`).
-pub fn server_tags(dc: &str, id: &str, port: &str, voter: bool, http: &str) -> BTreeMap<String, String> {
-    [
-        ("role", "consul"),
-        ("dc", dc),
-        ("segment", ""),
-        ("id", id),
-        ("port", port),
-        ("vsn", "2"),
-        ("vsn_min", "2"),
-        ("vsn_max", "3"),
-        ("raft_vsn", "3"),
-        ("build", &format!("{CONSUL_API_VERSION}:{REVISION}")),
-        ("wan_join_port", "8302"),
-        ("acls", "0"),
-        ("ft_fs", "1"),
-        ("ft_si", "1"),
-        ("voter", if voter { "1" } else { "0" }),
-        ("http", http),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_string(), v.to_string()))
-    .collect()
 }
 
 /// `GET /v1/agent/monitor[?loglevel=][&logjson]`: the agent's log from now on, streamed until the

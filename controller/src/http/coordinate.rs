@@ -53,11 +53,11 @@ fn valid(c: &Coordinate) -> bool {
 /// Every node with a coordinate: the stored ones, and the servers at the origin until they have one.
 fn entries(state: &AppState, s: &CatalogState) -> Vec<Value> {
     let mut out: BTreeMap<String, Value> = state
-        .cluster
-        .servers()
+        .gossip
+        .alive_servers()
         .into_iter()
-        .map(|(_, node, _)| {
-            (node.name.clone(), json!({"Node": node.name, "Segment": "", "Coord": origin_coordinate()}))
+        .map(|peer| {
+            (peer.name.clone(), json!({"Node": peer.name, "Segment": "", "Coord": origin_coordinate()}))
         })
         .collect();
     for doc in s.documents(DocKind::Coordinate, "") {

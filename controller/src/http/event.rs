@@ -1,13 +1,11 @@
 //! User events: `PUT /v1/event/fire/:name` and `GET /v1/event/list`, as Consul answers them.
 //!
-//! Consul spreads events by gossip to every agent, which keeps the last 256 in memory. census has
-//! no gossip yet: the agent that takes the event keeps it and hands it to every other server of
-//! the cluster once, over their HTTP API (`/v1/internal/census/event`); each agent applies the
-//! node/service/tag filters to itself, as Consul's agents do. Delivery is best effort, as gossip's is.
+//! Events spread by gossip to every agent, client or server, which keeps the last 256 in memory
+//! and applies the node/service/tag filters to itself, as Consul's agents do. Delivery is best
+//! effort, as gossip's is.
 
 use std::collections::VecDeque;
 use std::sync::Mutex;
-use std::time::Duration;
 
 use axum::body::Body;
 use axum::extract::{Path, State};
@@ -18,10 +16,10 @@ use regex::Regex;
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
-use super::decode::{MAX_BODY, decode_json, read_body};
+use super::AppState;
+use super::decode::{MAX_BODY, read_body};
 use super::error::{ApiError, ApiResult};
 use super::query::{Params, json_response, listing_response};
-use super::{AppState, empty_ok};
 
 /// How many events an agent keeps, as Consul's agents do.
 const KEPT: usize = 256;
@@ -143,39 +141,38 @@ pub async fn fire(
     if !event.tag_filter.is_empty() && event.service_filter.is_empty() {
         return Err(ApiError::Internal("Cannot provide tag filter without service filter".into()));
     }
-    if selects(&state, &event)? {
-        state.events.add(event.clone());
-    }
-    let others: Vec<String> = state
-        .cluster
-        .servers()
-        .into_iter()
-        .filter(|(id, _, _)| *id != state.cluster.id)
-        .map(|(_, node, _)| node.http_addr)
-        .collect();
-    tokio::spawn(deliver(others, event.clone()));
+    let body = serde_json::to_vec(&event).map_err(|e| ApiError::Internal(e.to_string()))?;
+    let item = crate::gossip::Item::Event { id: event.id.clone(), body };
+    state.gossip.broadcast(item).await.map_err(|e| ApiError::BadRequest(e.to_string()))?;
     json_response(&event, params.pretty)
 }
 
-/// Hands an event to the other servers; one that does not answer misses it, as with gossip.
-async fn deliver(addrs: Vec<String>, event: UserEvent) {
-    let client = reqwest::Client::builder().timeout(Duration::from_secs(2)).build().unwrap_or_default();
-    for addr in addrs {
-        let url = format!("http://{addr}/v1/internal/census/event");
-        if let Err(e) = client.put(url).json(&event).send().await {
-            tracing::debug!(to = %addr, error = %e, "user event not delivered");
+/// Takes the events gossip delivers (this agent's own too) into the buffer, those whose
+/// filters select this agent.
+pub async fn receive(state: AppState) {
+    let mut events = state.gossip.events();
+    loop {
+        let body = match events.recv().await {
+            Ok(body) => body,
+            Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
+                tracing::warn!(missed = n, "user events arrived faster than they were taken");
+                continue;
+            }
+            Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+        };
+        let event: UserEvent = match serde_json::from_slice(&body) {
+            Ok(e) => e,
+            Err(e) => {
+                tracing::debug!(error = %e, "undecodable user event");
+                continue;
+            }
+        };
+        match selects(&state, &event) {
+            Ok(true) => state.events.add(event),
+            Ok(false) => {}
+            Err(e) => tracing::debug!(error = %e, "user event filter"),
         }
     }
-}
-
-/// `PUT /v1/internal/census/event`: an event another agent took.
-pub async fn receive(State(state): State<AppState>, headers: HeaderMap, body: Body) -> ApiResult<Response> {
-    let bytes = read_body(&headers, body, MAX_BODY, "Request body").await?;
-    let event: UserEvent = decode_json(&bytes)?;
-    if selects(&state, &event)? {
-        state.events.add(event);
-    }
-    Ok(empty_ok())
 }
 
 /// `GET /v1/event/list[?name=]`; with `?index=` it waits for an event newer than that index.

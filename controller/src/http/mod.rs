@@ -14,6 +14,7 @@ mod discovery_chain;
 pub mod error;
 pub mod event;
 pub mod filter;
+mod forward;
 mod health;
 mod kv;
 pub mod maintenance;
@@ -42,6 +43,9 @@ use census_client::types::Member;
 use self::error::{ApiError, ApiResult};
 use crate::agent::checks::CheckRunner;
 use crate::catalog::{Catalog, Command, CommandResult, NodeSpec};
+use crate::client_agent::servers::ServerPool;
+use crate::cluster::Cluster;
+use crate::gossip::Gossip;
 use crate::raft::ClusterNode;
 use crate::raft::bootstrap::Discovery;
 
@@ -59,7 +63,13 @@ pub struct AgentInfo {
 /// Everything a handler needs.
 #[derive(Clone)]
 pub struct AppState {
-    pub cluster: Arc<ClusterNode>,
+    /// The cluster as this agent reaches it (Raft on a server, the agent's own state on a client).
+    pub cluster: Arc<dyn Cluster>,
+    /// The Raft member, on a server.
+    pub server: Option<Arc<ClusterNode>>,
+    /// The servers a client agent forwards to (`None` on a server).
+    pub servers: Option<Arc<ServerPool>>,
+    pub gossip: Arc<Gossip>,
     pub catalog: Arc<Catalog>,
     pub info: Arc<AgentInfo>,
     pub checks: Arc<CheckRunner>,
@@ -78,12 +88,17 @@ pub type ReloadRequest = tokio::sync::oneshot::Sender<Result<String, String>>;
 impl AppState {
     /// This agent's node as the catalog records it.
     pub fn self_node_spec(&self) -> NodeSpec {
+        AppState::node_spec_of(&self.info)
+    }
+
+    /// An agent's node as the catalog records it.
+    pub fn node_spec_of(info: &AgentInfo) -> NodeSpec {
         NodeSpec {
-            name: self.info.node_name.clone(),
-            id: self.info.node_id.clone(),
-            address: self.info.advertise_addr.clone(),
-            datacenter: self.info.datacenter.clone(),
-            tagged_addresses: [("lan".to_string(), self.info.advertise_addr.clone())].into(),
+            name: info.node_name.clone(),
+            id: info.node_id.clone(),
+            address: info.advertise_addr.clone(),
+            datacenter: info.datacenter.clone(),
+            tagged_addresses: [("lan".to_string(), info.advertise_addr.clone())].into(),
             meta: [
                 ("consul-network-segment".to_string(), String::new()),
                 ("consul-version".to_string(), crate::version::CONSUL_API_VERSION.to_string()),
@@ -103,21 +118,47 @@ impl AppState {
         }
     }
 
-    /// The servers of the Raft configuration, as `/v1/agent/members` shows them.
+    /// Writes to the cluster's catalog itself, even from a client agent (whose `write` goes to
+    /// its own state).
+    pub async fn write_to_catalog(&self, cmd: Command) -> ApiResult<CommandResult> {
+        let (_, result) = match &self.servers {
+            Some(pool) => pool.write(&cmd).await?,
+            None => self.cluster.write(cmd).await?,
+        };
+        match result {
+            CommandResult::Rejected(reason) => Err(ApiError::BadRequest(reason)),
+            other => Ok(other),
+        }
+    }
+
+    /// The Raft member this handler needs: only servers answer it (a client agent forwards such
+    /// requests, so this refusal is not reached through its router).
+    pub fn server(&self) -> ApiResult<&Arc<ClusterNode>> {
+        self.server.as_ref().ok_or_else(|| ApiError::Internal("census: this agent is not a server".into()))
+    }
+
+    /// Every agent gossip knows of, as `/v1/agent/members` shows them.
     pub fn members(&self) -> Vec<Member> {
-        let dc = self.info.datacenter.clone();
-        self.cluster
-            .servers()
+        let voters: std::collections::BTreeSet<String> = self
+            .server
+            .as_ref()
+            .map(|s| s.servers().into_iter().filter(|(_, _, v)| *v).map(|(_, n, _)| n.name).collect())
+            .unwrap_or_default();
+        self.gossip
+            .members()
             .into_iter()
-            .map(|(id, node, voter)| {
-                let (addr, port) =
-                    node.raft_addr.rsplit_once(':').unwrap_or((node.raft_addr.as_str(), "8300"));
+            .map(|m| {
+                let mut tags = m.peer.tags.clone();
+                if m.peer.is_server() {
+                    let voter = voters.contains(&m.peer.name) || self.server.is_none();
+                    tags.insert("voter".into(), if voter { "1" } else { "0" }.into());
+                }
                 Member {
-                    name: node.name.clone(),
-                    addr: addr.to_string(),
-                    port: port.parse().unwrap_or(8300),
-                    tags: agent_self::server_tags(&dc, &format!("{id:016x}"), port, voter, &node.http_addr),
-                    status: 1,
+                    name: m.peer.name.clone(),
+                    addr: m.peer.addr.ip().to_string(),
+                    port: m.peer.addr.port(),
+                    tags,
+                    status: m.status.code(),
                     protocol_min: 1,
                     protocol_max: 5,
                     protocol_cur: 2,
@@ -177,9 +218,28 @@ async fn default_acl_header(req: axum::extract::Request, next: axum::middleware:
     response
 }
 
-/// The API, and the web UI when `ui` says where its files are.
+/// The API, and the web UI when `ui` says where its files are. A server answers everything; a
+/// client agent answers its agent endpoints and forwards the rest to a server.
 pub fn router(state: AppState, ui: Option<ui::UiSource>) -> Router {
-    let api = Router::new()
+    let api = if state.server.is_some() {
+        agent_routes().merge(cluster_routes()).fallback(not_found)
+    } else {
+        agent_routes().fallback(forward::to_server)
+    };
+    let api = api
+        .layer(axum::middleware::from_fn_with_state(state.clone(), datacenter_route))
+        .layer(axum::middleware::from_fn(default_acl_header))
+        .with_state(state);
+    match ui {
+        Some(source) => api.merge(ui::router(source)),
+        None => api,
+    }
+}
+
+/// What every agent answers itself: its own services and checks, membership, events, its
+/// configuration and process.
+fn agent_routes() -> Router<AppState> {
+    Router::new()
         .route("/v1/agent/service/register", put(agent::service_register))
         .route("/v1/agent/service/deregister/{id}", put(agent::service_deregister))
         .route("/v1/agent/services", get(agent::services))
@@ -210,6 +270,16 @@ pub fn router(state: AppState, ui: Option<ui::UiSource>) -> Router {
         .route("/v1/agent/reload", put(agent::reload))
         .route("/v1/agent/maintenance", put(maintenance::node))
         .route("/v1/agent/service/maintenance/{id}", put(maintenance::service))
+        .route("/v1/event/fire/{name}", put(event::fire))
+        .route("/v1/event/list", get(event::list))
+        .route("/v1/agent/ready", get(operations::ready))
+        .route("/v1/agent/metrics", get(operations::metrics))
+}
+
+/// What only servers answer (a client agent forwards these): the catalog, health, KV, sessions,
+/// transactions, snapshots, Raft and autopilot.
+fn cluster_routes() -> Router<AppState> {
+    Router::new()
         .route("/v1/catalog/register", put(catalog::register))
         .route("/v1/catalog/deregister", put(catalog::deregister))
         .route("/v1/catalog/datacenters", get(catalog::datacenters))
@@ -229,9 +299,6 @@ pub fn router(state: AppState, ui: Option<ui::UiSource>) -> Router {
         .route("/v1/coordinate/nodes", get(coordinate::nodes))
         .route("/v1/coordinate/node/{node}", get(coordinate::node))
         .route("/v1/coordinate/update", put(coordinate::update))
-        .route("/v1/event/fire/{name}", put(event::fire))
-        .route("/v1/event/list", get(event::list))
-        .route("/v1/internal/census/event", put(event::receive))
         .route("/v1/discovery-chain/{service}", get(discovery_chain::chain).post(discovery_chain::chain))
         .route("/v1/query", get(prepared_query::list).post(prepared_query::create))
         .route(
@@ -270,16 +337,6 @@ pub fn router(state: AppState, ui: Option<ui::UiSource>) -> Router {
             "/v1/operator/raft/transfer-leader",
             post(operations::transfer_leader).put(operations::transfer_leader),
         )
-        .route("/v1/agent/ready", get(operations::ready))
-        .route("/v1/agent/metrics", get(operations::metrics))
         .route("/v1/internal/ui/services", get(overview::ui_services))
         .route("/v1/internal/ui/nodes", get(overview::ui_nodes))
-        .fallback(not_found)
-        .layer(axum::middleware::from_fn_with_state(state.clone(), datacenter_route))
-        .layer(axum::middleware::from_fn(default_acl_header))
-        .with_state(state);
-    match ui {
-        Some(source) => api.merge(ui::router(source)),
-        None => api,
-    }
 }

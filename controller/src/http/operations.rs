@@ -13,11 +13,10 @@ use super::error::{ApiError, ApiResult};
 use super::query::Params;
 
 pub async fn ready(State(state): State<AppState>) -> Response {
-    let cluster = &state.cluster;
-    if !cluster.known_leader() {
+    if !state.cluster.known_leader() {
         return (StatusCode::SERVICE_UNAVAILABLE, "no cluster leader\n").into_response();
     }
-    if !cluster.ready_for_stale() {
+    if state.server.as_ref().is_some_and(|s| !s.ready_for_stale()) {
         return (StatusCode::SERVICE_UNAVAILABLE, "catching up with the leader\n").into_response();
     }
     (StatusCode::OK, "ready\n").into_response()
@@ -25,16 +24,28 @@ pub async fn ready(State(state): State<AppState>) -> Response {
 
 /// (name, value, help) of every gauge.
 fn gauges(state: &AppState) -> Vec<(&'static str, f64, &'static str)> {
-    let stats = state.cluster.stats();
     let counts = state.catalog.read(|s| s.record_counts());
     let count = |name: &str| counts.iter().find(|(n, _)| *n == name).map_or(0.0, |(_, c)| *c as f64);
-    vec![
-        ("census_raft_leader", f64::from(u8::from(state.cluster.is_leader())), "1 while this server leads"),
+    let members = state.gossip.members();
+    let alive = members.iter().filter(|m| m.status == crate::gossip::Status::Alive).count();
+    let mut gauges = vec![
         (
             "census_raft_known_leader",
             f64::from(u8::from(state.cluster.known_leader())),
             "1 while a leader is known",
         ),
+        ("census_members", members.len() as f64, "agents gossip knows of"),
+        ("census_members_alive", alive as f64, "agents gossip knows alive"),
+    ];
+    let Some(server) = &state.server else {
+        // A client agent's catalog is its own services and checks.
+        gauges.push(("census_agent_services", count("Services"), "services registered on this agent"));
+        gauges.push(("census_agent_checks", count("Checks"), "checks registered on this agent"));
+        return gauges;
+    };
+    let stats = server.stats();
+    gauges.extend([
+        ("census_raft_leader", f64::from(u8::from(server.is_leader())), "1 while this server leads"),
         ("census_raft_term", stats.term as f64, "current Raft term"),
         ("census_raft_last_log_index", stats.last_log_index as f64, "last Raft log index"),
         ("census_raft_applied_index", stats.applied_index as f64, "last applied Raft log index"),
@@ -49,7 +60,8 @@ fn gauges(state: &AppState) -> Vec<(&'static str, f64, &'static str)> {
         ("census_catalog_checks", count("Checks"), "health checks"),
         ("census_kv_keys", count("KV"), "KV keys"),
         ("census_sessions", count("Sessions"), "sessions"),
-    ]
+    ]);
+    gauges
 }
 
 /// Prometheus text for `?format=prometheus` or a scraper's Accept header (Prometheus asks for
@@ -87,7 +99,7 @@ fn epoch_seconds() -> String {
 /// `?if-leader`: a follower answers at once that it has nothing to hand over.
 pub async fn transfer_leader(State(state): State<AppState>, params: Params) -> ApiResult<Response> {
     let if_leader = params.flag("if-leader");
-    match state.cluster.step_down().await {
+    match state.server()?.step_down().await {
         Ok(Some(target)) => {
             tracing::info!(to = target, "handed leadership over; this server no longer takes part in Raft");
             Ok(axum::Json(json!({"Success": true, "NewLeader": target.to_string()})).into_response())
@@ -98,6 +110,6 @@ pub async fn transfer_leader(State(state): State<AppState>, params: Params) -> A
         Ok(None) => {
             Err(ApiError::BadRequest("this server is not the leader; run it against the leader".into()))
         }
-        Err(e) => Err(ApiError::Internal(e)),
+        Err(e) => Err(ApiError::Internal(e.to_string())),
     }
 }

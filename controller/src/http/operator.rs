@@ -68,7 +68,7 @@ pub async fn set_configuration(
 
 /// `GET /v1/operator/autopilot/state`, built from the same server health as `/health`.
 pub async fn state(State(state): State<AppState>) -> ApiResult<Response> {
-    let health = super::overview::server_health(&state).await;
+    let health = super::overview::server_health(state.server()?).await;
     let leader = health.servers.iter().find(|s| s.leader).map(|s| s.id.clone()).unwrap_or_default();
     let voters: Vec<&String> = health.servers.iter().filter(|s| s.voter).map(|s| &s.id).collect();
     let servers: BTreeMap<String, Value> = health

@@ -16,6 +16,7 @@ use super::convert;
 use super::error::ApiResult;
 use super::query::{Params, blocking, json_response};
 use crate::catalog::{Table, WatchKey};
+use crate::raft::ClusterNode;
 use crate::raft::node::RaftStats;
 
 /// A server this many entries behind the leader is unhealthy (Consul's `MaxTrailingLogs`).
@@ -106,7 +107,7 @@ async fn remote_stats(http_addr: &str) -> Option<BTreeMap<String, String>> {
 /// `GET /v1/operator/autopilot/health`: every server's state, read from the server itself;
 /// 429 when the cluster is not healthy, as Consul answers.
 pub async fn autopilot_health(State(state): State<AppState>) -> ApiResult<Response> {
-    let health = server_health(&state).await;
+    let health = server_health(state.server()?).await;
     let mut response = json_response(&health, false)?;
     if !health.healthy {
         *response.status_mut() = axum::http::StatusCode::TOO_MANY_REQUESTS;
@@ -115,15 +116,15 @@ pub async fn autopilot_health(State(state): State<AppState>) -> ApiResult<Respon
 }
 
 /// Every server's Raft state, read from the server itself.
-pub async fn server_health(state: &AppState) -> AutopilotHealth {
-    let servers = state.cluster.servers();
-    let leader = state.cluster.leader().map(|(id, _)| id);
-    let own = raft_stats_section(&state.cluster.stats());
+pub async fn server_health(server: &ClusterNode) -> AutopilotHealth {
+    let servers = server.servers();
+    let leader = server.leader().map(|(id, _)| id);
+    let own = raft_stats_section(&server.stats());
     // A follower that has not heard from the leader for an election timeout is about to start an
     // election: past that it is unhealthy. (Consul's fixed 200 ms assumes its slower heartbeats.)
-    let contact_threshold = Duration::from_millis(state.cluster.raft.config().election_timeout_min);
+    let contact_threshold = Duration::from_millis(server.raft.config().election_timeout_min);
     let reads = servers.iter().map(|(id, node, _)| {
-        let own = (*id == state.cluster.id).then(|| own.clone());
+        let own = (*id == server.id).then(|| own.clone());
         async move {
             match own {
                 Some(stats) => Some(stats),

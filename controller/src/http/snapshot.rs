@@ -21,7 +21,7 @@ pub async fn save(State(state): State<AppState>, params: Params) -> ApiResult<Re
     state.cluster.read_barrier(params.mode).await?;
     let catalog = state.catalog.read(CatalogState::clone);
     let index = catalog.client_index();
-    let term = state.cluster.stats().term;
+    let term = state.server()?.stats().term;
     let millis = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis())

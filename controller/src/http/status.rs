@@ -11,13 +11,13 @@ use crate::raft::ReadMode;
 use crate::raft::node::MembershipChange;
 
 pub async fn leader(State(state): State<AppState>) -> ApiResult<Response> {
-    let addr = state.cluster.leader().map(|(_, n)| n.raft_addr).unwrap_or_default();
+    let addr = state.server()?.leader().map(|(_, n)| n.raft_addr).unwrap_or_default();
     json_response(&addr, false)
 }
 
 pub async fn peers(State(state): State<AppState>) -> ApiResult<Response> {
     let peers: Vec<String> = state
-        .cluster
+        .server()?
         .servers()
         .into_iter()
         .filter(|(_, _, voter)| *voter)
@@ -30,10 +30,10 @@ pub async fn raft_configuration(State(state): State<AppState>, params: Params) -
     if params.mode != ReadMode::Stale && !state.cluster.known_leader() {
         return Err(crate::raft::ClusterError::NoLeader.into());
     }
-    let leader = state.cluster.leader().map(|(id, _)| id);
-    let metrics = state.cluster.metrics();
-    let servers = state
-        .cluster
+    let server = state.server()?;
+    let leader = server.leader().map(|(id, _)| id);
+    let metrics = server.metrics();
+    let servers = server
         .servers()
         .into_iter()
         .map(|(id, node, voter)| RaftServer {
@@ -51,7 +51,7 @@ pub async fn raft_configuration(State(state): State<AppState>, params: Params) -
 
 /// `DELETE /v1/operator/raft/peer?address=IP:PORT` or `?id=ID`.
 pub async fn remove_peer(State(state): State<AppState>, params: Params) -> ApiResult<Response> {
-    let servers = state.cluster.servers();
+    let servers = state.server()?.servers();
     let found = match (params.get("address"), params.get("id")) {
         (Some(addr), _) if !addr.is_empty() => servers.iter().find(|(_, n, _)| n.raft_addr == addr),
         (_, Some(id)) if !id.is_empty() => servers
@@ -67,6 +67,6 @@ pub async fn remove_peer(State(state): State<AppState>, params: Params) -> ApiRe
     let Some((id, _, _)) = found else {
         return Err(ApiError::BadRequest("address or id was not found in the Raft configuration".into()));
     };
-    state.cluster.membership_via_leader(MembershipChange::Remove { id: *id }).await?;
+    state.server()?.membership_via_leader(MembershipChange::Remove { id: *id }).await?;
     Ok(empty_ok())
 }

@@ -72,7 +72,7 @@ impl Discovery {
                     .call(addr, "join", &change, Duration::from_secs(30))
                     .await
                     .map_err(|e| ClusterError::Forward(e.to_string()))?;
-                answer.map_err(ClusterError::Forward)?;
+                answer.map_err(|e| ClusterError::Forward(e.to_string()))?;
             }
             (true, false) => {
                 node.membership_via_leader(MembershipChange::Add {

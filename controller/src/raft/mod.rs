@@ -18,5 +18,5 @@ pub mod wal;
 #[cfg(test)]
 mod storage_suite;
 
-pub use node::{ClusterError, ClusterNode, RaftTiming, ReadMode};
+pub use node::{ClusterError, ClusterNode, RaftTiming, ReadMode, RemoteError};
 pub use types::{NodeId, ServerNode};

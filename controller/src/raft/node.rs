@@ -46,6 +46,9 @@ pub enum ReadMode {
 pub enum ClusterError {
     #[error("No cluster leader")]
     NoLeader,
+    /// A client agent knows no server that answers.
+    #[error("No known Consul servers")]
+    NoServers,
     #[error("this server has not caught up with the cluster yet; retry, or read from another server")]
     NotCaughtUp,
     #[error("timed out waiting for the cluster")]
@@ -58,9 +61,24 @@ pub enum ClusterError {
     Storage(String),
 }
 
+/// Why a server refused a request another server sent it over the Raft port.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize, thiserror::Error)]
+pub enum RemoteError {
+    /// Only the leader does this, and this server does not lead (any more): ask the leader.
+    #[error("not leader")]
+    NotLeader,
+    #[error("{0}")]
+    Failed(String),
+}
+
+impl RemoteError {
+    pub fn failed(e: impl std::fmt::Display) -> RemoteError {
+        RemoteError::Failed(e.to_string())
+    }
+}
+
 /// Answer of a forwarded write or read-index request, as sent over the Raft port.
-pub type Remote<T> = Result<T, String>;
-pub const NOT_LEADER: &str = "not leader";
+pub type Remote<T> = Result<T, RemoteError>;
 
 /// Timing of elections and heartbeats, in milliseconds.
 #[derive(Debug, Clone, Copy)]
@@ -292,8 +310,8 @@ impl ClusterNode {
                         }
                         return Ok(done);
                     }
-                    Ok(Err(msg)) if msg == NOT_LEADER => {}
-                    Ok(Err(msg)) => return Err(ClusterError::Forward(msg)),
+                    Ok(Err(RemoteError::NotLeader)) => {}
+                    Ok(Err(RemoteError::Failed(msg))) => return Err(ClusterError::Forward(msg)),
                     // Connection refused: the leader is gone; wait for the next one.
                     Err(PeerError::Unreachable { source, .. }) if source.is_connect() => {}
                     Err(e) => return Err(ClusterError::Forward(e.to_string())),
@@ -322,7 +340,7 @@ impl ClusterNode {
     /// Leader side of an owner-lease heartbeat; only the leader records it.
     pub fn alive_as_leader(&self, node: &str) -> Remote<()> {
         if !self.is_leader() {
-            return Err(NOT_LEADER.into());
+            return Err(RemoteError::NotLeader);
         }
         self.liveness.saw(node);
         Ok(())
@@ -332,20 +350,20 @@ impl ClusterNode {
     pub async fn write_as_leader(&self, cmd: Command) -> Remote<(u64, CommandResult)> {
         match self.batcher.write(cmd).await {
             Ok(done) => Ok(done),
-            Err(WriteFailure::NotLeader) => Err(NOT_LEADER.into()),
-            Err(WriteFailure::Failed(e)) => Err(e),
+            Err(WriteFailure::NotLeader) => Err(RemoteError::NotLeader),
+            Err(WriteFailure::Failed(e)) => Err(RemoteError::Failed(e)),
         }
     }
 
     /// Leader side of a read barrier: the index a reader must have applied.
     pub async fn read_index_as_leader(&self, linearizable: bool) -> Remote<u64> {
         if !self.is_leader() {
-            return Err(NOT_LEADER.into());
+            return Err(RemoteError::NotLeader);
         }
         if !linearizable {
             return Ok(self.catalog.hub().applied());
         }
-        self.read_rounds.confirm().await
+        self.read_rounds.confirm().await.map_err(RemoteError::Failed)
     }
 
     /// Makes a local read safe for `mode` (see Consul's consistency modes).
@@ -423,7 +441,7 @@ impl ClusterNode {
     /// Leader side: adds (or re-addresses) a server as a voter.
     pub async fn add_server_as_leader(&self, id: NodeId, node: ServerNode) -> Remote<()> {
         if !self.is_leader() {
-            return Err(NOT_LEADER.into());
+            return Err(RemoteError::NotLeader);
         }
         let known = self.servers().into_iter().find(|(sid, _, _)| *sid == id);
         match &known {
@@ -436,16 +454,16 @@ impl ClusterNode {
                     .change_membership(ChangeMembers::SetNodes(BTreeMap::from([(id, node)])), false)
                     .await
                     .map(drop)
-                    .map_err(|e| e.to_string());
+                    .map_err(RemoteError::failed);
             }
             _ => {}
         }
-        self.raft.add_learner(id, node, true).await.map_err(|e| e.to_string())?;
+        self.raft.add_learner(id, node, true).await.map_err(RemoteError::failed)?;
         self.raft
             .change_membership(ChangeMembers::AddVoterIds(BTreeSet::from([id])), false)
             .await
             .map(drop)
-            .map_err(|e| e.to_string())
+            .map_err(RemoteError::failed)
     }
 
     /// Leader side, before this server stops (a pod's preStop): stop taking part in Raft and
@@ -472,20 +490,20 @@ impl ClusterNode {
                 .map_or(0, |l| l.index)
         };
         let Some((target, node)) = voters.into_iter().max_by_key(|(id, _)| matched(id)) else {
-            return Err("no other voter to hand leadership to".into());
+            return Err(RemoteError::Failed("no other voter to hand leadership to".into()));
         };
-        self.raft.shutdown().await.map_err(|e| e.to_string())?;
+        self.raft.shutdown().await.map_err(RemoteError::failed)?;
         let answer: Remote<()> = self
             .transport
             .call(&node.raft_addr, "elect", &(), FORWARD_TIMEOUT)
             .await
-            .map_err(|e| e.to_string())?;
+            .map_err(RemoteError::failed)?;
         answer.map(|()| Some(target))
     }
 
     /// Follower side of `step_down`: stand for election now.
     pub async fn elect_now(&self) -> Remote<()> {
-        self.raft.trigger().elect().await.map_err(|e| e.to_string())
+        self.raft.trigger().elect().await.map_err(RemoteError::failed)
     }
 
     /// A server whose address changed (a pod rescheduled with a new IP, its data dir kept) asks
@@ -519,7 +537,7 @@ impl ClusterNode {
     /// Leader side: removes a server from the configuration.
     pub async fn remove_server_as_leader(&self, id: NodeId) -> Remote<()> {
         if !self.is_leader() {
-            return Err(NOT_LEADER.into());
+            return Err(RemoteError::NotLeader);
         }
         let voters: BTreeSet<NodeId> =
             self.servers().into_iter().filter(|(_, _, voter)| *voter).map(|(id, _, _)| id).collect();
@@ -528,7 +546,7 @@ impl ClusterNode {
         } else {
             ChangeMembers::RemoveNodes(BTreeSet::from([id]))
         };
-        self.raft.change_membership(change, false).await.map(drop).map_err(|e| e.to_string())
+        self.raft.change_membership(change, false).await.map(drop).map_err(RemoteError::failed)
     }
 
     /// Runs a membership change on the leader, wherever it is.
@@ -546,15 +564,15 @@ impl ClusterNode {
                     .await
                 {
                     Ok(answer) => answer,
-                    Err(e) => Err(e.to_string()),
+                    Err(e) => Err(RemoteError::failed(e)),
                 }
             };
             match answer {
                 Ok(()) => return Ok(()),
-                Err(msg) if msg == NOT_LEADER && Instant::now() < deadline => {
+                Err(RemoteError::NotLeader) if Instant::now() < deadline => {
                     tokio::time::sleep(Duration::from_millis(50)).await;
                 }
-                Err(msg) => return Err(ClusterError::Forward(msg)),
+                Err(e) => return Err(ClusterError::Forward(e.to_string())),
             }
         }
     }

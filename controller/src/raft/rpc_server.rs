@@ -13,14 +13,17 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::bootstrap::{Discovery, Hello};
-use super::node::{ClusterNode, MembershipChange, Remote};
+use super::node::{ClusterNode, MembershipChange, Remote, RemoteError};
 use super::types::{NodeId, TypeConfig};
 use crate::catalog::Command;
+use crate::client_agent::servers::ServerAddrs;
 
 #[derive(Clone)]
 pub struct RaftService {
     pub node: Arc<ClusterNode>,
     pub discovery: Arc<Discovery>,
+    /// Where this server gossips, told to agents that join through this port.
+    pub gossip_addr: String,
 }
 
 fn encode<T: Serialize>(value: &T) -> Response {
@@ -71,6 +74,29 @@ async fn forward(State(svc): State<RaftService>, body: Bytes) -> Response {
     encode(&svc.node.write_as_leader(cmd).await)
 }
 
+/// A client agent's write: any server takes it and hands it to the leader.
+async fn write(State(svc): State<RaftService>, body: Bytes) -> Response {
+    let cmd: Command = match decode(&body) {
+        Ok(c) => c,
+        Err(resp) => return resp,
+    };
+    let answer: Remote<_> = svc.node.write(cmd).await.map_err(|e| match e {
+        crate::raft::ClusterError::NoLeader => RemoteError::NotLeader,
+        other => RemoteError::failed(other),
+    });
+    encode(&answer)
+}
+
+/// Who this server is and where it gossips: what an agent joining through this port asks first.
+async fn whois(State(svc): State<RaftService>) -> Response {
+    encode(&ServerAddrs {
+        name: svc.node.me.name.clone(),
+        raft_addr: svc.node.me.raft_addr.clone(),
+        http_addr: svc.node.me.http_addr.clone(),
+        gossip_addr: svc.gossip_addr.clone(),
+    })
+}
+
 async fn read_index(State(svc): State<RaftService>, body: Bytes) -> Response {
     let linearizable: bool = match decode(&body) {
         Ok(l) => l,
@@ -102,7 +128,7 @@ async fn join(State(svc): State<RaftService>, body: Bytes) -> Response {
         Ok(c) => c,
         Err(resp) => return resp,
     };
-    let answer: Remote<()> = svc.node.membership_via_leader(change).await.map_err(|e| e.to_string());
+    let answer: Remote<()> = svc.node.membership_via_leader(change).await.map_err(RemoteError::failed);
     encode(&answer)
 }
 
@@ -126,6 +152,8 @@ pub fn router(svc: RaftService) -> Router {
         .route("/raft/vote", post(vote))
         .route("/raft/snapshot", post(snapshot))
         .route("/raft/forward", post(forward))
+        .route("/raft/write", post(write))
+        .route("/raft/whois", post(whois))
         .route("/raft/read-index", post(read_index))
         .route("/raft/membership", post(membership))
         .route("/raft/alive", post(alive))

@@ -48,6 +48,9 @@ pub struct AgentArgs {
     /// Raft between servers.
     #[arg(long, value_name = "PORT")]
     pub server_port: Option<u16>,
+    /// LAN gossip (UDP) among every agent, client or server (default 8301).
+    #[arg(long, value_name = "PORT")]
+    pub serf_lan_port: Option<u16>,
     /// The DNS interface (UDP and TCP); -1 turns it off.
     #[arg(long, value_name = "PORT", allow_negative_numbers = true)]
     pub dns_port: Option<i32>,
@@ -99,6 +102,10 @@ pub struct AgentArgs {
     /// How long a silent agent's node stays in the catalog before the leader removes it.
     #[arg(long, value_name = "DURATION", value_parser = census_client::parse_duration)]
     pub reconnect_timeout: Option<std::time::Duration>,
+    /// How often a client agent syncs its services and checks to the catalog in full, repairing
+    /// what was changed behind its back (Consul: about a minute; changes sync at once).
+    #[arg(long, value_name = "DURATION", value_parser = census_client::parse_duration)]
+    pub anti_entropy_interval: Option<std::time::Duration>,
     /// `kubernetes`: also run the operator (Service and KVEntry reconcilers) while leading.
     #[arg(long, value_name = "PLATFORM")]
     pub platform: Option<String>,

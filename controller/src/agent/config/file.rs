@@ -52,6 +52,7 @@ pub struct Ports {
     pub http: Option<u16>,
     pub dns: Option<i32>,
     pub server: Option<u16>,
+    pub serf_lan: Option<u16>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]

@@ -21,6 +21,7 @@ use crate::dns::DnsConfig;
 use crate::dns::name::Domains;
 
 pub const DEFAULT_SERVER_PORT: u16 = 8300;
+pub const DEFAULT_SERF_LAN_PORT: u16 = 8301;
 pub const DEFAULT_HTTP_PORT: u16 = 8500;
 pub const DEFAULT_DNS_PORT: u16 = 8600;
 
@@ -72,6 +73,8 @@ pub struct AgentConfig {
     pub datacenter: String,
     pub http_port: u16,
     pub server_port: u16,
+    pub serf_lan_port: u16,
+    pub anti_entropy_interval: std::time::Duration,
     /// `None`: the DNS interface is off.
     pub dns_port: Option<u16>,
     pub dns: DnsConfig,
@@ -167,6 +170,10 @@ impl AgentConfig {
             .server_port
             .or_else(|| files.iter().rev().find_map(|f| f.ports.server))
             .unwrap_or(DEFAULT_SERVER_PORT);
+        let serf_lan_port = args
+            .serf_lan_port
+            .or_else(|| files.iter().rev().find_map(|f| f.ports.serf_lan))
+            .unwrap_or(DEFAULT_SERF_LAN_PORT);
         let mut join: Vec<String> = args.retry_join.iter().chain(args.join.iter()).cloned().collect();
         for f in files {
             join.extend(f.retry_join.iter().chain(f.start_join.iter()).cloned());
@@ -257,6 +264,7 @@ impl AgentConfig {
                 .or_else(|| files.iter().rev().find_map(|f| f.ports.http))
                 .unwrap_or(DEFAULT_HTTP_PORT),
             server_port,
+            serf_lan_port,
             dns_port: dns_port(args, files)?,
             dns,
             log_level: pick(&args.log_level, |f| f.log_level.clone()).unwrap_or_else(|| "info".into()),
@@ -277,6 +285,10 @@ impl AgentConfig {
                 .unwrap_or(std::time::Duration::from_secs(10))
                 .max(std::time::Duration::from_millis(500)),
             reconnect_timeout,
+            anti_entropy_interval: args
+                .anti_entropy_interval
+                .unwrap_or(std::time::Duration::from_secs(60))
+                .max(std::time::Duration::from_millis(100)),
             ui: ui_setting(args, files),
             ui_content_path,
             services,

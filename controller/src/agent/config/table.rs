@@ -31,7 +31,7 @@ const PORTS: &[(&str, Rule)] = &[
     ("https", Inert),
     ("grpc", Inert),
     ("grpc_tls", Inert),
-    ("serf_lan", Inert),
+    ("serf_lan", Used),
     ("serf_wan", Inert),
     ("sidecar_min_port", Inert),
     ("sidecar_max_port", Inert),

@@ -1,0 +1,100 @@
+//! Anti-entropy: the client agent makes the catalog's record of its node match its own state, at
+//! once after every local change and again every `interval`, which repairs anything changed or
+//! deleted behind its back (as Consul's agent syncs its local state).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::ClientCluster;
+use crate::catalog::{
+    CatalogState, CheckRegistration, Command, NodeSpec, Registration, ServiceSpec, Table, WatchKey,
+};
+use crate::cluster::Cluster;
+
+/// The checks the servers keep for a node themselves, which its agent must not prune.
+const SERVER_KEPT_CHECKS: [&str; 1] = [crate::agent::AGENT_CHECK];
+
+/// One command that makes the catalog's record of `node` equal to the agent's state.
+pub fn sync_command(state: &CatalogState, node: &NodeSpec) -> Command {
+    let checks_of = |service_id: &str| -> Vec<CheckRegistration> {
+        state
+            .node_checks(&node.name)
+            .into_iter()
+            .filter(|c| c.service_id == service_id)
+            .map(|c| CheckRegistration {
+                id: c.id.clone(),
+                name: c.name.clone(),
+                status: Some(c.status),
+                notes: c.notes.clone(),
+                output: c.output.clone(),
+                service_id: c.service_id.clone(),
+                spec: c.spec.clone(),
+            })
+            .collect()
+    };
+    let mut commands = vec![Command::Register(Registration {
+        node: node.clone(),
+        checks: checks_of(""),
+        ..Default::default()
+    })];
+    let services = state.node_services(&node.name);
+    for s in &services {
+        commands.push(Command::Register(Registration {
+            node: node.clone(),
+            service: Some(ServiceSpec {
+                id: s.id.clone(),
+                name: s.name.clone(),
+                kind: s.kind.clone(),
+                tags: s.tags.clone(),
+                address: s.address.clone(),
+                tagged_addresses: s.tagged_addresses.clone(),
+                meta: s.meta.clone(),
+                port: s.port,
+                socket_path: s.socket_path.clone(),
+                weights: s.weights,
+                enable_tag_override: s.enable_tag_override,
+                proxy: s.proxy.clone(),
+                connect_native: s.connect_native,
+                locality: s.locality.clone(),
+            }),
+            checks: checks_of(&s.id),
+            replace_service_checks: true,
+            ..Default::default()
+        }));
+    }
+    let mut keep_checks: Vec<String> = state.node_checks(&node.name).iter().map(|c| c.id.clone()).collect();
+    keep_checks.extend(SERVER_KEPT_CHECKS.iter().map(|c| c.to_string()));
+    commands.push(Command::PruneNode {
+        node: node.name.clone(),
+        keep_services: services.iter().map(|s| s.id.clone()).collect(),
+        keep_checks,
+    });
+    Command::Batch(commands)
+}
+
+/// Runs until the agent stops.
+pub async fn run(cluster: Arc<ClientCluster>, node: NodeSpec, interval: Duration) {
+    let mut synced_once = false;
+    loop {
+        let catalog = cluster.catalog().clone();
+        let mut sub = catalog.hub().subscribe(&WatchKey::Tables(vec![Table::Services, Table::Checks]));
+        let cmd = catalog.read(|s| sync_command(s, &node));
+        match cluster.servers.write(&cmd).await {
+            Ok(_) => {
+                if !synced_once {
+                    tracing::info!(target: "agent", "Synced node info");
+                    synced_once = true;
+                }
+            }
+            Err(e) => {
+                tracing::warn!(target: "agent", error = %e, "anti-entropy sync failed; retrying");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                continue;
+            }
+        }
+        tokio::select! {
+            _ = sub.changed() => {}
+            _ = tokio::time::sleep(interval) => {}
+        }
+    }
+}

@@ -1,0 +1,126 @@
+//! The servers a client agent forwards to: the alive servers gossip knows (tags `role=consul`,
+//! `port`, `http`), and until gossip knows any, the ones its join addresses named. The agent
+//! sticks to one server and moves to another when that one stops answering, as Consul's agent
+//! rotates its server list.
+
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::catalog::{Command, CommandResult};
+use crate::gossip::Gossip;
+use crate::raft::ClusterError;
+use crate::raft::network::{PeerError, PeerTransport};
+use crate::raft::node::{Remote, RemoteError};
+
+/// A server's addresses, as gossip tags or a join answer tell them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServerAddrs {
+    pub name: String,
+    pub raft_addr: String,
+    pub http_addr: String,
+    pub gossip_addr: String,
+}
+
+pub struct ServerPool {
+    gossip: std::sync::Arc<Gossip>,
+    transport: PeerTransport,
+    /// HTTP/2 to the servers' HTTP port, for the requests the agent forwards.
+    http: reqwest::Client,
+    seeds: Mutex<Vec<ServerAddrs>>,
+    /// Which server (by position in the sorted list) this agent talks to now.
+    preferred: AtomicUsize,
+}
+
+const WRITE_TIMEOUT: Duration = Duration::from_secs(15);
+
+impl ServerPool {
+    pub fn new(
+        gossip: std::sync::Arc<Gossip>,
+        transport: PeerTransport,
+    ) -> Result<ServerPool, reqwest::Error> {
+        let http = reqwest::Client::builder()
+            .http2_prior_knowledge()
+            .http2_keep_alive_interval(Duration::from_secs(10))
+            .connect_timeout(Duration::from_secs(1))
+            .tcp_nodelay(true)
+            .build()?;
+        Ok(ServerPool {
+            gossip,
+            transport,
+            http,
+            seeds: Mutex::default(),
+            preferred: AtomicUsize::new(rand::random::<u16>().into()),
+        })
+    }
+
+    pub fn http(&self) -> &reqwest::Client {
+        &self.http
+    }
+
+    pub fn add_seed(&self, server: ServerAddrs) {
+        let mut seeds = self.seeds.lock().unwrap_or_else(|p| p.into_inner());
+        if !seeds.contains(&server) {
+            seeds.push(server);
+        }
+    }
+
+    /// The servers to try, the preferred one first.
+    pub fn servers(&self) -> Vec<ServerAddrs> {
+        let mut all: Vec<ServerAddrs> = self
+            .gossip
+            .alive_servers()
+            .into_iter()
+            .map(|p| ServerAddrs {
+                raft_addr: crate::agent::host_port(
+                    &p.addr.ip().to_string(),
+                    p.tag("port").parse().unwrap_or(8300),
+                ),
+                http_addr: p.tag("http").to_string(),
+                gossip_addr: p.addr.to_string(),
+                name: p.name,
+            })
+            .collect();
+        if all.is_empty() {
+            all = self.seeds.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        }
+        all.sort_by(|a, b| a.name.cmp(&b.name));
+        if !all.is_empty() {
+            let start = self.preferred.load(Ordering::Relaxed) % all.len();
+            all.rotate_left(start);
+        }
+        all
+    }
+
+    /// The server named `name` did not answer: prefer the next one from now on.
+    pub fn failed(&self, name: &str) {
+        let servers = self.servers();
+        if servers.first().is_some_and(|s| s.name == name) {
+            self.preferred.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Applies `cmd` through a server (which hands it to the leader).
+    pub async fn write(&self, cmd: &Command) -> Result<(u64, CommandResult), ClusterError> {
+        let servers = self.servers();
+        if servers.is_empty() {
+            return Err(ClusterError::NoServers);
+        }
+        for server in servers {
+            let answer: Result<Remote<(u64, CommandResult)>, PeerError> =
+                self.transport.call(&server.raft_addr, "write", cmd, WRITE_TIMEOUT).await;
+            match answer {
+                Ok(Ok(done)) => return Ok(done),
+                Ok(Err(RemoteError::NotLeader)) => return Err(ClusterError::NoLeader),
+                Ok(Err(RemoteError::Failed(msg))) => return Err(ClusterError::Forward(msg)),
+                Err(e) => {
+                    tracing::debug!(server = %server.name, error = %e, "server did not answer; trying another");
+                    self.failed(&server.name);
+                }
+            }
+        }
+        Err(ClusterError::NoServers)
+    }
+}
