@@ -85,6 +85,10 @@ pub struct Agent {
     pub http_port: u16,
     pub server_port: u16,
     pub dns_port: u16,
+    /// LAN gossip (UDP).
+    pub serf_port: u16,
+    /// `-server`; a client agent when false.
+    pub server: bool,
     pub data_dir: PathBuf,
     pub extra: Vec<String>,
     /// Environment of the process beyond the test's own (KUBECONFIG, say).
@@ -99,11 +103,21 @@ impl Agent {
             http_port: free_port(),
             server_port: free_port(),
             dns_port: free_dual_port(),
+            serf_port: free_dual_port(),
+            server: true,
             data_dir,
             extra,
             env: Vec::new(),
             child: None,
         }
+    }
+
+    /// A client agent (no `-server`) that joins through `join` (a server's Raft address).
+    pub fn client_agent(name: &str, data_dir: PathBuf, join: &str, extra: Vec<String>) -> Agent {
+        let mut agent = Agent::new(name, data_dir, extra);
+        agent.server = false;
+        agent.extra.push(format!("-retry-join={join}"));
+        agent
     }
 
     pub fn raft_addr(&self) -> String {
@@ -127,10 +141,13 @@ impl Agent {
             .open(self.data_dir.join("agent.log"))
             .expect("log file");
         let mut cmd = Command::new(census_bin());
-        cmd.args(["agent", "-server", "-bind=127.0.0.1", "-client=127.0.0.1"])
+        cmd.arg("agent")
+            .args(self.server.then_some("-server"))
+            .args(["-bind=127.0.0.1", "-client=127.0.0.1"])
             .arg(format!("-node={}", self.name))
             .arg(format!("-http-port={}", self.http_port))
             .arg(format!("-server-port={}", self.server_port))
+            .arg(format!("-serf-lan-port={}", self.serf_port))
             .arg(format!("-dns-port={}", self.dns_port))
             .arg(format!("-data-dir={}", self.data_dir.display()))
             .args(&self.extra)

@@ -28,15 +28,19 @@ struct Ports {
     http: u16,
     dns: u16,
     server: u16,
+    serf: u16,
 }
 
 impl Ports {
     fn new() -> Ports {
-        Ports { http: free_port(), dns: free_dual_port(), server: free_port() }
+        Ports { http: free_port(), dns: free_dual_port(), server: free_port(), serf: free_dual_port() }
     }
 
     fn flags(&self) -> Vec<String> {
-        words(&format!("-http-port={} -dns-port={} -server-port={}", self.http, self.dns, self.server))
+        words(&format!(
+            "-http-port={} -dns-port={} -server-port={} -serf-lan-port={}",
+            self.http, self.dns, self.server, self.serf
+        ))
     }
 
     fn api(&self) -> Api {
