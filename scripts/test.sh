@@ -17,7 +17,7 @@ command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || apt_packages+=(ngi
 # The web UI tests (tests/tests/ui.rs) drive a real headless Chromium over WebDriver.
 command -v chromium >/dev/null 2>&1 || apt_packages+=(chromium)
 command -v chromedriver >/dev/null 2>&1 || apt_packages+=(chromium-driver)
-# The Docker demo test (tests/tests/docker.rs) drives docker/compose.yml; it skips, saying so,
+# The Docker demo test (tests/tests/docker.rs) drives docker/compose.yml; it fails, saying why,
 # when no Docker engine answers.
 if command -v docker >/dev/null 2>&1 && ! docker compose version >/dev/null 2>&1; then
   command -v docker-compose >/dev/null 2>&1 || apt_packages+=(docker-compose)

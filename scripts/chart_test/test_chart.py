@@ -199,7 +199,7 @@ class PeersTest(unittest.TestCase):
         self.assertEqual(annotations["prometheus.io/port"], "8500")
         self.assertTrue(annotations["prometheus.io/path"].startswith("/"))
         ports = {(p["containerPort"], p["protocol"]) for p in c["ports"]}
-        self.assertEqual(ports, {(8300, "TCP"), (8500, "TCP"), (8600, "UDP"), (8600, "TCP")})
+        self.assertEqual(ports, {(8300, "TCP"), (8301, "UDP"), (8500, "TCP"), (8600, "UDP"), (8600, "TCP")})
 
     def test_pod_disruption_budget_allows_one_server_down(self):
         for name in SCENARIOS:

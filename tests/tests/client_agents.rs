@@ -89,6 +89,15 @@ async fn client_agents_gossip_sync_and_forward() {
         .collect();
     assert_eq!(roles.get("client1").map(String::as_str), Some("node"));
     assert_eq!(roles.get("node1").map(String::as_str), Some("consul"));
+    let listed = std::process::Command::new(census_bin())
+        .args(["members", "-http-addr", &clients[0].http_addr()])
+        .output()
+        .expect("census members");
+    let listed = String::from_utf8_lossy(&listed.stdout).into_owned();
+    let type_of = |node: &str| {
+        listed.lines().find(|l| l.starts_with(&format!("{node} "))).and_then(|l| l.split_whitespace().nth(3))
+    };
+    assert_eq!((type_of("client2"), type_of("node0")), (Some("client"), Some("server")), "{listed}");
 
     // A service registered on a client reaches the catalog, with the node's serfHealth.
     let c0 = clients[0].client();

@@ -82,8 +82,10 @@ pub async fn members(http: &HttpArgs, detailed: bool) -> Result<i32, CliError> {
             if detailed {
                 row.push(m.tags.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(","));
             } else {
-                row.push("server".into());
-                row.push(env!("CARGO_PKG_VERSION").into());
+                let role = m.tags.get("role").map(String::as_str);
+                row.push(if role == Some("consul") { "server" } else { "client" }.into());
+                let build = m.tags.get("build").map(String::as_str).unwrap_or_default();
+                row.push(build.split(':').next().unwrap_or_default().to_string());
                 row.push(m.tags.get("dc").cloned().unwrap_or_default());
             }
             row

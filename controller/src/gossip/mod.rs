@@ -276,7 +276,9 @@ impl Driver {
                 if let Err(e) = self.add_broadcast(&word) {
                     tracing::debug!(error = %e, "announcing the leave");
                 }
-                self.leaving = Some((Instant::now() + LEAVE_PROPAGATION, done));
+                // Alone, there is no one to tell.
+                let wait = if self.foca.num_members() == 0 { Duration::ZERO } else { LEAVE_PROPAGATION };
+                self.leaving = Some((Instant::now() + wait, done));
                 // Spread the word at once rather than at the next periodic gossip.
                 self.foca.gossip(&mut self.runtime)
             }
@@ -296,8 +298,9 @@ impl Driver {
 
     fn add_broadcast(&mut self, item: &Item) -> Result<(), GossipError> {
         let bytes = bincode::serialize(item).map_err(|_| GossipError::Stopped)?;
-        // Room for foca's header and this member's identity in the same datagram.
-        let limit = MAX_PACKET / 2;
+        // Room for foca's header and this member's identity (a few hundred bytes) in the same
+        // datagram; a user event's 512-byte payload (Consul's limit) fits.
+        let limit = MAX_PACKET - 400;
         if bytes.len() > limit {
             return Err(GossipError::TooLarge { what: "the item", size: bytes.len(), limit });
         }

@@ -141,6 +141,10 @@ pub async fn fire(
     if !event.tag_filter.is_empty() && event.service_filter.is_empty() {
         return Err(ApiError::Internal("Cannot provide tag filter without service filter".into()));
     }
+    // Listed here at once (gossip hands it back too; the buffer keeps one copy of each ID).
+    if selects(&state, &event)? {
+        state.events.add(event.clone());
+    }
     let body = serde_json::to_vec(&event).map_err(|e| ApiError::Internal(e.to_string()))?;
     let item = crate::gossip::Item::Event { id: event.id.clone(), body };
     state.gossip.broadcast(item).await.map_err(|e| ApiError::BadRequest(e.to_string()))?;
