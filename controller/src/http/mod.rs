@@ -32,6 +32,9 @@ mod status;
 mod txn;
 pub mod ui;
 
+#[cfg(test)]
+mod router_tests;
+
 use std::sync::Arc;
 
 use axum::Router;
@@ -221,10 +224,10 @@ async fn default_acl_header(req: axum::extract::Request, next: axum::middleware:
 /// The API, and the web UI when `ui` says where its files are. A server answers everything; a
 /// client agent answers its agent endpoints and forwards the rest to a server.
 pub fn router(state: AppState, ui: Option<ui::UiSource>) -> Router {
-    let api = if state.server.is_some() {
-        agent_routes().merge(cluster_routes()).fallback(not_found)
-    } else {
+    let api = if state.servers.is_some() {
         agent_routes().fallback(forward::to_server)
+    } else {
+        agent_routes().merge(cluster_routes()).fallback(not_found)
     };
     let api = api
         .layer(axum::middleware::from_fn_with_state(state.clone(), datacenter_route))
