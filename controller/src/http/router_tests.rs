@@ -81,7 +81,8 @@ async fn state() -> AppState {
 }
 
 async fn call(state: &AppState, method: &str, uri: &str, body: &str) -> (StatusCode, String) {
-    let request = Request::builder().method(method).uri(uri).body(Body::from(body.to_string())).expect("request");
+    let request =
+        Request::builder().method(method).uri(uri).body(Body::from(body.to_string())).expect("request");
     let response = router(state.clone(), None).oneshot(request).await.expect("answer");
     let status = response.status();
     let bytes = axum::body::to_bytes(response.into_body(), usize::MAX).await.expect("body");
@@ -106,7 +107,8 @@ async fn a_go_client_registration_with_nulls_is_listed_by_the_agent_and_the_cata
 #[tokio::test]
 async fn malformed_bodies_get_consuls_status_and_write_nothing() {
     let state = state().await;
-    let (status, message) = call(&state, "PUT", "/v1/agent/service/register", r#"{"Name": "web", "Port": "x"}"#).await;
+    let (status, message) =
+        call(&state, "PUT", "/v1/agent/service/register", r#"{"Name": "web", "Port": "x"}"#).await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{message}");
     assert!(message.starts_with("Request decode failed"), "{message}");
     assert_eq!(call(&state, "GET", "/v1/agent/services", "").await.1, "{}");
