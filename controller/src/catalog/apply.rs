@@ -23,10 +23,7 @@ impl CatalogState {
                 self.deregister_service(index, node, service_id, changes)
             }
             Command::DeregisterCheck { node, check_id } => {
-                if let Some(check) = self.checks.remove(&(node.clone(), check_id.clone())) {
-                    self.bump(changes, Table::Checks, index);
-                    self.bump_check_owner(&check, index, changes);
-                }
+                self.remove_check(index, node, check_id, changes);
                 CommandResult::Done
             }
             Command::UpdateCheck { node, check_id, status, output } => {
@@ -110,12 +107,16 @@ impl CatalogState {
             .map(|c| c.id.clone())
             .collect();
         for id in checks {
-            if let Some(check) = self.checks.remove(&(node.to_string(), id)) {
-                self.bump(changes, Table::Checks, index);
-                self.bump_check_owner(&check, index, changes);
-            }
+            self.remove_check(index, node, &id, changes);
         }
         CommandResult::Done
+    }
+
+    fn remove_check(&mut self, index: u64, node: &str, check_id: &str, changes: &mut Changes) {
+        if let Some(check) = self.checks.remove(&(node.to_string(), check_id.to_string())) {
+            self.bump(changes, Table::Checks, index);
+            self.bump_check_owner(&check, index, changes);
+        }
     }
 
     fn validate_registration(&self, reg: &Registration) -> Result<(), String> {
