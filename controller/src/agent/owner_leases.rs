@@ -1,10 +1,10 @@
-//! Owner leases, for registrants that are not gossip members (agents are: gossip decides their
-//! liveness, see `members`): each reports alive to the leader (`/raft/alive`) several times per
-//! lease; the leader turns every check of a silent owner's node critical once its lease runs out (so its instances
-//! leave `?passing` answers and DNS, and the reaper removes those with
-//! `DeregisterCriticalServiceAfter`), and removes the node after `-reconnect-timeout`. A new
-//! leader grants every agent a full lease from the moment it took over.
-
+//! Nodes that carry an agent's `serfHealth` check but that gossip does not know (registered
+//! through the catalog API, or agents gossip has not heard from since this leader took over): the
+//! leader turns every check of such a node critical a lease (`-owner-lease-ttl`) after it took
+//! over (so its instances leave `?passing` answers and DNS, and the reaper removes those with
+//! `DeregisterCriticalServiceAfter`), and removes the node after `-reconnect-timeout`, as Consul's
+//! leader reaps catalog nodes that are not serf members. Agents are gossip members: gossip
+//! decides their liveness (`members`).
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -78,7 +78,7 @@ pub async fn monitor(cluster: Arc<ClusterNode>, gossip: Arc<Gossip>, ttl: Durati
                         .filter(|c| c.status != CheckStatus::Critical)
                         .map(|c| c.id.clone())
                         .collect(),
-                    last_heard: cluster.liveness.last_seen(&n.name).map_or(granted_at, |t| t.max(granted_at)),
+                    last_heard: granted_at,
                 })
                 .collect()
         });

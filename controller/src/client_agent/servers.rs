@@ -73,14 +73,13 @@ impl ServerPool {
             .gossip
             .alive_servers()
             .into_iter()
-            .map(|p| ServerAddrs {
-                raft_addr: crate::agent::host_port(
-                    &p.addr.ip().to_string(),
-                    p.tag("port").parse().unwrap_or(8300),
-                ),
-                http_addr: p.tag("http").to_string(),
-                gossip_addr: p.addr.to_string(),
-                name: p.name,
+            .filter_map(|p| {
+                Some(ServerAddrs {
+                    raft_addr: p.raft_addr()?,
+                    http_addr: p.tag("http").to_string(),
+                    gossip_addr: p.addr.to_string(),
+                    name: p.name,
+                })
             })
             .collect();
         if all.is_empty() {

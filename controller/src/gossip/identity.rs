@@ -30,6 +30,12 @@ impl Peer {
     pub fn is_server(&self) -> bool {
         self.tag("role") == "consul"
     }
+
+    /// A server's Raft address: its gossip host with the server `port` from its tags.
+    pub fn raft_addr(&self) -> Option<String> {
+        let port: u16 = self.tag("port").parse().ok()?;
+        Some(crate::agent::host_port(&self.addr.ip().to_string(), port))
+    }
 }
 
 impl foca::Identity for Peer {

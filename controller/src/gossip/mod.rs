@@ -8,7 +8,7 @@ mod codec;
 mod identity;
 mod members;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::num::{NonZeroU32, NonZeroUsize};
 use std::sync::{Arc, Mutex};
@@ -412,7 +412,7 @@ pub fn member_tags(
     http: &str,
 ) -> BTreeMap<String, String> {
     let build = format!("{}:{}", crate::version::CONSUL_API_VERSION, crate::version::REVISION);
-    let mut tags: HashMap<&str, String> = HashMap::from([
+    let mut tags: Vec<(&str, String)> = vec![
         ("dc", dc.to_string()),
         ("id", node_id.to_string()),
         ("build", build),
@@ -421,23 +421,23 @@ pub fn member_tags(
         ("vsn_max", "3".into()),
         ("segment", String::new()),
         ("http", http.to_string()),
-    ]);
+    ];
     match server {
         Some((port, expect)) => {
-            tags.insert("role", "consul".into());
-            tags.insert("port", port.to_string());
-            tags.insert("raft_vsn", "3".into());
-            tags.insert("wan_join_port", "8302".into());
-            tags.insert("acls", "0".into());
-            tags.insert("ft_fs", "1".into());
-            tags.insert("ft_si", "1".into());
+            tags.extend([
+                ("role", "consul".into()),
+                ("port", port.to_string()),
+                ("raft_vsn", "3".into()),
+                ("wan_join_port", "8302".into()),
+                ("acls", "0".into()),
+                ("ft_fs", "1".into()),
+                ("ft_si", "1".into()),
+            ]);
             if expect > 0 {
-                tags.insert("expect", expect.to_string());
+                tags.push(("expect", expect.to_string()));
             }
         }
-        None => {
-            tags.insert("role", "node".into());
-        }
+        None => tags.push(("role", "node".into())),
     }
     tags.into_iter().map(|(k, v)| (k.to_string(), v)).collect()
 }

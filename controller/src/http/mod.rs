@@ -114,23 +114,15 @@ impl AppState {
 
     /// Writes through Raft; a command the catalog refuses is a 400.
     pub async fn write(&self, cmd: Command) -> ApiResult<CommandResult> {
-        let (_, result) = self.cluster.write(cmd).await?;
-        match result {
-            CommandResult::Rejected(reason) => Err(ApiError::BadRequest(reason)),
-            other => Ok(other),
-        }
+        refused_is_bad_request(self.cluster.write(cmd).await?.1)
     }
 
     /// Writes to the cluster's catalog itself, even from a client agent (whose `write` goes to
     /// its own state).
     pub async fn write_to_catalog(&self, cmd: Command) -> ApiResult<CommandResult> {
-        let (_, result) = match &self.servers {
-            Some(pool) => pool.write(&cmd).await?,
-            None => self.cluster.write(cmd).await?,
-        };
-        match result {
-            CommandResult::Rejected(reason) => Err(ApiError::BadRequest(reason)),
-            other => Ok(other),
+        match &self.servers {
+            Some(pool) => refused_is_bad_request(pool.write(&cmd).await?.1),
+            None => self.write(cmd).await,
         }
     }
 
@@ -171,6 +163,14 @@ impl AppState {
                 }
             })
             .collect()
+    }
+}
+
+/// A command the catalog refuses is a 400 with its reason.
+fn refused_is_bad_request(result: CommandResult) -> ApiResult<CommandResult> {
+    match result {
+        CommandResult::Rejected(reason) => Err(ApiError::BadRequest(reason)),
+        other => Ok(other),
     }
 }
 

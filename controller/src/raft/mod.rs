@@ -5,7 +5,6 @@
 
 mod batch;
 pub mod bootstrap;
-pub mod liveness;
 pub mod log_store;
 pub mod network;
 pub mod node;

@@ -108,8 +108,6 @@ pub struct ClusterNode {
     last_leader_contact: Mutex<Option<Instant>>,
     /// Leader-side group commit of client writes.
     batcher: WriteBatcher,
-    /// Leader side of owner leases: when each agent last said it is alive.
-    pub liveness: super::liveness::Liveness,
     /// Leader-side shared quorum rounds for linearizable reads.
     read_rounds: Arc<ReadRounds>,
 }
@@ -174,7 +172,6 @@ impl ClusterNode {
             id,
             me,
             batcher,
-            liveness: Default::default(),
             read_rounds,
             raft,
             catalog,
@@ -322,28 +319,6 @@ impl ClusterNode {
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
-    }
-
-    /// Tells the leader that agent `node` is alive (owner lease); false when no leader took it.
-    pub async fn report_alive(&self, node: &str) -> bool {
-        match self.leader() {
-            Some((id, _)) if id == self.id => self.alive_as_leader(node).is_ok(),
-            Some((_, leader)) => {
-                let answer: Result<Remote<()>, PeerError> =
-                    self.transport.call(&leader.raft_addr, "alive", &node.to_string(), FORWARD_TIMEOUT).await;
-                matches!(answer, Ok(Ok(())))
-            }
-            None => false,
-        }
-    }
-
-    /// Leader side of an owner-lease heartbeat; only the leader records it.
-    pub fn alive_as_leader(&self, node: &str) -> Remote<()> {
-        if !self.is_leader() {
-            return Err(RemoteError::NotLeader);
-        }
-        self.liveness.saw(node);
-        Ok(())
     }
 
     /// Leader side of a forwarded write.

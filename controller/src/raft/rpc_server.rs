@@ -105,15 +105,6 @@ async fn read_index(State(svc): State<RaftService>, body: Bytes) -> Response {
     encode(&svc.node.read_index_as_leader(linearizable).await)
 }
 
-/// An agent's owner-lease heartbeat.
-async fn alive(State(svc): State<RaftService>, body: Bytes) -> Response {
-    let node: String = match decode(&body) {
-        Ok(n) => n,
-        Err(resp) => return resp,
-    };
-    encode(&svc.node.alive_as_leader(&node))
-}
-
 async fn membership(State(svc): State<RaftService>, body: Bytes) -> Response {
     let change: MembershipChange = match decode(&body) {
         Ok(c) => c,
@@ -156,7 +147,6 @@ pub fn router(svc: RaftService) -> Router {
         .route("/raft/whois", post(whois))
         .route("/raft/read-index", post(read_index))
         .route("/raft/membership", post(membership))
-        .route("/raft/alive", post(alive))
         .route("/raft/join", post(join))
         .route("/raft/hello", post(hello))
         .route("/raft/elect", post(elect))
