@@ -1,6 +1,6 @@
 //! The leader keeps the catalog in step with gossip, as Consul's leader reconciles serf members:
 //! an alive agent's `serfHealth` passes; a failed one's turns critical ("Agent not live or
-//! unreachable") and its services stay; a left one's node leaves the catalog; a failed one is
+//! unreachable"), with its other checks (nobody runs them any more), and its services stay; a left one's node leaves the catalog; a failed one is
 //! reaped after `-reconnect-timeout`.
 
 use std::sync::Arc;
@@ -15,13 +15,26 @@ use crate::catalog::{Table, WatchKey};
 use crate::gossip::{Gossip, MemberState, Status};
 use crate::raft::ClusterNode;
 
+/// An agent's `serfHealth` check while gossip finds it alive.
+pub fn alive_check() -> CheckRegistration {
+    CheckRegistration {
+        id: AGENT_CHECK.into(),
+        name: "Serf Health Status".into(),
+        status: Some(CheckStatus::Passing),
+        notes: String::new(),
+        output: ALIVE_OUTPUT.into(),
+        service_id: String::new(),
+        spec: CheckSpec::default(),
+    }
+}
+
 /// What the catalog needs so that it says what gossip says.
 fn plan(s: &CatalogState, members: &[MemberState], now: Instant, reconnect: Duration) -> Vec<Command> {
     let mut out = Vec::new();
     for m in members {
         let name = &m.peer.name;
-        // A node appears in the catalog when its agent registers it; the leader only keeps its
-        // serfHealth (and removes it when the agent is gone).
+        // A node appears in the catalog when its agent registers it; the leader keeps its
+        // serfHealth, marks its checks when it fails, and removes it when it is gone.
         let Some(_) = s.node(name) else { continue };
         let check = s.check(name, AGENT_CHECK);
         match m.status {
@@ -29,28 +42,30 @@ fn plan(s: &CatalogState, members: &[MemberState], now: Instant, reconnect: Dura
                 out.push(Command::Register(Registration {
                     node: NodeSpec { name: name.clone(), ..Default::default() },
                     skip_node_update: true,
-                    checks: vec![CheckRegistration {
-                        id: AGENT_CHECK.into(),
-                        name: "Serf Health Status".into(),
-                        status: Some(CheckStatus::Passing),
-                        notes: String::new(),
-                        output: ALIVE_OUTPUT.into(),
-                        service_id: String::new(),
-                        spec: CheckSpec::default(),
-                    }],
+                    checks: vec![alive_check()],
                     ..Default::default()
                 }));
             }
             Status::Failed if now.saturating_duration_since(m.since) >= reconnect => {
                 out.push(Command::DeregisterNode { node: name.clone() });
             }
-            Status::Failed if check.is_some_and(|c| c.status != CheckStatus::Critical) => {
-                out.push(Command::UpdateCheck {
-                    node: name.clone(),
-                    check_id: AGENT_CHECK.into(),
-                    status: CheckStatus::Critical,
-                    output: SILENT_OUTPUT.into(),
-                });
+            // Every check of the node turns critical: no one runs them any more, so its instances
+            // leave `?passing` answers and DNS, and those with DeregisterCriticalServiceAfter are
+            // reaped; the agent puts its own statuses back when it returns.
+            Status::Failed => {
+                for c in s.node_checks(name).into_iter().filter(|c| c.status != CheckStatus::Critical) {
+                    let output = if c.id == AGENT_CHECK {
+                        SILENT_OUTPUT.to_string()
+                    } else {
+                        format!("census: the agent of node {name} failed (gossip); this check is not run")
+                    };
+                    out.push(Command::UpdateCheck {
+                        node: name.clone(),
+                        check_id: c.id.clone(),
+                        status: CheckStatus::Critical,
+                        output,
+                    });
+                }
             }
             Status::Left => out.push(Command::DeregisterNode { node: name.clone() }),
             _ => {}
@@ -115,15 +130,7 @@ mod tests {
         for (i, node) in nodes.iter().enumerate() {
             let reg = Registration {
                 node: NodeSpec { name: node.to_string(), address: "10.0.0.1".into(), ..Default::default() },
-                checks: vec![CheckRegistration {
-                    id: AGENT_CHECK.into(),
-                    name: "Serf Health Status".into(),
-                    status: Some(CheckStatus::Passing),
-                    notes: String::new(),
-                    output: String::new(),
-                    service_id: String::new(),
-                    spec: CheckSpec::default(),
-                }],
+                checks: vec![alive_check()],
                 ..Default::default()
             };
             catalog.apply(i as u64 + 1, &Command::Register(reg));
@@ -144,6 +151,40 @@ mod tests {
         assert!(catalog.read(|s| plan(s, &failed, t0, RECONNECT)).is_empty(), "already critical");
         let later = catalog.read(|s| plan(s, &failed, t0 + RECONNECT, RECONNECT));
         assert!(matches!(&later[..], [Command::DeregisterNode { node }] if node == "a"));
+    }
+
+    #[test]
+    fn a_failed_members_service_checks_turn_critical_with_its_serf_health() {
+        let catalog = catalog_with(&["a"]);
+        let web = Registration {
+            node: NodeSpec { name: "a".into(), ..Default::default() },
+            skip_node_update: true,
+            service: Some(crate::catalog::ServiceSpec {
+                id: "web".into(),
+                name: "web".into(),
+                ..Default::default()
+            }),
+            checks: vec![CheckRegistration {
+                id: "service:web".into(),
+                service_id: "web".into(),
+                output: String::new(),
+                ..alive_check()
+            }],
+            ..Default::default()
+        };
+        catalog.apply(5, &Command::Register(web));
+        let t0 = Instant::now();
+        let commands = catalog.read(|s| plan(s, &[member("a", Status::Failed, t0)], t0, RECONNECT));
+        let marked: Vec<&str> = commands
+            .iter()
+            .filter_map(|c| match c {
+                Command::UpdateCheck { check_id, status: CheckStatus::Critical, .. } => {
+                    Some(check_id.as_str())
+                }
+                _ => None,
+            })
+            .collect();
+        assert_eq!(marked, ["serfHealth", "service:web"]);
     }
 
     #[test]

@@ -24,9 +24,7 @@ use rand::RngCore;
 
 use self::checks::CheckRunner;
 use self::config::AgentConfig;
-use crate::catalog::{
-    Catalog, CheckRegistration, CheckSpec, CheckStatus, Command, NodeSpec, Registration, ServiceSpec,
-};
+use crate::catalog::{Catalog, Command, NodeSpec, Registration, ServiceSpec};
 use crate::client_agent::ClientCluster;
 use crate::client_agent::servers::ServerPool;
 use crate::cluster::Cluster;
@@ -120,15 +118,7 @@ async fn register_self(state: AppState, config: AgentConfig) {
             port: config.server_port,
             ..Default::default()
         }),
-        checks: vec![CheckRegistration {
-            id: owner_leases::AGENT_CHECK.into(),
-            name: "Serf Health Status".into(),
-            status: Some(CheckStatus::Passing),
-            notes: String::new(),
-            output: "Agent alive and reachable".into(),
-            service_id: String::new(),
-            spec: CheckSpec::default(),
-        }],
+        checks: vec![members::alive_check()],
         ..Default::default()
     })];
     for cmd in commands {
@@ -229,12 +219,12 @@ async fn servers_by_gossip(gossip: Arc<Gossip>, discovery: Arc<Discovery>) {
     let mut changes = gossip.changes();
     loop {
         for peer in gossip.alive_servers() {
-            let Ok(port) = peer.tag("port").parse::<u16>() else { continue };
+            let Some(raft_addr) = peer.raft_addr() else { continue };
             discovery.learn(&crate::raft::bootstrap::Hello {
                 id: raft_id(peer.tag("id")),
                 node: ServerNode {
                     name: peer.name.clone(),
-                    raft_addr: host_port(&peer.addr.ip().to_string(), port),
+                    raft_addr,
                     http_addr: peer.tag("http").to_string(),
                 },
                 initialized: false,
