@@ -270,6 +270,15 @@ async fn seed_004_three_servers_join_list_members_and_reload_a_definition() {
             )
         })
         .collect();
+    // The post runs `consul join` once the three agents run: each answers its HTTP port (bound
+    // after its Raft port) before the join is sent.
+    for p in &ports {
+        let api = p.api();
+        eventually(Duration::from_secs(20), "the agent to answer HTTP", || async {
+            api.get("/v1/agent/self").await.map(drop)
+        })
+        .await;
+    }
     let http0 = format!("-http-addr=127.0.0.1:{}", ports[0].http);
     let mut join = vec!["join".to_string(), http0.clone()];
     join.extend(ports.iter().map(|p| format!("127.0.0.1:{}", p.server)));

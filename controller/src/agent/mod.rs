@@ -173,12 +173,12 @@ async fn start_server(
     node_id: &str,
     http_addr: &str,
     gossip: &Arc<Gossip>,
+    raft_listener: impl axum::serve::Listener<Addr = std::net::SocketAddr>,
 ) -> Result<Role, AgentError> {
     let raft_addr = host_port(&config.advertise, config.server_port);
     let me = ServerNode { name: config.node_name.clone(), raft_addr, http_addr: http_addr.to_string() };
     let m = config.raft_multiplier;
     let timing = RaftTiming { heartbeat_ms: 100 * m, election_min_ms: 300 * m, election_max_ms: 600 * m };
-    let raft_listener = listen(&host_port(&config.bind, config.server_port)).await?;
     let catalog = Arc::new(Catalog::new());
     let cluster = ClusterNode::start(raft_id(node_id), me, config.data_dir.clone(), timing, catalog).await?;
     let discovery = Arc::new(Discovery::default());
@@ -265,6 +265,12 @@ pub async fn run(config: AgentConfig) -> Result<(), AgentError> {
     let node_id = node_id(config.data_dir.as_deref())?;
     let http_host = if config.client == "0.0.0.0" { config.advertise.clone() } else { config.client.clone() };
     let http_addr = host_port(&http_host, config.http_port);
+    // The Raft port first, then HTTP: once a server answers HTTP (`census join` through it, say),
+    // its peers started at the same time answer on their Raft port too.
+    let raft_listener = match config.server {
+        true => Some(listen(&host_port(&config.bind, config.server_port)).await?),
+        false => None,
+    };
     let http_listener = listen(&host_port(&config.client, config.http_port)).await?;
     let dns_listeners = match config.dns_port {
         Some(_) if !config.server => {
@@ -302,8 +308,8 @@ pub async fn run(config: AgentConfig) -> Result<(), AgentError> {
         advertise_addr: config.advertise.clone(),
         enable_script_checks: config.enable_script_checks,
     });
-    let role = if config.server {
-        start_server(&config, &node_id, &http_addr, &gossip).await?
+    let role = if let Some(raft_listener) = raft_listener {
+        start_server(&config, &node_id, &http_addr, &gossip, raft_listener).await?
     } else {
         start_client(&config, &gossip, AppState::node_spec_of(&info)).await?
     };
