@@ -1,5 +1,6 @@
 //! A client agent forwards every request it does not answer itself to a server, over pooled,
-//! multiplexed HTTP/2 connections, and tries another server when one does not answer. Blocking
+//! multiplexed HTTP/2 connections, and tries another server when one cannot be reached (reads
+//! also when one dies before it answers). Blocking
 //! queries are held by the server; responses (snapshots too) stream through.
 
 use axum::body::Body;
@@ -29,6 +30,9 @@ pub async fn to_server(State(state): State<AppState>, req: Request) -> Response 
         bytes
     };
     let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+    // As Consul's agent retries: a read on any failure to get an answer (the server died with the
+    // request on its connection), a write only when it never reached a server.
+    let read = parts.method == Method::GET || parts.method == Method::HEAD;
     for server in pool.servers() {
         if server.http_addr.is_empty() {
             continue;
@@ -44,7 +48,7 @@ pub async fn to_server(State(state): State<AppState>, req: Request) -> Response 
         }
         match request.send().await {
             Ok(answer) => return relay(answer),
-            Err(e) if e.is_connect() => {
+            Err(e) if e.is_connect() || read => {
                 tracing::debug!(server = %server.name, error = %e, "server unreachable; trying another");
                 pool.failed(&server.name);
             }

@@ -341,8 +341,26 @@ impl ClusterNode {
         self.read_rounds.confirm().await.map_err(RemoteError::Failed)
     }
 
-    /// Makes a local read safe for `mode` (see Consul's consistency modes).
+    /// Makes a local read safe for `mode` (see Consul's consistency modes). Without a leader, a
+    /// default or consistent read waits for one as a write does (Consul holds RPCs the same way,
+    /// `rpc_hold_timeout`), so an election is a pause rather than an error.
     pub async fn read_barrier(&self, mode: ReadMode) -> Result<(), ClusterError> {
+        let deadline = Instant::now() + LEADER_WAIT;
+        loop {
+            match self.read_barrier_once(mode).await {
+                Err(ClusterError::NoLeader) if mode != ReadMode::Stale && Instant::now() < deadline => {
+                    let remaining = deadline.saturating_duration_since(Instant::now());
+                    if self.wait_for_leader(remaining).await.is_none() {
+                        return Err(ClusterError::NoLeader);
+                    }
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    async fn read_barrier_once(&self, mode: ReadMode) -> Result<(), ClusterError> {
         match mode {
             ReadMode::Stale => {
                 if self.ready_for_stale() {
