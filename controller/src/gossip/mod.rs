@@ -162,9 +162,12 @@ impl Gossip {
             .collect()
     }
 
-    /// Changes whenever the member table does.
+    /// Wakes on the member table's next change. (A clone of a receiver that never looked would
+    /// report every change since the start as new, at once, on every call.)
     pub fn changes(&self) -> watch::Receiver<u64> {
-        self.version.clone()
+        let mut changes = self.version.clone();
+        changes.borrow_and_update();
+        changes
     }
 
     /// Greets the members at these gossip addresses.
