@@ -345,3 +345,15 @@ impl Cluster {
             .expect("another running agent")
     }
 }
+
+/// Runs `dig @127.0.0.1 -p PORT ARGS…` and returns its output.
+pub fn dig(port: u16, args: &[&str]) -> String {
+    let out = Command::new("dig")
+        .arg("@127.0.0.1")
+        .arg(format!("-p{port}"))
+        .args(["+time=2", "+tries=1"])
+        .args(args)
+        .output()
+        .expect("dig not found: install dnsutils (scripts/test.sh does)");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}

@@ -2,11 +2,10 @@
 
 use std::collections::BTreeSet;
 use std::net::{IpAddr, Ipv4Addr};
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use census_client::Client;
-use census_e2e::{Cluster, eventually, put, single_server};
+use census_e2e::{Cluster, dig, eventually, put, single_server};
 use hickory_resolver::config::{NameServerConfigGroup, ResolverConfig, ResolverOpts};
 use hickory_resolver::name_server::TokioConnectionProvider;
 use hickory_resolver::proto::rr::RecordType;
@@ -21,18 +20,6 @@ async fn register(client: &Client, node: &str, addr: &str, service: serde_json::
         "Check": {"CheckID": format!("check-{id}"), "Name": "probe", "Status": status, "ServiceID": id},
     });
     put(client, "/v1/catalog/register", Some(body)).await;
-}
-
-/// Runs `dig @127.0.0.1 -p PORT ARGS…` and returns its output.
-fn dig(port: u16, args: &[&str]) -> String {
-    let out = Command::new("dig")
-        .arg("@127.0.0.1")
-        .arg(format!("-p{port}"))
-        .args(["+time=2", "+tries=1"])
-        .args(args)
-        .output()
-        .expect("dig not found: install dnsutils (scripts/test.sh does)");
-    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 fn lines(text: &str) -> BTreeSet<String> {

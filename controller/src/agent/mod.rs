@@ -273,10 +273,6 @@ pub async fn run(config: AgentConfig) -> Result<(), AgentError> {
     };
     let http_listener = listen(&host_port(&config.client, config.http_port)).await?;
     let dns_listeners = match config.dns_port {
-        Some(_) if !config.server => {
-            tracing::warn!(target: "agent", "DNS is answered by servers only in this version: query a server's DNS port");
-            None
-        }
         Some(port) => {
             let addr = host_port(&config.client, port);
             let addr = addr.parse().map_err(|_| AgentError::Other(format!("bad DNS address {addr}")))?;
@@ -347,7 +343,12 @@ pub async fn run(config: AgentConfig) -> Result<(), AgentError> {
         }
     });
     if let Some(dns) = dns_listeners {
-        dns.spawn(Arc::new(Responder::new(Arc::new(config.dns.clone()), catalog.clone())))?;
+        let dns_config = Arc::new(config.dns.clone());
+        let responder = match &state.servers {
+            Some(pool) => Responder::asking(dns_config, pool.clone()),
+            None => Responder::new(dns_config, catalog.clone()),
+        };
+        dns.spawn(Arc::new(responder))?;
     }
     tracing::info!(
         node = %config.node_name, node_id = %node_id, server = config.server,

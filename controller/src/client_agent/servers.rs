@@ -7,9 +7,11 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use crate::catalog::{Command, CommandResult};
+use crate::dns::remote::{FactsError, FactsFuture, FactsRequest, FactsSource};
 use crate::gossip::Gossip;
 use crate::raft::ClusterError;
 use crate::raft::network::{PeerError, PeerTransport};
@@ -35,6 +37,8 @@ pub struct ServerPool {
 }
 
 const WRITE_TIMEOUT: Duration = Duration::from_secs(15);
+/// A DNS client retries after about a second; a lookup that takes longer is not awaited.
+const DNS_TIMEOUT: Duration = Duration::from_secs(2);
 
 impl ServerPool {
     pub fn new(
@@ -103,13 +107,24 @@ impl ServerPool {
 
     /// Applies `cmd` through a server (which hands it to the leader).
     pub async fn write(&self, cmd: &Command) -> Result<(u64, CommandResult), ClusterError> {
+        self.call_any("write", cmd, WRITE_TIMEOUT).await
+    }
+
+    /// Calls `path` on the Raft port of the preferred server, the next one when a server does
+    /// not answer at all (an answer, even an error, ends the search).
+    async fn call_any<Req: Serialize, Resp: DeserializeOwned>(
+        &self,
+        path: &str,
+        req: &Req,
+        timeout: Duration,
+    ) -> Result<Resp, ClusterError> {
         let servers = self.servers();
         if servers.is_empty() {
             return Err(ClusterError::NoServers);
         }
         for server in servers {
-            let answer: Result<Remote<(u64, CommandResult)>, PeerError> =
-                self.transport.call(&server.raft_addr, "write", cmd, WRITE_TIMEOUT).await;
+            let answer: Result<Remote<Resp>, PeerError> =
+                self.transport.call(&server.raft_addr, path, req, timeout).await;
             match answer {
                 Ok(Ok(done)) => return Ok(done),
                 Ok(Err(RemoteError::NotLeader)) => return Err(ClusterError::NoLeader),
@@ -121,5 +136,14 @@ impl ServerPool {
             }
         }
         Err(ClusterError::NoServers)
+    }
+}
+
+/// DNS on a client agent asks the servers for the facts (`/raft/dns`).
+impl FactsSource for ServerPool {
+    fn facts(&self, request: FactsRequest) -> FactsFuture<'_> {
+        Box::pin(async move {
+            self.call_any("dns", &request, DNS_TIMEOUT).await.map_err(|e| FactsError(e.to_string()))
+        })
     }
 }

@@ -92,6 +92,10 @@ pub struct DnsConfig {
     pub recursors: Vec<SocketAddr>,
     pub recursor_strategy: RecursorStrategy,
     pub recursor_timeout: Duration,
+    /// On a client agent: a server may answer from its own state (else the leader answers)...
+    pub allow_stale: bool,
+    /// ...if it heard from the leader at most this long ago (Consul: 87600h, so always).
+    pub max_stale: Duration,
 }
 
 impl DnsConfig {
@@ -110,6 +114,8 @@ impl DnsConfig {
             recursors: Vec::new(),
             recursor_strategy: RecursorStrategy::Sequential,
             recursor_timeout: Duration::from_secs(2),
+            allow_stale: true,
+            max_stale: Duration::from_secs(87600 * 3600),
         }
     }
 
@@ -145,6 +151,14 @@ impl DnsConfig {
         if let Some(timeout) = &file.recursor_timeout {
             self.recursor_timeout = parse_duration(timeout)
                 .map_err(|e| DnsConfigError::Field { field: "recursor_timeout", reason: e.to_string() })?;
+        }
+        if let Some(max_stale) = &file.max_stale {
+            let d = parse_duration(max_stale)
+                .map_err(|e| DnsConfigError::Field { field: "max_stale", reason: e.to_string() })?;
+            self.max_stale = d;
+        }
+        if let Some(allow) = file.allow_stale {
+            self.allow_stale = allow;
         }
         if let Some(soa) = &file.soa {
             self.soa.expire = soa.expire.unwrap_or(self.soa.expire);

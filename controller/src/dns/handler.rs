@@ -11,6 +11,8 @@ use super::config::DnsConfig;
 use super::lookup::{Found, lookup};
 use super::name::{Parsed, Question, parse};
 use super::records::{Reply, Zone, build};
+use super::recursor;
+use super::remote::{FactsRequest, FactsSource};
 use crate::catalog::Catalog;
 
 /// The largest UDP response census sends, whatever a client's EDNS buffer says.
@@ -31,19 +33,40 @@ pub enum Outcome {
     Reply(Vec<u8>),
     /// The name is outside census' zones and recursors are configured: pass the request on.
     Forward,
+    /// The facts live on the servers (a client agent): `Responder::answer` asks them.
+    Ask(Pending),
     /// Not a request at all (a response, or too short to carry an ID): say nothing.
     Drop,
 }
 
-/// Answers DNS requests from the local catalog.
+/// A request whose facts must be fetched from a server before it can be answered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pending {
+    packet: Vec<u8>,
+    question: Question,
+    domain: String,
+}
+
+/// Where the facts come from: this server's catalog, or a server (on a client agent).
+pub enum FactsFrom {
+    Catalog(Arc<Catalog>),
+    Servers(Arc<dyn FactsSource>),
+}
+
+/// Answers DNS requests.
 pub struct Responder {
     config: Arc<DnsConfig>,
-    catalog: Arc<Catalog>,
+    facts: FactsFrom,
 }
 
 impl Responder {
     pub fn new(config: Arc<DnsConfig>, catalog: Arc<Catalog>) -> Responder {
-        Responder { config, catalog }
+        Responder { config, facts: FactsFrom::Catalog(catalog) }
+    }
+
+    /// A client agent's responder: facts from the servers, records by this agent's config.
+    pub fn asking(config: Arc<DnsConfig>, servers: Arc<dyn FactsSource>) -> Responder {
+        Responder { config, facts: FactsFrom::Servers(servers) }
     }
 
     pub fn config(&self) -> &DnsConfig {
@@ -58,8 +81,7 @@ impl Responder {
         if request.message_type() != MessageType::Query {
             return Outcome::Drop;
         }
-        let mut response = response_to(&request);
-        response.set_recursion_available(!self.config.recursors.is_empty());
+        let mut response = self.response_to(&request);
         if request.op_code() != OpCode::Query {
             response.set_response_code(ResponseCode::NotImp);
             return Outcome::Reply(encode(response, transport, &request));
@@ -78,22 +100,70 @@ impl Responder {
             }
             Parsed::Outside => return Outcome::Forward,
         };
-        let (mut found, serial) = self.catalog.read(|state| {
-            let found = lookup(state, &question, &self.config.datacenter, self.config.only_passing);
-            (found, state.last_index() as u32)
-        });
+        match &self.facts {
+            FactsFrom::Catalog(catalog) => {
+                let (found, index) = catalog.read(|state| {
+                    let found = lookup(state, &question, &self.config.datacenter, self.config.only_passing);
+                    (found, state.last_index())
+                });
+                self.finish(&request, &question, &domain, found, index, transport)
+            }
+            FactsFrom::Servers(_) => Outcome::Ask(Pending { packet: packet.to_vec(), question, domain }),
+        }
+    }
+
+    /// Answers a request whose facts live on the servers; a server failure is SERVFAIL.
+    pub async fn answer(&self, pending: Pending, transport: Transport) -> Vec<u8> {
+        let Ok(request) = Message::from_vec(&pending.packet) else { return Vec::new() };
+        let FactsFrom::Servers(servers) = &self.facts else { return Vec::new() };
+        let asked = FactsRequest::new(pending.question.clone(), &self.config);
+        let outcome = match servers.facts(asked).await {
+            Ok(facts) => {
+                self.finish(&request, &pending.question, &pending.domain, facts.found, facts.index, transport)
+            }
+            Err(e) => {
+                tracing::warn!(target: "dns", error = %e, "lookup failed");
+                return server_failure(&self.response_to(&request));
+            }
+        };
+        match outcome {
+            Outcome::Reply(bytes) => bytes,
+            Outcome::Forward => recursor::forward(&pending.packet, &self.config, transport).await,
+            Outcome::Ask(_) | Outcome::Drop => Vec::new(),
+        }
+    }
+
+    /// Builds the response to `request` from what the catalog knows.
+    fn finish(
+        &self,
+        request: &Message,
+        question: &Question,
+        domain: &str,
+        mut found: Found,
+        index: u64,
+        transport: Transport,
+    ) -> Outcome {
         let reverse = matches!(question, Question::Reverse(_));
         if reverse && found == Found::Nothing && !self.config.recursors.is_empty() {
             return Outcome::Forward;
         }
+        let Some(query) = request.queries().first() else { return Outcome::Drop };
         if let Found::Service { instances, .. } = &mut found {
             instances.shuffle(&mut rand::thread_rng());
         }
-        let zone = Zone { domain: &domain, config: &self.config, serial: serial.max(1) };
+        let serial = (index as u32).max(1);
+        let zone = Zone { domain, config: &self.config, serial };
         let reply = build(&found, query.name(), query.query_type(), &zone);
+        let mut response = self.response_to(request);
         response.set_authoritative(!reverse);
         fill(&mut response, reply, transport, self.config.udp_answer_limit);
-        Outcome::Reply(encode(response, transport, &request))
+        Outcome::Reply(encode(response, transport, request))
+    }
+
+    fn response_to(&self, request: &Message) -> Message {
+        let mut response = response_to(request);
+        response.set_recursion_available(!self.config.recursors.is_empty());
+        response
     }
 }
 

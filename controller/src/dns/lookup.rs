@@ -7,7 +7,7 @@ use super::name::Question;
 use crate::catalog::{CatalogState, CheckStatus};
 
 /// One service instance that DNS may hand out.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Instance {
     pub node: String,
     pub node_address: String,
@@ -24,7 +24,7 @@ impl Instance {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct NodeFacts {
     pub name: String,
     pub address: String,
@@ -32,7 +32,7 @@ pub struct NodeFacts {
 }
 
 /// What the catalog knows about a question.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Found {
     /// Eligible instances of a service (never empty), under its registered name.
     Service {

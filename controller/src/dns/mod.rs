@@ -1,5 +1,6 @@
 //! The DNS interface on :8600: Consul's names (`web.service.consul`, `_web._tcp.service.consul`,
-//! `n1.node.consul`, PTR), answered from the local catalog (stale reads, as Consul does).
+//! `n1.node.consul`, PTR), answered from the local catalog on a server (stale reads, as Consul
+//! does) and from a server's answer on a client agent (`remote`).
 //!
 //! Parsing (`name`), lookup (`lookup`) and record building (`records`) are pure functions;
 //! `handler` ties them into one request → response step; `server` owns the sockets.
@@ -10,6 +11,7 @@ pub mod lookup;
 pub mod name;
 pub mod records;
 mod recursor;
+pub mod remote;
 pub mod server;
 
 #[cfg(test)]
@@ -18,7 +20,7 @@ mod tests;
 use std::net::SocketAddr;
 
 pub use config::{DnsConfig, DnsConfigError, DnsConfigFile};
-pub use handler::{Outcome, Responder, Transport};
+pub use handler::{Outcome, Pending, Responder, Transport};
 pub use server::DnsListeners;
 
 #[derive(Debug, thiserror::Error)]

@@ -78,6 +78,16 @@ fn serve_udp(socket: std::net::UdpSocket, responder: Arc<Responder>, runtime: to
                     }
                 });
             }
+            Outcome::Ask(pending) => {
+                let Ok(reply_socket) = socket.try_clone() else { continue };
+                let responder = responder.clone();
+                runtime.spawn(async move {
+                    let answer = responder.answer(pending, Transport::Udp).await;
+                    if !answer.is_empty() {
+                        let _ = reply_socket.send_to(&answer, peer);
+                    }
+                });
+            }
             Outcome::Drop => {}
         }
     }
@@ -118,6 +128,7 @@ async fn serve_connection(mut stream: TcpStream, responder: &Responder) -> std::
         let answer = match responder.respond(&packet, Transport::Tcp) {
             Outcome::Reply(bytes) => bytes,
             Outcome::Forward => recursor::forward(&packet, responder.config(), Transport::Tcp).await,
+            Outcome::Ask(pending) => responder.answer(pending, Transport::Tcp).await,
             Outcome::Drop => continue,
         };
         let Ok(len) = u16::try_from(answer.len()) else { continue };

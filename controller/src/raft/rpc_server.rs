@@ -13,10 +13,11 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::bootstrap::{Discovery, Hello};
-use super::node::{ClusterNode, MembershipChange, Remote, RemoteError};
+use super::node::{ClusterNode, MembershipChange, ReadMode, Remote, RemoteError};
 use super::types::{NodeId, TypeConfig};
 use crate::catalog::Command;
 use crate::client_agent::servers::ServerAddrs;
+use crate::dns::remote::FactsRequest;
 
 #[derive(Clone)]
 pub struct RaftService {
@@ -87,6 +88,24 @@ async fn write(State(svc): State<RaftService>, body: Bytes) -> Response {
     encode(&answer)
 }
 
+/// A client agent's DNS lookup: answered from this server's state when it heard from the leader
+/// within the agent's `max_stale`, else after a default-mode read barrier (as Consul's DNS
+/// retries a too-stale answer against the leader).
+async fn dns(State(svc): State<RaftService>, body: Bytes) -> Response {
+    let asked: FactsRequest = match decode(&body) {
+        Ok(r) => r,
+        Err(resp) => return resp,
+    };
+    let fresh_enough = asked.max_stale_ms.is_some_and(|max| svc.node.last_contact_ms() <= max);
+    let mode = if fresh_enough { ReadMode::Stale } else { ReadMode::Default };
+    let answer: Remote<_> = match svc.node.read_barrier(mode).await {
+        Ok(()) => Ok(svc.node.catalog.read(|state| asked.answer(state))),
+        Err(crate::raft::ClusterError::NoLeader) => Err(RemoteError::NotLeader),
+        Err(other) => Err(RemoteError::failed(other)),
+    };
+    encode(&answer)
+}
+
 /// Who this server is and where it gossips: what an agent joining through this port asks first.
 async fn whois(State(svc): State<RaftService>) -> Response {
     encode(&ServerAddrs {
@@ -145,6 +164,7 @@ pub fn router(svc: RaftService) -> Router {
         .route("/raft/forward", post(forward))
         .route("/raft/write", post(write))
         .route("/raft/whois", post(whois))
+        .route("/raft/dns", post(dns))
         .route("/raft/read-index", post(read_index))
         .route("/raft/membership", post(membership))
         .route("/raft/join", post(join))
