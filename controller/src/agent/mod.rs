@@ -29,6 +29,7 @@ use crate::client_agent::ClientCluster;
 use crate::client_agent::servers::ServerPool;
 use crate::cluster::Cluster;
 use crate::dns::{DnsListeners, Responder};
+use crate::gossip::keyring::Keyring;
 use crate::gossip::{Gossip, GossipConfig, GossipTiming};
 use crate::http::{AgentInfo, AppState};
 use crate::raft::bootstrap::{BootstrapPlan, Discovery};
@@ -256,6 +257,18 @@ async fn start_client(
     Ok(Role { cluster: client, server: None, servers: Some(pool), discovery: Arc::default() })
 }
 
+/// The gossip keys: the kept keyring, else `-encrypt`; `encrypt_verify_*` relax it while
+/// encryption is being turned on across a running cluster.
+fn gossip_keyring(config: &AgentConfig) -> Result<Keyring, AgentError> {
+    let mut keyring = Keyring::load(config.data_dir.as_deref(), config.encrypt.as_deref())
+        .map_err(|e| AgentError::Other(format!("gossip encryption: {e}")))?;
+    if keyring.is_enabled() {
+        keyring.accept_plain = !config.encrypt_verify_incoming;
+        keyring.send_plain = !config.encrypt_verify_outgoing;
+    }
+    Ok(keyring)
+}
+
 /// Runs the agent until it is interrupted (SIGINT/SIGTERM) or told to leave.
 pub async fn run(config: AgentConfig) -> Result<(), AgentError> {
     for warning in &config.warnings {
@@ -295,6 +308,7 @@ pub async fn run(config: AgentConfig) -> Result<(), AgentError> {
             &http_addr,
         ),
         timing: GossipTiming::default(),
+        keyring: gossip_keyring(&config)?,
     })
     .await?;
     let info = Arc::new(AgentInfo {

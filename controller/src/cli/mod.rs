@@ -1,7 +1,9 @@
 //! The Consul-style CLI: `census members`, `census kv …`, `census catalog …`, `census services …`,
-//! `census operator raft …`, `census join`, `census leave`.
+//! `census operator raft …`, `census join`, `census leave`, `census force-leave`, `census event`,
+//! `census keygen`, `census keyring`.
 
 mod commands;
+mod gossip;
 mod kv;
 mod kv_transfer;
 mod lock;
@@ -46,9 +48,9 @@ pub enum Format {
 #[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub enum TopCommand {
-    /// Run a census server.
+    /// Run a census agent (a server with -server, else a client agent).
     Agent(AgentArgs),
-    /// List the servers of the cluster.
+    /// List the members of the cluster (servers and client agents) as gossip sees them.
     Members {
         #[command(flatten)]
         http: HttpArgs,
@@ -56,7 +58,30 @@ pub enum TopCommand {
         #[arg(long)]
         detailed: bool,
     },
-    /// Ask the agent to join other servers.
+    /// Mark a failed member left on every agent and remove it from the catalog.
+    ForceLeave {
+        #[command(flatten)]
+        http: HttpArgs,
+        #[command(flatten)]
+        args: gossip::ForceLeaveArgs,
+    },
+    /// Fire a user event: every agent (or those the filters pick) takes it, by gossip.
+    Event {
+        #[command(flatten)]
+        http: HttpArgs,
+        #[command(flatten)]
+        args: gossip::EventArgs,
+    },
+    /// Print a new gossip encryption key (for -encrypt).
+    Keygen,
+    /// List, install, use or remove gossip encryption keys on every member.
+    Keyring {
+        #[command(flatten)]
+        http: HttpArgs,
+        #[command(flatten)]
+        args: gossip::KeyringArgs,
+    },
+    /// Ask the agent to join other agents.
     Join {
         #[command(flatten)]
         http: HttpArgs,
@@ -169,6 +194,10 @@ pub async fn run_client(command: TopCommand) -> Result<i32, CliError> {
         TopCommand::Members { http, detailed } => commands::members(&http, detailed).await,
         TopCommand::Join { http, addresses } => commands::join(&http, &addresses).await,
         TopCommand::Leave { http } => commands::leave(&http).await,
+        TopCommand::ForceLeave { http, args } => gossip::force_leave(&http, args).await,
+        TopCommand::Event { http, args } => gossip::event(&http, args).await,
+        TopCommand::Keygen => gossip::keygen(),
+        TopCommand::Keyring { http, args } => gossip::keyring(&http, args).await,
         TopCommand::Reload { http } => commands::reload(&http).await,
         TopCommand::Kv { http, command } => kv::run(&http, command).await,
         TopCommand::Catalog { http, command } => commands::catalog(&http, command).await,

@@ -1,5 +1,5 @@
 //! The gossip wire format: foca's headers and member updates in bincode, and the items census
-//! spreads through foca's custom broadcasts (leave intents, user events).
+//! spreads through foca's custom broadcasts (leave intents, user events, keyring changes).
 
 use std::collections::{HashSet, VecDeque};
 
@@ -39,6 +39,18 @@ pub enum Item {
     Leave { name: String, bump: u16 },
     /// A user event (`/v1/event/fire`), delivered to every agent once.
     Event { id: String, body: Vec<u8> },
+    /// A keyring change asked of every member (`/v1/operator/keyring`).
+    KeyOp { id: String, op: KeyOp, key: String },
+    /// A member's installed keys, the primary first: sent after each change and when members
+    /// join, so that every member can count who has which key.
+    Keys { name: String, seq: u64, keys: Vec<String> },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum KeyOp {
+    Install,
+    Use,
+    Remove,
 }
 
 impl Item {
@@ -46,6 +58,8 @@ impl Item {
         match self {
             Item::Leave { name, bump } => ItemKey(format!("leave/{name}/{bump}")),
             Item::Event { id, .. } => ItemKey(format!("event/{id}")),
+            Item::KeyOp { id, .. } => ItemKey(format!("keyop/{id}")),
+            Item::Keys { name, seq, .. } => ItemKey(format!("keys/{name}/{seq}")),
         }
     }
 }

@@ -1,28 +1,35 @@
 //! Membership by gossip (SWIM, through foca) on the LAN gossip port: who is in the cluster, who
 //! failed and who left, which servers there are, and user events spread to every agent.
 //!
-//! One task owns foca: it reads the UDP socket, fires foca's timers in order, takes requests
-//! (join, leave, broadcast) and turns foca's notifications into the member table.
+//! One task owns foca (`driver`); `Gossip` is the handle the agent holds. Gossip encryption is
+//! `keyring`; who has which key, `key_reports`.
 
 mod codec;
+mod driver;
 mod identity;
+mod key_reports;
+pub mod keyring;
 mod members;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::num::{NonZeroU32, NonZeroUsize};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use foca::{AccumulatingRuntime, Foca, OwnedNotification, Timer};
+use foca::{AccumulatingRuntime, Foca};
 use rand_small::SeedableRng;
 use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::Instant;
 
-pub use self::codec::Item;
 use self::codec::{BincodeCodec, Items};
+pub use self::codec::{Item, KeyOp};
+use self::driver::Driver;
 pub use self::identity::Peer;
+use self::key_reports::KeyReports;
+pub use self::key_reports::KeyringView;
+use self::keyring::{KeyError, Keyring, Rejection};
 use self::members::MemberTable;
 pub use self::members::{MemberState, Status};
 
@@ -34,6 +41,10 @@ pub enum GossipError {
     Stopped,
     #[error("{what} is too large to gossip ({size} bytes; the limit is {limit})")]
     TooLarge { what: &'static str, size: usize, limit: usize },
+    #[error("{addr} turned this agent away: {}", reason.as_sender())]
+    Rejected { addr: SocketAddr, reason: Rejection },
+    #[error(transparent)]
+    Keyring(KeyError),
 }
 
 /// How fast failures are found.
@@ -60,17 +71,26 @@ impl Default for GossipTiming {
     }
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct GossipConfig {
     pub name: String,
     pub bind: SocketAddr,
     pub advertise: SocketAddr,
     pub tags: BTreeMap<String, String>,
     pub timing: GossipTiming,
+    pub keyring: Keyring,
 }
 
 /// The largest datagram census sends (below a 1500-byte MTU with IP and UDP headers).
 const MAX_PACKET: usize = 1400;
+/// A join waits this long to hear that its greeting was turned away (a key mismatch).
+const JOIN_ANSWER: Duration = Duration::from_secs(2);
+/// A member that keeps sending what cannot be opened is told (and logged) at most this often.
+const REJECT_EVERY: Duration = Duration::from_secs(5);
+/// After members join, each member reports its keys once this much later.
+const REPORT_AFTER_JOIN: Duration = Duration::from_secs(2);
+/// A keyring change waits this long for every alive member to report it done.
+const KEY_OP_WAIT: Duration = Duration::from_secs(10);
 /// How long a leaving member keeps gossiping so that its word reaches the others.
 const LEAVE_PROPAGATION: Duration = Duration::from_millis(1500);
 
@@ -79,6 +99,7 @@ enum Input {
     Broadcast(Item, oneshot::Sender<Result<(), GossipError>>),
     Leave(oneshot::Sender<()>),
     ForceLeave(String, bool, oneshot::Sender<bool>),
+    KeyOp(KeyOp, String, oneshot::Sender<Result<(), KeyError>>),
 }
 
 /// A running gossip member.
@@ -89,6 +110,17 @@ pub struct Gossip {
     table: Arc<Mutex<MemberTable>>,
     version: watch::Receiver<u64>,
     events: tokio::sync::broadcast::Sender<Vec<u8>>,
+    keyring: Arc<Mutex<Keyring>>,
+    /// Members that turned this one away, and why.
+    rejections: Arc<Mutex<HashMap<SocketAddr, Rejection>>>,
+    reports: Arc<Mutex<KeyReports>>,
+}
+
+/// How a keyring change went: the alive members, and those that did not report it done in time.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyOpOutcome {
+    pub num_nodes: usize,
+    pub not_done: Vec<String>,
 }
 
 impl Gossip {
@@ -112,7 +144,8 @@ impl Gossip {
         foca_config.probe_period = t.probe_period;
         foca_config.probe_rtt = t.probe_rtt;
         foca_config.suspect_to_down_after = t.suspect_for;
-        foca_config.max_packet_size = NonZeroUsize::new(MAX_PACKET).unwrap_or(NonZeroUsize::MIN);
+        foca_config.max_packet_size =
+            NonZeroUsize::new(MAX_PACKET - keyring::OVERHEAD).unwrap_or(NonZeroUsize::MIN);
         foca_config.periodic_announce_to_down_members = Some(foca::PeriodicParams {
             frequency: t.greet_down_every,
             num_members: NonZeroUsize::new(2).unwrap_or(NonZeroUsize::MIN),
@@ -125,8 +158,16 @@ impl Gossip {
             BincodeCodec,
             Items::new(items_tx),
         );
-        let driver = Driver {
+        let keyring = Arc::new(Mutex::new(config.keyring));
+        let rejections = Arc::new(Mutex::new(HashMap::new()));
+        let reports = Arc::new(Mutex::new(KeyReports::default()));
+        let mut driver = Driver {
+            reports: reports.clone(),
+            report_due: None,
             foca,
+            keyring: keyring.clone(),
+            rejections: rejections.clone(),
+            refused: HashMap::new(),
             socket,
             runtime: AccumulatingRuntime::new(),
             timers: BTreeMap::new(),
@@ -136,8 +177,19 @@ impl Gossip {
             events: events.clone(),
             leaving: None,
         };
+        driver.report_keys();
         tokio::spawn(driver.run(input_rx, items_rx));
-        Ok(Arc::new(Gossip { name: config.name, advertise: config.advertise, input, table, version, events }))
+        Ok(Arc::new(Gossip {
+            name: config.name,
+            advertise: config.advertise,
+            input,
+            table,
+            version,
+            events,
+            keyring,
+            rejections,
+            reports,
+        }))
     }
 
     pub fn name(&self) -> &str {
@@ -170,12 +222,73 @@ impl Gossip {
         changes
     }
 
-    /// Greets the members at these gossip addresses.
+    /// Greets the members at these gossip addresses. Fails when one turns this agent away (its
+    /// gossip keys differ); a greeting nobody answers is not an error (the address may be one
+    /// the member does not advertise), and `retry_join` greets again.
     pub async fn join(&self, addrs: &[SocketAddr]) -> Result<(), GossipError> {
+        let mut changes = self.changes();
         for addr in addrs {
+            self.rejections().remove(addr);
             self.input.send(Input::Announce(*addr)).await.map_err(|_| GossipError::Stopped)?;
         }
-        Ok(())
+        let deadline = Instant::now() + JOIN_ANSWER;
+        loop {
+            for addr in addrs {
+                if let Some(reason) = self.rejections().get(addr) {
+                    return Err(GossipError::Rejected { addr: *addr, reason: *reason });
+                }
+            }
+            let members = self.members();
+            let answered =
+                |addr: &SocketAddr| members.iter().any(|m| m.peer.addr == *addr && m.status == Status::Alive);
+            if addrs.iter().all(answered) {
+                return Ok(());
+            }
+            tokio::select! {
+                _ = changes.changed() => {}
+                _ = tokio::time::sleep_until(deadline) => return Ok(()),
+            }
+        }
+    }
+
+    fn rejections(&self) -> std::sync::MutexGuard<'_, HashMap<SocketAddr, Rejection>> {
+        self.rejections.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// This member's gossip encryption keys.
+    pub fn keyring(&self) -> std::sync::MutexGuard<'_, Keyring> {
+        self.keyring.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Who has which key among the alive members (servers only: the WAN pool's view).
+    pub fn keyring_view(&self, only_servers: bool) -> KeyringView {
+        let members = self.members();
+        self.reports.lock().unwrap_or_else(|p| p.into_inner()).view(&members, only_servers)
+    }
+
+    /// Installs, uses or removes a key here and on every member, and waits until every alive
+    /// member reports it done. Fails at once when this member cannot do it (no encryption, the
+    /// primary key removed, a key not installed used).
+    pub async fn change_keyring(&self, op: KeyOp, key: &str) -> Result<KeyOpOutcome, GossipError> {
+        let (tx, rx) = oneshot::channel();
+        self.input.send(Input::KeyOp(op, key.to_string(), tx)).await.map_err(|_| GossipError::Stopped)?;
+        rx.await.map_err(|_| GossipError::Stopped)?.map_err(GossipError::Keyring)?;
+        // Reports carry keys as the keyring writes them.
+        let key = keyring::normalized(key).map_err(GossipError::Keyring)?;
+        let deadline = Instant::now() + KEY_OP_WAIT;
+        let mut changes = self.changes();
+        loop {
+            let members = self.members();
+            let not_done = self.reports.lock().unwrap_or_else(|p| p.into_inner()).pending(&members, op, &key);
+            let num_nodes = members.iter().filter(|m| m.status == Status::Alive).count();
+            if not_done.is_empty() || Instant::now() >= deadline {
+                return Ok(KeyOpOutcome { num_nodes, not_done });
+            }
+            tokio::select! {
+                _ = changes.changed() => {}
+                _ = tokio::time::sleep_until(deadline) => {}
+            }
+        }
     }
 
     /// Spreads an item to every member (and delivers it here too).
@@ -211,197 +324,6 @@ impl Gossip {
     /// Forgets members down since before `cutoff`; returns their names.
     pub fn reap(&self, cutoff: std::time::Instant) -> Vec<String> {
         self.table.lock().unwrap_or_else(|p| p.into_inner()).reap(cutoff)
-    }
-}
-
-type Engine = Foca<Peer, BincodeCodec, rand_small::rngs::SmallRng, Items>;
-
-struct Driver {
-    foca: Engine,
-    socket: UdpSocket,
-    runtime: AccumulatingRuntime<Peer>,
-    /// foca's timers by deadline, in the order they were asked for.
-    timers: BTreeMap<(Instant, u64), Timer<Peer>>,
-    timer_seq: u64,
-    table: Arc<Mutex<MemberTable>>,
-    version: watch::Sender<u64>,
-    events: tokio::sync::broadcast::Sender<Vec<u8>>,
-    leaving: Option<(Instant, oneshot::Sender<()>)>,
-}
-
-impl Driver {
-    async fn run(mut self, mut input: mpsc::Receiver<Input>, mut items: mpsc::UnboundedReceiver<Item>) {
-        let mut buf = vec![0u8; 65_536];
-        let far = || Instant::now() + Duration::from_secs(3600);
-        loop {
-            let next_timer = self.timers.keys().next().map_or_else(far, |(at, _)| *at);
-            let leave_at = self.leaving.as_ref().map_or_else(far, |(at, _)| *at);
-            tokio::select! {
-                received = self.socket.recv_from(&mut buf) => match received {
-                    Ok((n, from)) => {
-                        if let Err(e) = self.foca.handle_data(&buf[..n], &mut self.runtime) {
-                            tracing::debug!(%from, error = %e, "gossip packet dropped");
-                        }
-                    }
-                    Err(e) => tracing::debug!(error = %e, "gossip socket"),
-                },
-                request = input.recv() => match request {
-                    Some(request) => self.handle(request),
-                    None => return,
-                },
-                Some(item) = items.recv() => self.deliver(item),
-                _ = tokio::time::sleep_until(next_timer) => self.fire_timers(),
-                _ = tokio::time::sleep_until(leave_at) => {
-                    if let Err(e) = self.foca.leave_cluster(&mut self.runtime) {
-                        tracing::debug!(error = %e, "leaving the gossip pool");
-                    }
-                    self.flush().await;
-                    if let Some((_, done)) = self.leaving.take() {
-                        let _ = done.send(());
-                    }
-                    return;
-                }
-            }
-            self.flush().await;
-        }
-    }
-
-    fn handle(&mut self, request: Input) {
-        let result = match request {
-            Input::Announce(addr) => self.foca.announce(Peer::at(addr), &mut self.runtime),
-            Input::Broadcast(item, done) => {
-                let _ = done.send(self.add_broadcast(&item));
-                Ok(())
-            }
-            Input::Leave(done) => {
-                let me = self.foca.identity().clone();
-                let word = Item::Leave { name: me.name.clone(), bump: me.bump };
-                if let Err(e) = self.add_broadcast(&word) {
-                    tracing::debug!(error = %e, "announcing the leave");
-                }
-                // Alone, there is no one to tell.
-                let wait = if self.foca.num_members() == 0 { Duration::ZERO } else { LEAVE_PROPAGATION };
-                self.leaving = Some((Instant::now() + wait, done));
-                // Spread the word at once rather than at the next periodic gossip.
-                self.foca.gossip(&mut self.runtime)
-            }
-            Input::ForceLeave(name, prune, done) => {
-                let changed = self.table().force_leave(&name, prune);
-                let _ = done.send(changed);
-                if changed {
-                    self.version.send_modify(|v| *v += 1);
-                }
-                Ok(())
-            }
-        };
-        if let Err(e) = result {
-            tracing::debug!(error = %e, "gossip request");
-        }
-    }
-
-    fn add_broadcast(&mut self, item: &Item) -> Result<(), GossipError> {
-        let bytes = bincode::serialize(item).map_err(|_| GossipError::Stopped)?;
-        // Room for foca's header and this member's identity (a few hundred bytes) in the same
-        // datagram; a user event's 512-byte payload (Consul's limit) fits.
-        let limit = MAX_PACKET - 400;
-        if bytes.len() > limit {
-            return Err(GossipError::TooLarge { what: "the item", size: bytes.len(), limit });
-        }
-        self.foca.add_broadcast(&bytes).map(drop).map_err(|e| {
-            tracing::debug!(error = %e, "broadcast refused");
-            GossipError::TooLarge { what: "the item", size: bytes.len(), limit }
-        })
-    }
-
-    fn deliver(&mut self, item: Item) {
-        match item {
-            Item::Leave { name, bump } => {
-                if self.table().leaving(&name, bump) {
-                    tracing::info!(target: "agent", "serf: EventMemberLeave (intent): {name}");
-                    self.version.send_modify(|v| *v += 1);
-                }
-            }
-            Item::Event { body, .. } => {
-                let _ = self.events.send(body);
-            }
-        }
-    }
-
-    fn fire_timers(&mut self) {
-        let now = Instant::now();
-        while let Some(entry) = self.timers.first_entry() {
-            if entry.key().0 > now {
-                break;
-            }
-            let timer = entry.remove();
-            if let Err(e) = self.foca.handle_timer(timer, &mut self.runtime) {
-                tracing::debug!(error = %e, "gossip timer");
-            }
-        }
-    }
-
-    fn table(&self) -> std::sync::MutexGuard<'_, MemberTable> {
-        self.table.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// Sends what foca wants sent, schedules its timers and applies its notifications.
-    async fn flush(&mut self) {
-        while let Some((to, data)) = self.runtime.to_send() {
-            if let Err(e) = self.socket.send_to(&data, to.addr).await {
-                tracing::debug!(to = %to.addr, error = %e, "gossip send");
-            }
-        }
-        let now = Instant::now();
-        while let Some((after, timer)) = self.runtime.to_schedule() {
-            self.timer_seq += 1;
-            self.timers.insert((now + after, self.timer_seq), timer);
-        }
-        let mut changed = false;
-        while let Some(notification) = self.runtime.to_notify() {
-            changed |= self.note(notification);
-        }
-        if changed {
-            self.version.send_modify(|v| *v += 1);
-        }
-    }
-
-    fn note(&mut self, notification: OwnedNotification<Peer>) -> bool {
-        match notification {
-            OwnedNotification::MemberUp(peer) => {
-                let name = peer.name.clone();
-                let changed = self.table().up(peer);
-                if changed {
-                    tracing::info!(target: "agent", "serf: EventMemberJoin: {name}");
-                }
-                changed
-            }
-            OwnedNotification::MemberDown(peer) => {
-                let changed = self.table().down(&peer);
-                if changed {
-                    let status = self.table().get(&peer.name).map(|m| m.status);
-                    match status {
-                        Some(Status::Left) => {
-                            tracing::info!(target: "agent", "serf: EventMemberLeave: {}", peer.name)
-                        }
-                        _ => tracing::info!(target: "agent", "serf: EventMemberFailed: {}", peer.name),
-                    }
-                }
-                changed
-            }
-            OwnedNotification::Rename(_, new) => self.table().up(new),
-            OwnedNotification::Rejoin(me) => {
-                tracing::info!(target: "agent", "serf: this agent was declared down; rejoined");
-                self.table().up(me)
-            }
-            OwnedNotification::Defunct => {
-                tracing::warn!(target: "agent", "serf: this agent was declared down");
-                false
-            }
-            other => {
-                tracing::debug!(notification = ?other, "gossip");
-                false
-            }
-        }
     }
 }
 

@@ -87,7 +87,7 @@ pub async fn self_info(State(state): State<AppState>, params: Params) -> ApiResu
             "NodeName": info.node_name,
             "NodeID": info.node_id,
             "Revision": REVISION,
-            "Server": true,
+            "Server": state.server.is_some(),
             "Version": CONSUL_API_VERSION,
             "BuildDate": "1970-01-01T00:00:01Z",
         },
@@ -96,7 +96,7 @@ pub async fn self_info(State(state): State<AppState>, params: Params) -> ApiResu
             "PrimaryDatacenter": info.datacenter,
             "NodeName": info.node_name,
             "NodeID": info.node_id,
-            "ServerMode": true,
+            "ServerMode": state.server.is_some(),
             "AdvertiseAddrLAN": info.advertise_addr,
             "EnableScriptChecks": info.enable_script_checks,
             "ACLsEnabled": false,
@@ -145,35 +145,6 @@ pub async fn members(State(state): State<AppState>, params: Params) -> ApiResult
 pub async fn token() -> Response {
     (StatusCode::UNAUTHORIZED, [("Content-Type", "text/plain; charset=utf-8")], "ACL support disabled")
         .into_response()
-}
-
-/// `/v1/operator/keyring`: census has no gossip and so no gossip encryption keys; Consul without
-/// encryption answers every keyring call with this error.
-pub async fn keyring(State(state): State<AppState>, method: axum::http::Method) -> Response {
-    let per_node = if method == axum::http::Method::GET {
-        "Keyring is empty (encryption not enabled)"
-    } else {
-        "No keyring to modify (encryption not enabled)"
-    };
-    let members: Vec<String> = state
-        .gossip
-        .members()
-        .into_iter()
-        .filter(|m| m.status == crate::gossip::Status::Alive)
-        .map(|m| m.peer.name)
-        .collect();
-    let mut errors = vec![format!(
-        "{} (LAN) error: {n}/{n} nodes reported failure",
-        state.info.datacenter,
-        n = members.len()
-    )];
-    errors.extend(members.iter().map(|name| format!("{name}: {per_node}")));
-    let text = format!(
-        "{} errors occurred:\n{}\n\n",
-        errors.len(),
-        errors.iter().map(|e| format!("\t* {e}")).collect::<Vec<_>>().join("\n")
-    );
-    ApiError::Internal(text).into_response()
 }
 
 /// `PUT /v1/agent/force-leave/:node`: a node that is gone for good. Its services and checks leave

@@ -16,6 +16,7 @@ pub mod event;
 pub mod filter;
 mod forward;
 mod health;
+mod keyring;
 mod kv;
 pub mod maintenance;
 mod operations;
@@ -263,10 +264,7 @@ fn agent_routes() -> Router<AppState> {
         .route("/v1/agent/force-leave/{node}", put(agent_self::force_leave))
         .route(
             "/v1/operator/keyring",
-            get(agent_self::keyring)
-                .post(agent_self::keyring)
-                .put(agent_self::keyring)
-                .delete(agent_self::keyring),
+            get(keyring::list).post(keyring::install).put(keyring::use_key).delete(keyring::remove),
         )
         .route("/v1/agent/join/{addr}", put(agent::join))
         .route("/v1/agent/leave", put(agent::leave))

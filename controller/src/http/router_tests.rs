@@ -56,6 +56,7 @@ async fn state() -> AppState {
         advertise: any,
         tags: Default::default(),
         timing: GossipTiming::default(),
+        keyring: crate::gossip::keyring::Keyring::disabled(),
     })
     .await
     .expect("gossip");

@@ -10,8 +10,9 @@ pub struct AgentArgs {
     /// Development mode: one in-memory server, ready at once, nothing written to disk.
     #[arg(long)]
     pub dev: bool,
-    /// Run as a server. Every census agent takes part in Raft; as in Consul, servers by default
-    /// do not leave the cluster on SIGINT or SIGTERM, other agents leave on both.
+    /// Run as a server (a Raft voter). Without it, a client agent: no Raft state, membership by
+    /// gossip. As in Consul, servers by default do not leave the cluster on SIGINT or SIGTERM,
+    /// client agents leave on both.
     #[arg(long)]
     pub server: bool,
     /// Initialize a one-server cluster at once.
@@ -20,7 +21,8 @@ pub struct AgentArgs {
     /// Wait for this many servers before electing a leader.
     #[arg(long, value_name = "N")]
     pub bootstrap_expect: Option<usize>,
-    /// A server to join, retried until it answers (repeatable). HOST[:PORT], port defaults to 8300.
+    /// An agent to join, retried until it answers (repeatable). HOST[:PORT]: a server's Raft port
+    /// (the default, 8300) or any agent's gossip port (8301).
     #[arg(long, value_name = "ADDR")]
     pub retry_join: Vec<String>,
     /// A server to join at start (repeatable).
@@ -51,6 +53,10 @@ pub struct AgentArgs {
     /// LAN gossip (UDP) among every agent, client or server (default 8301).
     #[arg(long, value_name = "PORT")]
     pub serf_lan_port: Option<u16>,
+    /// Gossip encryption key: base64 of 16 or 32 random bytes (`census keygen`). Kept in
+    /// DATA-DIR/serf/local.keyring afterwards, which wins over this flag on later starts.
+    #[arg(long, value_name = "KEY")]
+    pub encrypt: Option<String>,
     /// The DNS interface (UDP and TCP); -1 turns it off.
     #[arg(long, value_name = "PORT", allow_negative_numbers = true)]
     pub dns_port: Option<i32>,

@@ -74,6 +74,10 @@ pub struct AgentConfig {
     pub http_port: u16,
     pub server_port: u16,
     pub serf_lan_port: u16,
+    /// Gossip encryption: the `-encrypt` key and whether datagrams must be / are sealed.
+    pub encrypt: Option<String>,
+    pub encrypt_verify_incoming: bool,
+    pub encrypt_verify_outgoing: bool,
     pub anti_entropy_interval: std::time::Duration,
     /// `None`: the DNS interface is off.
     pub dns_port: Option<u16>,
@@ -265,6 +269,17 @@ impl AgentConfig {
                 .unwrap_or(DEFAULT_HTTP_PORT),
             server_port,
             serf_lan_port,
+            encrypt: pick(&args.encrypt, |f| f.encrypt.clone()).filter(|k| !k.is_empty()),
+            encrypt_verify_incoming: files
+                .iter()
+                .rev()
+                .find_map(|f| f.encrypt_verify_incoming)
+                .unwrap_or(true),
+            encrypt_verify_outgoing: files
+                .iter()
+                .rev()
+                .find_map(|f| f.encrypt_verify_outgoing)
+                .unwrap_or(true),
             dns_port: dns_port(args, files)?,
             dns,
             log_level: pick(&args.log_level, |f| f.log_level.clone()).unwrap_or_else(|| "info".into()),

@@ -6,7 +6,6 @@ use super::keys::Rule;
 use super::keys::Rule::{Block, Inert, Refused, Used};
 
 const ACL: &str = "ACLs are not implemented in census yet; every request would be allowed";
-const GOSSIP: &str = "census has no gossip layer to encrypt, and its server traffic (Raft) is not encrypted";
 const TLS: &str = "census serves plain HTTP, DNS and Raft; it cannot present or verify TLS certificates";
 const LISTEN: &str = "census listens on client_addr for HTTP and DNS and cannot restrict them further";
 const CIDRS: &str = "census cannot restrict which addresses may reach its server port";
@@ -179,9 +178,9 @@ pub const TOP_LEVEL: &[(&str, Rule)] = &[
     ("enable_local_script_checks", Used),
     ("enable_script_checks", Used),
     ("enable_syslog", Inert),
-    ("encrypt", Refused(GOSSIP)),
-    ("encrypt_verify_incoming", Inert),
-    ("encrypt_verify_outgoing", Inert),
+    ("encrypt", Used),
+    ("encrypt_verify_incoming", Used),
+    ("encrypt_verify_outgoing", Used),
     ("experiments", Inert),
     ("gossip_lan", Inert),
     ("gossip_wan", Inert),
