@@ -22,6 +22,8 @@ command -v chromedriver >/dev/null 2>&1 || apt_packages+=(chromium-driver)
 if command -v docker >/dev/null 2>&1 && ! docker compose version >/dev/null 2>&1; then
   command -v docker-compose >/dev/null 2>&1 || apt_packages+=(docker-compose)
 fi
+# systemd-analyze checks deploy/systemd/*.service (tests/tests/systemd_units.rs fails without it).
+command -v systemd-analyze >/dev/null 2>&1 || apt_packages+=(systemd)
 # Patroni with census as its DCS (tests/tests/patroni.rs): Debian's patroni runs on Debian's
 # python3 with Debian's python3-consul, and PostgreSQL 15.
 command -v patroni >/dev/null 2>&1 || apt_packages+=(patroni)

@@ -54,6 +54,27 @@ SCENARIOS = {
             release="prod",
             namespace="shop",
         ),
+        # A client agent on every node, reached at the node's IP (hostPort 8500).
+        Scenario("clients", {"client": {"enabled": True}}),
+        # Client agents without hostPorts (so the restricted profile holds), with tolerations, a
+        # restricted clientFrom, five servers, a cluster domain and another release name.
+        Scenario(
+            "clients-restricted",
+            {
+                "client": {
+                    "enabled": True,
+                    "hostPorts": {"http": None},
+                    "tolerations": [{"operator": "Exists"}],
+                    "resources": {"requests": {"cpu": "10m", "memory": "32Mi"}},
+                    "extraArgs": ["-anti-entropy-interval=30s"],
+                },
+                "clusterDomain": "cluster.local",
+                "server": {"replicas": 5, "datacenter": "east"},
+                "networkPolicy": {"clientFrom": [{"podSelector": {"matchLabels": {"census-client": "true"}}}]},
+            },
+            release="edge",
+            namespace="mesh",
+        ),
     ]
 }
 

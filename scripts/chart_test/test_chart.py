@@ -26,6 +26,7 @@ from .render import (
     notes,
     of_kind,
     one,
+    parse,
     pod_templates,
     render_raw,
     selects,
@@ -59,6 +60,12 @@ def flag_values(args: list[str], flag: str) -> list[str]:
 
 def expected_replicas(scenario: str) -> int:
     return SCENARIOS[scenario].values.get("server", {}).get("replicas", 3)
+
+
+def expected_client_host_port(scenario: str) -> int | None:
+    """The client agents' HTTP hostPort a scenario asks for (values.yaml: 8500), None for none."""
+    client = SCENARIOS[scenario].values.get("client", {})
+    return client.get("hostPorts", {}).get("http", 8500) if client.get("enabled") else None
 
 
 class LintTest(unittest.TestCase):
@@ -240,7 +247,7 @@ class ServicesTest(unittest.TestCase):
     def test_every_service_selects_pods_that_have_its_target_ports(self):
         for name in SCENARIOS:
             items = manifests(name)
-            pods = [(m, m.obj["spec"]["template"]) for m in of_kind(items, "Deployment", "StatefulSet")]
+            pods = [(m, m.obj["spec"]["template"]) for m in of_kind(items, "Deployment", "StatefulSet", "DaemonSet")]
             for svc in of_kind(items, "Service"):
                 with self.subTest(scenario=name, service=svc.name):
                     selector = svc.obj["spec"]["selector"]
@@ -279,18 +286,24 @@ class ServicesTest(unittest.TestCase):
             with self.subTest(scenario=name):
                 items, sts = server(name)
                 labels = sts.obj["spec"]["template"]["metadata"]["labels"]
-                policy = one(items, "NetworkPolicy").obj["spec"]
-                self.assertTrue(selects(policy["podSelector"]["matchLabels"], labels))
+                [policy] = [
+                    m.obj["spec"] for m in of_kind(items, "NetworkPolicy")
+                    if selects(m.obj["spec"]["podSelector"]["matchLabels"], labels)
+                ]
                 self.assertEqual(policy["policyTypes"], ["Ingress"])
+                # Raft and gossip: the server pods themselves, and the client agents when enabled.
+                census_pods = [sts.obj["spec"]["selector"]["matchLabels"]]
+                agents = of_kind(items, "DaemonSet")
+                census_pods += [d.obj["spec"]["selector"]["matchLabels"] for d in agents]
                 open_ports = set()
                 for rule in policy["ingress"]:
                     ports = {(p["port"], p.get("protocol", "TCP")) for p in rule["ports"]}
                     if (8300, "TCP") in ports:
-                        # Only from the server pods themselves.
-                        [peer] = rule["from"]
-                        self.assertEqual(set(peer), {"podSelector"})
-                        self.assertTrue(selects(peer["podSelector"]["matchLabels"], labels))
-                        self.assertEqual(set(peer["podSelector"]["matchLabels"]), set(sts.obj["spec"]["selector"]["matchLabels"]))
+                        self.assertEqual(ports, {(8300, "TCP"), (8301, "UDP"), (8500, "TCP")})
+                        for peer in rule["from"]:
+                            self.assertEqual(set(peer), {"podSelector"})
+                        self.assertEqual([p["podSelector"]["matchLabels"] for p in rule["from"]], census_pods)
+                        self.assertTrue(selects(census_pods[0], labels))
                     else:
                         open_ports |= ports
                         exposed = SCENARIOS[name].values.get("client", {}).get("service", {}).get("type", "ClusterIP") != "ClusterIP"
@@ -304,14 +317,21 @@ class ServicesTest(unittest.TestCase):
 
 class RestrictedProfileTest(unittest.TestCase):
     def test_every_pod_template_meets_the_restricted_profile(self):
+        """Every pod, except the client agents' hostPort (client.hostPorts.http), which Pod Security
+        forbids from "baseline" up: that and nothing else, and nothing at all without it."""
         seen = set()
         for name in SCENARIOS:
             for owner, pod in pod_templates(manifests(name)):
                 seen.add(f"{owner.kind}/{owner.name}")
                 with self.subTest(scenario=name, workload=str(owner)):
-                    self.assertEqual(checks.restricted_violations(pod), [])
-        # The server and both demo workloads were among them.
+                    expected = []
+                    if owner.kind == "DaemonSet" and expected_client_host_port(name) is not None:
+                        expected = [f"container census: hostPort {expected_client_host_port(name)}"]
+                    self.assertEqual(checks.restricted_violations(pod), expected)
+        # The server, the client agents and both demo workloads were among them.
         self.assertIn("StatefulSet/census-server", seen)
+        self.assertIn("DaemonSet/census-client", seen)
+        self.assertIn("DaemonSet/edge-census-client", seen)
         self.assertIn("Deployment/census-web", seen)
         self.assertIn("Deployment/census-lb", seen)
 
@@ -439,12 +459,22 @@ class ValuesSchemaTest(unittest.TestCase):
             {"demo": {"web": {"port": 80}}},
             {"demo": {"enabled": "yes"}},
             {"image": {"pullPolicy": "Sometimes"}},
+            {"client": {"enabled": "yes"}},
+            {"client": {"hostPorts": {"http": 70000}}},
+            {"client": {"hostPorts": {"serfLan": 8301}}},
+            {"client": {"tolerations": {"operator": "Exists"}}},
+            {"client": {"agent": True}},
         ):
             with self.subTest(values=bad), self.assertRaises(helm.HelmValuesError):
                 render_raw(bad)
 
     def test_good_values_render(self):
-        for good in ({"server": {"replicas": 1}}, {"server": {"replicas": 7}}, {"image": {"tag": "1.2.3"}}):
+        for good in (
+            {"server": {"replicas": 1}},
+            {"server": {"replicas": 7}},
+            {"image": {"tag": "1.2.3"}},
+            {"client": {"enabled": True, "hostPorts": {"http": 18500}, "nodeSelector": {"kubernetes.io/os": "linux"}}},
+        ):
             with self.subTest(values=good):
                 self.assertTrue(render_raw(good))
 
@@ -492,6 +522,174 @@ class ChartConventionsTest(unittest.TestCase):
         self.assertIn("census-server", text)
         self.assertIn("localhost:8500", text)
         self.assertIn("curl -s localhost:80/", text)
+
+
+CLIENT_SCENARIOS = ("clients", "clients-restricted")
+
+
+def client_agents(scenario: str):
+    """(objects, server StatefulSet, client-agent DaemonSet, its census container)."""
+    items = manifests(scenario)
+    sts = one(items, "StatefulSet")
+    ds = one(items, "DaemonSet")
+    container = next(c for c in ds.obj["spec"]["template"]["spec"]["containers"] if c["name"] == "census")
+    return items, sts, ds, container
+
+
+def downward(container: dict) -> dict[str, str]:
+    """Environment variable -> the pod field it comes from."""
+    return {e["name"]: e["valueFrom"]["fieldRef"]["fieldPath"] for e in container["env"] if "valueFrom" in e}
+
+
+class ClientAgentTest(unittest.TestCase):
+    def test_off_by_default(self):
+        for name in ("default", "demo", "kind", "namespaced"):
+            with self.subTest(scenario=name):
+                items = manifests(name)
+                self.assertEqual(of_kind(items, "DaemonSet"), [])
+                self.assertEqual(len(of_kind(items, "NetworkPolicy")), 1, "the servers' only")
+                self.assertEqual([m for m in of_kind(items, "Service") if "internalTrafficPolicy" in m.obj["spec"]], [])
+                self.assertNotIn("Client agents", notes(name))
+
+    def test_the_agent_is_a_client_that_joins_every_server(self):
+        for name in CLIENT_SCENARIOS:
+            with self.subTest(scenario=name):
+                s = SCENARIOS[name]
+                items, sts, ds, c = client_agents(name)
+                args = c["args"]
+                self.assertEqual(args[0], "agent")
+                for server_only in ("server", "bootstrap-expect", "bootstrap", "platform", "dev"):
+                    self.assertEqual(flag_values(args, server_only), [], f"-{server_only} on a client agent")
+                # The same peers as the servers join: each server pod's stable name, Raft port, which
+                # the headless Service publishes before the pods are ready.
+                joins = flag_values(args, "retry-join")
+                self.assertEqual(len(joins), len(set(joins)))
+                self.assertEqual(set(joins), set(flag_values(server_container(sts)["args"], "retry-join")))
+                self.assertEqual(len(joins), expected_replicas(name))
+                headless = sts.obj["spec"]["serviceName"]
+                domain = s.values.get("clusterDomain")
+                suffix = f"svc.{domain}" if domain else "svc"
+                for i in range(expected_replicas(name)):
+                    self.assertIn(f"{sts.name}-{i}.{headless}.{s.namespace}.{suffix}:8300", joins)
+                svc = one(items, "Service", headless).obj["spec"]
+                self.assertIn(8300, [p["port"] for p in svc["ports"]])
+                # Identity from the downward API: the node's name, the pod's IP.
+                env = downward(c)
+                self.assertEqual(flag_values(args, "node"), ["$(NODE_NAME)"])
+                self.assertEqual(env["NODE_NAME"], "spec.nodeName")
+                self.assertEqual(flag_values(args, "advertise"), ["$(POD_IP)"])
+                self.assertEqual(env["POD_IP"], "status.podIP")
+                self.assertEqual(env["HOST_IP"], "status.hostIP")
+                self.assertEqual(flag_values(args, "client"), ["0.0.0.0"], "HTTP must listen beyond loopback")
+                self.assertEqual(flag_values(args, "datacenter"), flag_values(server_container(sts)["args"], "datacenter"))
+                # The data dir is an emptyDir of the pod (no hostPath: restricted profile).
+                [data_dir] = flag_values(args, "data-dir")
+                mounts = {m["mountPath"]: m["name"] for m in c["volumeMounts"]}
+                volumes = {v["name"]: v for v in ds.obj["spec"]["template"]["spec"]["volumes"]}
+                self.assertIn("emptyDir", volumes[mounts[data_dir]])
+                extra = s.values["client"].get("extraArgs", [])
+                self.assertEqual(args[len(args) - len(extra):], extra)
+
+    def test_ports_host_ports_and_no_host_network(self):
+        for name in CLIENT_SCENARIOS:
+            with self.subTest(scenario=name):
+                _, _, ds, c = client_agents(name)
+                pod = ds.obj["spec"]["template"]["spec"]
+                self.assertFalse(pod.get("hostNetwork", False))
+                ports = {(p["name"], p["containerPort"], p["protocol"], p.get("hostPort")) for p in c["ports"]}
+                self.assertEqual(ports, {("http", 8500, "TCP", expected_client_host_port(name)), ("serf-lan", 8301, "UDP", None)})
+
+    def test_same_security_context_as_the_servers_and_graceful_leave(self):
+        for name in CLIENT_SCENARIOS:
+            with self.subTest(scenario=name):
+                _, sts, ds, c = client_agents(name)
+                pod, server_pod = ds.obj["spec"]["template"]["spec"], sts.obj["spec"]["template"]["spec"]
+                self.assertEqual(pod["securityContext"], server_pod["securityContext"])
+                self.assertEqual(c["securityContext"], server_container(sts)["securityContext"])
+                self.assertIs(pod["automountServiceAccountToken"], False)
+                # SIGTERM makes a client agent leave (at most 15 s): no preStop, time to finish.
+                self.assertNotIn("lifecycle", c)
+                self.assertGreater(pod["terminationGracePeriodSeconds"], 15)
+                self.assertEqual(c["readinessProbe"]["httpGet"]["path"], "/v1/agent/ready")
+                self.assertTrue(c["livenessProbe"]["httpGet"]["path"].startswith("/v1/agent/"), "answered by the agent itself")
+
+    def test_values_reach_the_pods(self):
+        _, _, ds, c = client_agents("clients-restricted")
+        pod = ds.obj["spec"]["template"]["spec"]
+        self.assertEqual(pod["tolerations"], [{"operator": "Exists"}])
+        self.assertEqual(c["resources"], {"requests": {"cpu": "10m", "memory": "32Mi"}, "limits": {"memory": "256Mi"}})
+        _, _, ds, c = client_agents("clients")
+        self.assertNotIn("tolerations", ds.obj["spec"]["template"]["spec"])
+        self.assertIn("resources", c)
+
+    def test_node_local_service(self):
+        for name in CLIENT_SCENARIOS:
+            with self.subTest(scenario=name):
+                items, _, ds, c = client_agents(name)
+                labels = ds.obj["spec"]["template"]["metadata"]["labels"]
+                [svc] = [m for m in of_kind(items, "Service") if selects(m.obj["spec"]["selector"], labels)]
+                self.assertEqual(svc.obj["spec"]["internalTrafficPolicy"], "Local")
+                self.assertEqual([(p["port"], p["targetPort"]) for p in svc.obj["spec"]["ports"]], [(8500, "http")])
+                text = notes(name)
+                self.assertIn(f"{svc.name}.{SCENARIOS[name].namespace}.", text)
+                self.assertEqual("$(HOST_IP):8500" in text, expected_client_host_port(name) is not None)
+
+    def test_network_policies_open_gossip_both_ways_and_raft_to_the_servers(self):
+        def allowed(policy: dict, labels: dict[str, str]) -> set[tuple[int, str]]:
+            """What a pod with `labels` in the release namespace may reach under `policy`."""
+            out = set()
+            for rule in policy["ingress"]:
+                peers = rule.get("from")
+                if peers is None or any(
+                    "podSelector" in p and "namespaceSelector" not in p and selects(p["podSelector"].get("matchLabels", {}), labels)
+                    or p == {"namespaceSelector": {}}
+                    for p in peers
+                ):
+                    out |= {(p["port"], p.get("protocol", "TCP")) for p in rule["ports"]}
+            return out
+
+        for name in CLIENT_SCENARIOS:
+            with self.subTest(scenario=name):
+                items, sts, ds, _ = client_agents(name)
+                server_labels = sts.obj["spec"]["template"]["metadata"]["labels"]
+                client_labels = ds.obj["spec"]["template"]["metadata"]["labels"]
+                policies = of_kind(items, "NetworkPolicy")
+                [to_servers] = [m.obj["spec"] for m in policies if selects(m.obj["spec"]["podSelector"]["matchLabels"], server_labels)]
+                [to_clients] = [m.obj["spec"] for m in policies if selects(m.obj["spec"]["podSelector"]["matchLabels"], client_labels)]
+                self.assertFalse(selects(to_clients["podSelector"]["matchLabels"], server_labels))
+                self.assertEqual(to_clients["policyTypes"], ["Ingress"])
+                # Client agents reach the servers' Raft port, gossip and HTTP (forwarded requests).
+                self.assertLessEqual({(8300, "TCP"), (8301, "UDP"), (8500, "TCP")}, allowed(to_servers, client_labels))
+                # Servers and other agents gossip with an agent; nothing else of theirs is needed.
+                self.assertEqual(allowed(to_clients, server_labels) & {(8301, "UDP"), (8300, "TCP")}, {(8301, "UDP")})
+                self.assertIn((8301, "UDP"), allowed(to_clients, client_labels))
+                # An app pod: the agent's HTTP API, never gossip or Raft.
+                app = {"census-client": "true", "app": "shop"}
+                self.assertEqual(allowed(to_clients, app), {(8500, "TCP")})
+                self.assertNotIn((8300, "TCP"), allowed(to_servers, app))
+                self.assertNotIn((8301, "UDP"), allowed(to_servers, app))
+                # Gossip rules name exactly the census pods.
+                gossip = [r for r in to_clients["ingress"] if (8301, "UDP") in {(p["port"], p.get("protocol", "TCP")) for p in r["ports"]}]
+                [rule] = gossip
+                self.assertEqual(
+                    [p["podSelector"]["matchLabels"] for p in rule["from"]],
+                    [sts.obj["spec"]["selector"]["matchLabels"], ds.obj["spec"]["selector"]["matchLabels"]],
+                )
+                http = [r for r in to_clients["ingress"] if r is not rule]
+                [http_rule] = http
+                want = SCENARIOS[name].values.get("networkPolicy", {}).get("clientFrom", [{"namespaceSelector": {}}])
+                self.assertEqual(http_rule["from"], want)
+
+    def test_allow_external_opens_the_agents_http_port_to_anyone(self):
+        items = parse(render_raw({"client": {"enabled": True}, "networkPolicy": {"allowExternal": True}}))
+        [policy] = [m for m in of_kind(items, "NetworkPolicy") if m.name.endswith("-client")]
+        [http_rule] = [r for r in policy.obj["spec"]["ingress"] if r["ports"] == [{"port": 8500, "protocol": "TCP"}]]
+        self.assertNotIn("from", http_rule)
+
+    def test_no_network_policy_when_disabled(self):
+        items = parse(render_raw({"client": {"enabled": True}, "networkPolicy": {"enabled": False}}))
+        self.assertEqual(of_kind(items, "NetworkPolicy"), [])
+        self.assertEqual(len(of_kind(items, "DaemonSet")), 1)
 
 
 class DemoTest(unittest.TestCase):

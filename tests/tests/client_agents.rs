@@ -5,7 +5,7 @@
 //! restart; a SIGKILLed client is `failed` everywhere with its `serfHealth` critical and its
 //! services kept; `census leave` removes a client and its services; a client keeps answering
 //! (forwarding) while one server is dead; a user event fired on a client reaches every agent;
-//! a client agent's DNS answers through the servers.
+//! a client agent's DNS answers through the servers and reaps its own critical services.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -125,6 +125,17 @@ async fn client_agents_gossip_sync_and_forward() {
     assert_eq!(node_a.trim(), "127.0.0.1", "client0's address through client2's DNS");
     let missing = dig(clients[2].dns_port, &["nosuch.service.consul", "A"]);
     assert!(missing.contains("status: NXDOMAIN"), "{missing}");
+
+    // A client agent reaps its own services critical past DeregisterCriticalServiceAfter (else
+    // its anti-entropy would put back what the leader reaped).
+    let c2 = clients[2].client();
+    let check = json!({"TTL": "30s", "DeregisterCriticalServiceAfter": "1s"});
+    put(&c2, "/v1/agent/service/register", Some(json!({"Name": "flaky", "Port": 1, "Check": check}))).await;
+    eventually(CONVERGE, "flaky reaped by client2 and gone from the catalog", || async {
+        let local = c2.agent_services().await.ok()?;
+        (!local.contains_key("flaky") && instances(&server, "flaky").await.is_empty()).then_some(())
+    })
+    .await;
 
     // Deregistered behind the agent's back: anti-entropy puts it back.
     put(&server, "/v1/catalog/deregister", Some(json!({"Node": "client0", "ServiceID": "web"}))).await;

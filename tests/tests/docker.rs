@@ -1,6 +1,8 @@
 //! Seed 000 on the real Docker engine: docker/build.sh builds every image locally (nothing is
-//! pulled), docker/compose.yml runs census, the read-only Docker proxy, the register sidecar,
-//! three web containers and the nginx lb. Skipped, saying so, when no Docker engine answers.
+//! pulled), docker/compose.yml runs a census server, a census client agent for the Docker host
+//! (the agent the register sidecar talks to, as registrator talks to its host's Consul agent), the
+//! read-only Docker proxy, the register sidecar, three web containers and the nginx lb (which
+//! reads the server). Fails, saying so, when no Docker engine answers.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -12,6 +14,8 @@ use census_client::{Client, QueryOptions};
 use census_e2e::{eventually, free_port};
 
 const SERVICE: &str = "my-web-server";
+/// The client agent's node (`consul-agent -node=docker-host`): the registered instances are its.
+const AGENT_NODE: &str = "docker-host";
 const LEASE_TTL: Duration = Duration::from_secs(3);
 const DEREGISTER_AFTER: Duration = Duration::from_secs(4);
 
@@ -201,11 +205,24 @@ async fn seed_demo_on_docker_routes_follows_containers_and_survives_the_registra
         (seen == hostnames).then_some(())
     })
     .await;
-    let ids: BTreeSet<String> = instances(&client).await.into_iter().map(|e| e.service.id).collect();
+    let registered = instances(&client).await;
+    let ids: BTreeSet<String> = registered.iter().map(|e| e.service.id.clone()).collect();
     assert_eq!(
         ids,
         webs.iter().map(|w| format!("docker-host:{w}:80")).collect(),
         "IDs are HOST:CONTAINER:PORT"
+    );
+    // The sidecar registers through the host's client agent, so the instances are that agent's
+    // node, and the agent is a gossip member of type client (no Raft).
+    let nodes: BTreeSet<&str> = registered.iter().map(|e| e.node.node.as_str()).collect();
+    assert_eq!(nodes, BTreeSet::from([AGENT_NODE]), "instances belong to the client agent's node");
+    assert_eq!(demo.containers("consul-agent").len(), 1);
+    let members = client.agent_members().await.expect("members");
+    let agent = members.iter().find(|m| m.name == AGENT_NODE);
+    assert_eq!(
+        agent.and_then(|m| m.tags.get("role")).map(String::as_str),
+        Some("node"),
+        "the client agent is a member: {members:?}"
     );
 
     // docker stop of one: out of the catalog and of nginx within 2 s.

@@ -31,6 +31,11 @@ suffix ("-server" plus a pod ordinal) still fits a DNS label.
 {{- include "census.fullname" . -}}
 {{- end -}}
 
+{{/* The client-agent DaemonSet (client.enabled), and the node-local Service in front of it. */}}
+{{- define "census.clientAgentName" -}}
+{{- printf "%s-client" (include "census.fullname" .) -}}
+{{- end -}}
+
 {{- define "census.chart" -}}
 {{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" -}}
 {{- end -}}

@@ -254,6 +254,7 @@ async fn start_client(
     );
     tokio::spawn(join::retry_join(gossip.clone(), transport, Some(pool.clone()), config.join.clone()));
     tokio::spawn(crate::client_agent::anti_entropy::run(client.clone(), node, config.anti_entropy_interval));
+    tokio::spawn(reaper::reap_own_services(client.clone()));
     Ok(Role { cluster: client, server: None, servers: Some(pool), discovery: Arc::default() })
 }
 

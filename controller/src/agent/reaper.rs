@@ -1,6 +1,7 @@
 //! The leader removes services whose check has been critical for longer than its
 //! `DeregisterCriticalServiceAfter`, on every node, on a precise timer (Consul's agents sweep
-//! their own node every 30 s, so a dead agent's services are never reaped). With owner leases
+//! their own node every 30 s, so a dead agent's services are never reaped); a client agent also
+//! reaps its own, as Consul's does. With owner leases
 //! this is what turns a dead sidecar's or a dead agent's instances into removed ones. Clocks live
 //! in the leader's memory; a new leader starts them afresh, so a failover can delay a removal
 //! but never hasten it.
@@ -11,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use super::leadership::Leadership;
 use crate::catalog::{CheckStatus, Command, Table, WatchKey};
+use crate::cluster::Cluster;
 use crate::raft::ClusterNode;
 
 /// A critical check that carries a deregistration deadline.
@@ -49,6 +51,37 @@ fn due_services(
     (due, next)
 }
 
+/// The critical checks with a deregistration deadline, in `cluster`'s catalog.
+fn reapable(cluster: &dyn Cluster) -> Vec<Reapable> {
+    cluster.catalog().read(|s| {
+        s.checks_in_state(Some(CheckStatus::Critical))
+            .into_iter()
+            .filter(|c| c.spec.deregister_critical_after_ms > 0 && !c.service_id.is_empty())
+            .map(|c| Reapable {
+                node: c.node.clone(),
+                check_id: c.id.clone(),
+                service_id: c.service_id.clone(),
+                after: Duration::from_millis(c.spec.deregister_critical_after_ms),
+            })
+            .collect()
+    })
+}
+
+/// Deregisters what is due; returns when the next deadline falls.
+async fn reap_due(cluster: &dyn Cluster, critical_since: &mut HashMap<CheckKey, Instant>) -> Option<Instant> {
+    let (due, next) = due_services(&reapable(cluster), critical_since, Instant::now());
+    for (node, service_id) in due {
+        tracing::info!(%node, service = %service_id, "deregistering service critical past DeregisterCriticalServiceAfter");
+        let cmd = Command::DeregisterService { node: node.clone(), service_id: service_id.clone() };
+        if let Err(e) = cluster.write(cmd).await {
+            tracing::warn!(service = %service_id, error = %e, "could not reap service; will retry");
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+    }
+    next
+}
+
+/// On servers: the leader reaps every node's services.
 pub async fn reap_critical_services(cluster: Arc<ClusterNode>) {
     let mut critical_since: HashMap<CheckKey, Instant> = HashMap::new();
     let mut leadership = Leadership::default();
@@ -57,28 +90,28 @@ pub async fn reap_critical_services(cluster: Arc<ClusterNode>) {
             critical_since.clear();
         }
         let mut sub = cluster.catalog.hub().subscribe(&WatchKey::Tables(vec![Table::Checks]));
-        let reapable: Vec<Reapable> = cluster.catalog.read(|s| {
-            s.checks_in_state(Some(CheckStatus::Critical))
-                .into_iter()
-                .filter(|c| c.spec.deregister_critical_after_ms > 0 && !c.service_id.is_empty())
-                .map(|c| Reapable {
-                    node: c.node.clone(),
-                    check_id: c.id.clone(),
-                    service_id: c.service_id.clone(),
-                    after: Duration::from_millis(c.spec.deregister_critical_after_ms),
-                })
-                .collect()
-        });
-        let (due, next) = due_services(&reapable, &mut critical_since, Instant::now());
-        for (node, service_id) in due {
-            tracing::info!(%node, service = %service_id, "deregistering service critical past DeregisterCriticalServiceAfter");
-            let cmd = Command::DeregisterService { node: node.clone(), service_id: service_id.clone() };
-            if let Err(e) = cluster.write(cmd).await {
-                tracing::warn!(service = %service_id, error = %e, "could not reap service; will retry");
-                tokio::time::sleep(Duration::from_secs(1)).await;
-            }
-        }
+        let next = reap_due(cluster.as_ref(), &mut critical_since).await;
         leadership.wait(&cluster, &mut sub, next).await;
+    }
+}
+
+/// On a client agent: it reaps its own services, as Consul's agent does (otherwise its
+/// anti-entropy would put back what the leader reaped).
+pub async fn reap_own_services(cluster: Arc<dyn Cluster>) {
+    let mut critical_since: HashMap<CheckKey, Instant> = HashMap::new();
+    loop {
+        let mut sub = cluster.catalog().hub().subscribe(&WatchKey::Tables(vec![Table::Checks]));
+        let next = reap_due(cluster.as_ref(), &mut critical_since).await;
+        let deadline = async {
+            match next {
+                Some(at) => tokio::time::sleep_until(at.into()).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            _ = sub.changed() => {}
+            _ = deadline => {}
+        }
     }
 }
 
