@@ -1,5 +1,6 @@
 //! `census agent`: wires the catalog, Raft, the HTTP API and the check runner together.
 
+mod autopilot;
 pub mod checks;
 pub mod config;
 mod flap;
@@ -207,6 +208,7 @@ async fn start_server(
     ));
     tokio::spawn(members::reconcile(cluster.clone(), gossip.clone(), config.reconnect_timeout));
     tokio::spawn(session_monitor::run(cluster.clone()));
+    tokio::spawn(autopilot::run(cluster.clone(), gossip.clone(), config.datacenter.clone()));
     if let Some(k8s) = &config.kubernetes {
         kubernetes::start(cluster.clone(), k8s.clone(), config.node_name.clone())
             .await
@@ -215,19 +217,21 @@ async fn start_server(
     Ok(Role { cluster: cluster.clone(), server: Some(cluster), servers: None, discovery })
 }
 
+/// A server member's Raft identity, from its gossip tags.
+fn server_of(peer: &crate::gossip::Peer) -> Option<(crate::raft::NodeId, ServerNode)> {
+    let raft_addr = peer.raft_addr()?;
+    let node = ServerNode { name: peer.name.clone(), raft_addr, http_addr: peer.tag("http").to_string() };
+    Some((raft_id(peer.tag("id")), node))
+}
+
 /// Servers that gossip finds take part in forming the cluster (`-bootstrap-expect` counts them).
 async fn servers_by_gossip(gossip: Arc<Gossip>, discovery: Arc<Discovery>) {
     let mut changes = gossip.changes();
     loop {
-        for peer in gossip.alive_servers() {
-            let Some(raft_addr) = peer.raft_addr() else { continue };
+        for (id, node) in gossip.alive_servers().iter().filter_map(server_of) {
             discovery.learn(&crate::raft::bootstrap::Hello {
-                id: raft_id(peer.tag("id")),
-                node: ServerNode {
-                    name: peer.name.clone(),
-                    raft_addr,
-                    http_addr: peer.tag("http").to_string(),
-                },
+                id,
+                node,
                 initialized: false,
                 known: Vec::new(),
             });

@@ -9,7 +9,7 @@ use tokio::signal::unix::{Signal, SignalKind, signal};
 
 use crate::catalog::Command;
 use crate::http::AppState;
-use crate::raft::node::MembershipChange;
+use crate::raft::MembershipChange;
 
 /// How long a graceful leave may take before the agent stops anyway (Consul's value).
 const GRACEFUL_TIMEOUT: Duration = Duration::from_secs(15);

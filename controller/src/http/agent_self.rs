@@ -12,7 +12,7 @@ use super::error::{ApiError, ApiResult};
 use super::query::{Params, json_response, listing_response};
 use super::{AppState, empty_ok};
 use crate::catalog::{CheckKind, Command, DocKind};
-use crate::raft::node::MembershipChange;
+use crate::raft::MembershipChange;
 use crate::version::{CENSUS_VERSION, CONSUL_API_VERSION, REVISION};
 
 /// A coordinate at the origin, as a fresh Consul agent reports before its first measurement.

@@ -21,6 +21,7 @@ mod kv;
 pub mod maintenance;
 mod operations;
 mod operator;
+pub use operator::autopilot_config;
 mod overview;
 mod prepared_query;
 pub mod query;

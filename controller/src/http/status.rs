@@ -7,8 +7,8 @@ use census_client::types::{RaftConfiguration, RaftServer};
 use super::error::{ApiError, ApiResult};
 use super::query::{Params, json_response};
 use super::{AppState, empty_ok};
+use crate::raft::MembershipChange;
 use crate::raft::ReadMode;
-use crate::raft::node::MembershipChange;
 
 pub async fn leader(State(state): State<AppState>) -> ApiResult<Response> {
     let addr = state.server()?.leader().map(|(_, n)| n.raft_addr).unwrap_or_default();

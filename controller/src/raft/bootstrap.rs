@@ -9,7 +9,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use super::node::{ClusterError, ClusterNode, MembershipChange, Remote};
+use super::membership::MembershipChange;
+use super::node::{ClusterError, ClusterNode, Remote};
 use super::types::{NodeId, ServerNode};
 
 /// What servers tell each other when they meet.

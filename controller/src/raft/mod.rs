@@ -6,6 +6,7 @@
 mod batch;
 pub mod bootstrap;
 pub mod log_store;
+mod membership;
 pub mod network;
 pub mod node;
 mod read_rounds;
@@ -17,5 +18,6 @@ pub mod wal;
 #[cfg(test)]
 mod storage_suite;
 
+pub use membership::MembershipChange;
 pub use node::{ClusterError, ClusterNode, RaftTiming, ReadMode, RemoteError};
 pub use types::{NodeId, ServerNode};

@@ -13,7 +13,8 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::bootstrap::{Discovery, Hello};
-use super::node::{ClusterNode, MembershipChange, ReadMode, Remote, RemoteError};
+use super::membership::MembershipChange;
+use super::node::{ClusterNode, ReadMode, Remote, RemoteError};
 use super::types::{NodeId, TypeConfig};
 use crate::catalog::Command;
 use crate::client_agent::servers::ServerAddrs;
