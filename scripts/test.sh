@@ -22,6 +22,9 @@ command -v chromedriver >/dev/null 2>&1 || apt_packages+=(chromium-driver)
 if command -v docker >/dev/null 2>&1 && ! docker compose version >/dev/null 2>&1; then
   command -v docker-compose >/dev/null 2>&1 || apt_packages+=(docker-compose)
 fi
+# Network namespaces and silent partitions (tests/tests/agents_netns.rs): iproute2 and nftables.
+command -v ip >/dev/null 2>&1 || apt_packages+=(iproute2)
+command -v nft >/dev/null 2>&1 || apt_packages+=(nftables)
 # systemd-analyze checks deploy/systemd/*.service (tests/tests/systemd_units.rs fails without it).
 command -v systemd-analyze >/dev/null 2>&1 || apt_packages+=(systemd)
 # Patroni with census as its DCS (tests/tests/patroni.rs): Debian's patroni runs on Debian's

@@ -3,6 +3,7 @@
 pub mod backend;
 pub mod browser;
 pub mod fake_kube;
+pub mod netns;
 pub mod nginx;
 pub mod sidecar;
 
@@ -93,6 +94,9 @@ pub struct Agent {
     pub extra: Vec<String>,
     /// Environment of the process beyond the test's own (KUBECONFIG, say).
     pub env: Vec<(String, String)>,
+    /// Run inside this network namespace, at this address (with Consul's default ports), rather
+    /// than on loopback.
+    pub netns: Option<(String, String)>,
     child: Option<Child>,
 }
 
@@ -108,8 +112,21 @@ impl Agent {
             data_dir,
             extra,
             env: Vec::new(),
+            netns: None,
             child: None,
         }
+    }
+
+    /// An agent in network namespace `ns` at `ip`, on Consul's default ports.
+    pub fn in_netns(mut self, ns: &str, ip: &str) -> Agent {
+        self.netns = Some((ns.to_string(), ip.to_string()));
+        (self.http_port, self.server_port, self.serf_port, self.dns_port) = (8500, 8300, 8301, 8600);
+        self
+    }
+
+    /// The address it binds and advertises.
+    pub fn ip(&self) -> &str {
+        self.netns.as_ref().map_or("127.0.0.1", |(_, ip)| ip.as_str())
     }
 
     /// A client agent (no `-server`) that joins through `join` (a server's Raft address).
@@ -121,11 +138,11 @@ impl Agent {
     }
 
     pub fn raft_addr(&self) -> String {
-        format!("127.0.0.1:{}", self.server_port)
+        format!("{}:{}", self.ip(), self.server_port)
     }
 
     pub fn http_addr(&self) -> String {
-        format!("127.0.0.1:{}", self.http_port)
+        format!("{}:{}", self.ip(), self.http_port)
     }
 
     pub fn client(&self) -> Client {
@@ -140,10 +157,19 @@ impl Agent {
             .append(true)
             .open(self.data_dir.join("agent.log"))
             .expect("log file");
-        let mut cmd = Command::new(census_bin());
+        let mut cmd = match &self.netns {
+            // `ip netns exec` execs census in the namespace: the child is census itself.
+            Some((ns, _)) => {
+                let mut cmd = Command::new("ip");
+                cmd.args(["netns", "exec", ns]).arg(census_bin());
+                cmd
+            }
+            None => Command::new(census_bin()),
+        };
         cmd.arg("agent")
             .args(self.server.then_some("-server"))
-            .args(["-bind=127.0.0.1", "-client=127.0.0.1"])
+            .arg(format!("-bind={}", self.ip()))
+            .arg(format!("-client={}", self.ip()))
             .arg(format!("-node={}", self.name))
             .arg(format!("-http-port={}", self.http_port))
             .arg(format!("-server-port={}", self.server_port))

@@ -12,6 +12,7 @@ use crate::catalog::{
     CatalogState, CheckRegistration, CheckSpec, CheckStatus, Command, NodeSpec, Registration,
 };
 use crate::catalog::{Table, WatchKey};
+use crate::gossip::Item;
 use crate::gossip::{Gossip, MemberState, Status};
 use crate::raft::ClusterNode;
 
@@ -96,10 +97,20 @@ pub async fn reconcile(cluster: Arc<ClusterNode>, gossip: Arc<Gossip>, reconnect
                     _ => {}
                 }
             }
-            if let Err(e) = cluster.write(Command::Batch(commands)).await {
+            if let Err(e) = cluster.write(Command::Batch(commands.clone())).await {
                 tracing::warn!(error = %e, "could not reconcile members");
                 tokio::time::sleep(Duration::from_millis(200)).await;
                 continue;
+            }
+            // A member alive again: its agent puts back the statuses of the checks marked
+            // critical while it was failed, now rather than at its next periodic sync.
+            for cmd in &commands {
+                if let Command::Register(r) = cmd {
+                    let item = Item::Resync { node: r.node.name.clone(), id: rand::random() };
+                    if let Err(e) = gossip.broadcast(item).await {
+                        tracing::debug!(error = %e, "asking {} to resync", r.node.name);
+                    }
+                }
             }
         }
         let reaped = gossip.reap(now - reconnect.min(Duration::from_secs(86_400 * 365)));

@@ -15,7 +15,7 @@ mod probe;
 pub mod reaper;
 mod reload;
 mod session_monitor;
-mod shutdown;
+pub mod shutdown;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -257,7 +257,12 @@ async fn start_client(
             .map_err(|e| AgentError::Other(e.to_string()))?,
     );
     tokio::spawn(join::retry_join(gossip.clone(), transport, Some(pool.clone()), config.join.clone()));
-    tokio::spawn(crate::client_agent::anti_entropy::run(client.clone(), node, config.anti_entropy_interval));
+    tokio::spawn(crate::client_agent::anti_entropy::run(
+        client.clone(),
+        gossip.clone(),
+        node,
+        config.anti_entropy_interval,
+    ));
     tokio::spawn(reaper::reap_own_services(client.clone()));
     Ok(Role { cluster: client, server: None, servers: Some(pool), discovery: Arc::default() })
 }

@@ -40,6 +40,16 @@ pub async fn leave(state: &AppState) {
     }
 }
 
+/// `leave`, bounded by the graceful timeout.
+pub async fn leave_within_grace(state: &AppState) {
+    if tokio::time::timeout(GRACEFUL_TIMEOUT, leave(state)).await.is_err() {
+        tracing::info!(target: "agent", "Timeout on graceful leave");
+    }
+}
+
+/// Time for the answer to `PUT /v1/agent/leave` to go out before the process ends.
+const ANSWER_DRAIN: Duration = Duration::from_millis(200);
+
 async fn next(signal: &mut Option<Signal>) {
     match signal {
         Some(s) => {
@@ -66,9 +76,10 @@ pub async fn until_stopped(state: &AppState, policy: LeavePolicy) {
             tracing::info!(target: "agent", "Caught signal: terminated");
             policy.leave_on_terminate
         }
+        // The handler has left already.
         _ = state.leave.notified() => {
-            tracing::info!(target: "agent", "Graceful leave requested");
-            leave(state).await;
+            tracing::info!(target: "agent", "Graceful leave complete");
+            tokio::time::sleep(ANSWER_DRAIN).await;
             return;
         }
     };

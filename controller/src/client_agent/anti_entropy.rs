@@ -10,6 +10,7 @@ use crate::catalog::{
     CatalogState, CheckRegistration, Command, NodeSpec, Registration, ServiceSpec, Table, WatchKey,
 };
 use crate::cluster::Cluster;
+use crate::gossip::{Gossip, Status};
 
 /// The checks the servers keep for a node themselves, which its agent must not prune.
 const SERVER_KEPT_CHECKS: [&str; 1] = [crate::agent::AGENT_CHECK];
@@ -72,12 +73,38 @@ pub fn sync_command(state: &CatalogState, node: &NodeSpec) -> Command {
     Command::Batch(commands)
 }
 
+/// What, in gossip, calls for a sync at once: the leader asked for one (this agent came back
+/// after being marked failed, and its checks were marked critical meanwhile), more alive servers
+/// than before (a partition healed), or this agent rejoined under a renewed identity.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct GossipMark {
+    resyncs: u64,
+    alive_servers: usize,
+    own_bump: u16,
+}
+
+impl GossipMark {
+    fn of(gossip: &Gossip) -> GossipMark {
+        let members = gossip.members();
+        GossipMark {
+            resyncs: gossip.resyncs(),
+            alive_servers: members.iter().filter(|m| m.status == Status::Alive && m.peer.is_server()).count(),
+            own_bump: members.iter().find(|m| m.peer.name == gossip.name()).map_or(0, |m| m.peer.bump),
+        }
+    }
+
+    fn calls_for_sync(self, now: GossipMark) -> bool {
+        now.resyncs != self.resyncs || now.alive_servers > self.alive_servers || now.own_bump != self.own_bump
+    }
+}
+
 /// Runs until the agent stops.
-pub async fn run(cluster: Arc<ClientCluster>, node: NodeSpec, interval: Duration) {
+pub async fn run(cluster: Arc<ClientCluster>, gossip: Arc<Gossip>, node: NodeSpec, interval: Duration) {
     let mut synced_once = false;
     loop {
         let catalog = cluster.catalog().clone();
         let mut sub = catalog.hub().subscribe(&WatchKey::Tables(vec![Table::Services, Table::Checks]));
+        let mut mark = GossipMark::of(&gossip);
         let cmd = catalog.read(|s| sync_command(s, &node));
         match cluster.servers.write(&cmd).await {
             Ok(_) => {
@@ -92,9 +119,25 @@ pub async fn run(cluster: Arc<ClientCluster>, node: NodeSpec, interval: Duration
                 continue;
             }
         }
-        tokio::select! {
-            _ = sub.changed() => {}
-            _ = tokio::time::sleep(interval) => {}
+        let mut changes = gossip.changes();
+        let next_full = tokio::time::sleep(interval);
+        tokio::pin!(next_full);
+        loop {
+            tokio::select! {
+                _ = sub.changed() => break,
+                _ = &mut next_full => break,
+                changed = changes.changed() => {
+                    if changed.is_err() {
+                        return;
+                    }
+                    let now = GossipMark::of(&gossip);
+                    if mark.calls_for_sync(now) {
+                        tracing::debug!(target: "agent", "gossip changed: syncing now");
+                        break;
+                    }
+                    mark = now;
+                }
+            }
         }
     }
 }

@@ -44,6 +44,9 @@ pub enum Item {
     /// A member's installed keys, the primary first: sent after each change and when members
     /// join, so that every member can count who has which key.
     Keys { name: String, seq: u64, keys: Vec<String> },
+    /// The leader asks a member's agent to sync its state to the catalog now (it came back
+    /// after being marked failed, and its checks were marked critical meanwhile).
+    Resync { node: String, id: u64 },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -60,6 +63,7 @@ impl Item {
             Item::Event { id, .. } => ItemKey(format!("event/{id}")),
             Item::KeyOp { id, .. } => ItemKey(format!("keyop/{id}")),
             Item::Keys { name, seq, .. } => ItemKey(format!("keys/{name}/{seq}")),
+            Item::Resync { node, id } => ItemKey(format!("resync/{node}/{id}")),
         }
     }
 }

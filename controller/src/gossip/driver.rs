@@ -38,6 +38,8 @@ pub(super) struct Driver {
     pub(super) events: tokio::sync::broadcast::Sender<Vec<u8>>,
     pub(super) leaving: Option<(Instant, oneshot::Sender<()>)>,
     pub(super) reports: Arc<Mutex<KeyReports>>,
+    /// How many times the leader asked this member to resync.
+    pub(super) resyncs: Arc<std::sync::atomic::AtomicU64>,
     /// When this member next reports its keys (after members join; only with encryption on).
     pub(super) report_due: Option<Instant>,
 }
@@ -186,6 +188,12 @@ impl Driver {
             Item::KeyOp { op, key, .. } => {
                 if let Err(e) = self.apply_key_op(op, &key) {
                     tracing::warn!(target: "agent", "serf: keyring {op:?} failed here: {e}");
+                }
+            }
+            Item::Resync { node, .. } => {
+                if node == self.foca.identity().name {
+                    self.resyncs.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    self.version.send_modify(|v| *v += 1);
                 }
             }
             Item::Keys { name, seq, keys } => {

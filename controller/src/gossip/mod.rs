@@ -114,6 +114,7 @@ pub struct Gossip {
     /// Members that turned this one away, and why.
     rejections: Arc<Mutex<HashMap<SocketAddr, Rejection>>>,
     reports: Arc<Mutex<KeyReports>>,
+    resyncs: Arc<std::sync::atomic::AtomicU64>,
 }
 
 /// How a keyring change went: the alive members, and those that did not report it done in time.
@@ -161,7 +162,9 @@ impl Gossip {
         let keyring = Arc::new(Mutex::new(config.keyring));
         let rejections = Arc::new(Mutex::new(HashMap::new()));
         let reports = Arc::new(Mutex::new(KeyReports::default()));
+        let resyncs = Arc::new(std::sync::atomic::AtomicU64::new(0));
         let mut driver = Driver {
+            resyncs: resyncs.clone(),
             reports: reports.clone(),
             report_due: None,
             foca,
@@ -189,6 +192,7 @@ impl Gossip {
             keyring,
             rejections,
             reports,
+            resyncs,
         }))
     }
 
@@ -253,6 +257,11 @@ impl Gossip {
 
     fn rejections(&self) -> std::sync::MutexGuard<'_, HashMap<SocketAddr, Rejection>> {
         self.rejections.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// How many times the leader asked this agent to sync its state now (`Item::Resync`).
+    pub fn resyncs(&self) -> u64 {
+        self.resyncs.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// This member's gossip encryption keys.

@@ -270,7 +270,10 @@ pub async fn reload(State(state): State<AppState>) -> ApiResult<Response> {
     }
 }
 
+/// `PUT /v1/agent/leave`: answers once the agent has left (its node is out of the catalog), as
+/// Consul's does, then the agent stops.
 pub async fn leave(State(state): State<AppState>) -> ApiResult<Response> {
+    crate::agent::shutdown::leave_within_grace(&state).await;
     state.leave.notify_one();
     Ok(empty_ok())
 }
