@@ -8,7 +8,18 @@ const CHILD_COMMANDS: &[(&str, usize, &[&str])] = &[
     (
         "watch",
         0,
-        &["-type", "-key", "-prefix", "-service", "-tag", "-state", "-http-addr", "-token", "-format"],
+        &[
+            "-type",
+            "-key",
+            "-prefix",
+            "-service",
+            "-tag",
+            "-state",
+            "-name",
+            "-http-addr",
+            "-token",
+            "-format",
+        ],
     ),
 ];
 

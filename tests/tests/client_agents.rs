@@ -195,6 +195,24 @@ async fn client_agents_gossip_sync_and_forward() {
     }
     assert_eq!(instances(&server, "api").await, ["client1"], "a failed agent's services stay");
 
+    // `census force-leave`: the failed agent is left everywhere and leaves the catalog.
+    let out = std::process::Command::new(census_bin())
+        .args(["force-leave", "-http-addr", &clients[2].http_addr(), "client1"])
+        .output()
+        .expect("census force-leave");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    eventually(CONVERGE, "client1 left and out of the catalog", || async {
+        let left = members(&server).await.get("client1").map(String::as_str) == Some("left");
+        (left && instances(&server, "api").await.is_empty()).then_some(())
+    })
+    .await;
+    let unknown = std::process::Command::new(census_bin())
+        .args(["force-leave", "-http-addr", &clients[2].http_addr(), "nosuch"])
+        .output()
+        .expect("census force-leave");
+    assert!(!unknown.status.success());
+    assert!(String::from_utf8_lossy(&unknown.stderr).contains("No node found with name 'nosuch'"));
+
     // A client keeps answering while one of three servers is dead: reads move to another server
     // even when the dead one had their connection, writes once it is found dead.
     cluster.agents[2].kill();

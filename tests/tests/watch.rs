@@ -99,3 +99,27 @@ async fn handlers_run_on_each_change_with_the_view_on_stdin() {
     assert_eq!(web[0].1, json!([]));
     assert_eq!(web.last().map(|r| r.1[0]["Service"]["Service"].clone()), Some(json!("web")));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn event_watch_runs_on_each_fired_event_of_its_name() {
+    let (agent, _data) = single_server("n1", &[]).await;
+    let addr = agent.http_addr();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = dir.path().join("event.log");
+    let _watch = watch(&addr, &["-type", "event", "-name", "deploy"], &out);
+    wait_runs(&out, 1).await;
+    let fire = |name: &str, payload: &str| {
+        let out = Command::new(census_bin())
+            .args(["event", "-name", name, "-http-addr", &addr, payload])
+            .output()
+            .expect("census event");
+        assert!(String::from_utf8_lossy(&out.stdout).starts_with("Event ID: "), "{out:?}");
+    };
+    fire("other", "ignored");
+    fire("deploy", "v2");
+    let runs = wait_runs(&out, 2).await;
+    let events = runs[1].1.as_array().cloned().unwrap_or_default();
+    assert_eq!(events.len(), 1, "only events named deploy: {runs:?}");
+    assert_eq!(events[0]["Name"], "deploy");
+    assert_eq!(events[0]["Payload"], "djI=", "base64 of v2");
+}

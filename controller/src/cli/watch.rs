@@ -1,4 +1,4 @@
-//! `census watch -type key|keyprefix|services|service|nodes|checks [HANDLER…]`: follows a view of
+//! `census watch -type key|keyprefix|services|service|nodes|checks|event [HANDLER…]`: follows a view of
 //! the catalog with blocking queries and, whenever it changes, runs HANDLER with the view as JSON
 //! on standard input and `CONSUL_INDEX` in its environment (or prints the JSON without a handler).
 
@@ -20,6 +20,8 @@ pub enum WatchType {
     Service,
     Nodes,
     Checks,
+    /// User events (`census event`), as the local agent received them by gossip.
+    Event,
 }
 
 #[derive(Debug, Args)]
@@ -42,6 +44,9 @@ pub struct WatchArgs {
     /// Only passing instances (-type service).
     #[arg(long, num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
     pub passingonly: Option<bool>,
+    /// Only events of this name (-type event).
+    #[arg(long)]
+    pub name: Option<String>,
     /// Only checks in this state (-type checks): any, passing, warning, critical.
     #[arg(long)]
     pub state: Option<String>,
@@ -78,6 +83,12 @@ fn endpoint(args: &WatchArgs) -> Result<(String, Params, bool), CliError> {
             format!("/v1/kv/{}", encode(&need(&args.prefix, "prefix")?))
         }
         WatchType::Services => "/v1/catalog/services".to_string(),
+        WatchType::Event => {
+            if let Some(name) = &args.name {
+                params.push(("name", name.clone()));
+            }
+            "/v1/event/list".to_string()
+        }
         WatchType::Nodes => "/v1/catalog/nodes".to_string(),
         WatchType::Service => {
             params.extend(args.tag.iter().map(|t| ("tag", t.clone())));
