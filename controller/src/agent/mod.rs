@@ -1,20 +1,13 @@
 //! `census agent`: wires the catalog, Raft, the HTTP API and the check runner together.
 
-mod autopilot;
 pub mod checks;
 pub mod config;
-mod flap;
 pub mod join;
 pub mod kubernetes;
-mod leadership;
+pub mod leader;
 pub mod log_stream;
 pub mod logging;
-mod members;
-mod owner_leases;
-mod probe;
-pub mod reaper;
 mod reload;
-mod session_monitor;
 pub mod shutdown;
 
 use std::path::Path;
@@ -25,6 +18,7 @@ use rand::RngCore;
 
 use self::checks::CheckRunner;
 use self::config::AgentConfig;
+use self::leader::{autopilot, members, owner_leases, reaper, session_monitor};
 use crate::catalog::{Catalog, Command, NodeSpec, Registration, ServiceSpec};
 use crate::client_agent::ClientCluster;
 use crate::client_agent::servers::ServerPool;
@@ -107,7 +101,7 @@ pub fn host_port(host: &str, port: u16) -> String {
 
 /// The service every server registers for itself, as Consul's servers do.
 pub const SERVER_SERVICE: &str = "consul";
-pub use owner_leases::AGENT_CHECK;
+pub use leader::owner_leases::AGENT_CHECK;
 
 /// Registers this agent's node (with its `serfHealth` check and the `consul` service), retrying
 /// until there is a leader.
@@ -218,7 +212,7 @@ async fn start_server(
 }
 
 /// A server member's Raft identity, from its gossip tags.
-fn server_of(peer: &crate::gossip::Peer) -> Option<(crate::raft::NodeId, ServerNode)> {
+pub(crate) fn server_of(peer: &crate::gossip::Peer) -> Option<(crate::raft::NodeId, ServerNode)> {
     let raft_addr = peer.raft_addr()?;
     let node = ServerNode { name: peer.name.clone(), raft_addr, http_addr: peer.tag("http").to_string() };
     Some((raft_id(peer.tag("id")), node))

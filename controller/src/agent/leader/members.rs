@@ -120,7 +120,7 @@ pub async fn reconcile(cluster: Arc<ClusterNode>, gossip: Arc<Gossip>, reconnect
         let next = members.iter().filter(|m| m.status == Status::Failed).map(|m| m.since + reconnect).min();
         tokio::select! {
             _ = changes.changed() => {}
-            _ = leadership.wait(&cluster, &mut sub, next) => {}
+            _ = leadership.wait(&cluster, &mut sub, next.map(tokio::time::Instant::from_std)) => {}
         }
     }
 }

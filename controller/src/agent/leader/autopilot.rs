@@ -8,7 +8,9 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use super::leadership::Leadership;
 use crate::catalog::{Table, WatchKey};
@@ -152,7 +154,7 @@ fn unknown_alive(server: &ClusterNode, gossip: &Gossip, dc: &str) -> Vec<(NodeId
         .alive_servers()
         .into_iter()
         .filter(|p| p.tag("dc") == dc)
-        .filter_map(|p| super::server_of(&p))
+        .filter_map(|p| crate::agent::server_of(&p))
         .filter(|(id, _)| !known.contains(id))
         .collect()
 }

@@ -12,7 +12,9 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use super::leadership::Leadership;
 use crate::catalog::{Command, Table, WatchKey};

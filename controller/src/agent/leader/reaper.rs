@@ -8,7 +8,9 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use super::leadership::Leadership;
 use crate::catalog::{CheckStatus, Command, Table, WatchKey};
@@ -104,7 +106,7 @@ pub async fn reap_own_services(cluster: Arc<dyn Cluster>) {
         let next = reap_due(cluster.as_ref(), &mut critical_since).await;
         let deadline = async {
             match next {
-                Some(at) => tokio::time::sleep_until(at.into()).await,
+                Some(at) => tokio::time::sleep_until(at).await,
                 None => std::future::pending().await,
             }
         };

@@ -6,7 +6,9 @@
 //! leader reaps catalog nodes that are not serf members. Agents are gossip members: gossip
 //! decides their liveness (`members`).
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use super::leadership::Leadership;
 use crate::catalog::{CheckStatus, Command, Table, WatchKey};

@@ -3,7 +3,7 @@
 //! full intervals, so a failover can delay an expiry but never hasten it), and sleep until the
 //! catalog changes, their next deadline falls, or leadership changes.
 
-use std::time::Instant;
+use tokio::time::Instant;
 
 use crate::catalog::Subscription;
 use crate::raft::ClusterNode;
@@ -34,7 +34,7 @@ impl Leadership {
     pub async fn wait(&self, cluster: &ClusterNode, sub: &mut Subscription, next: Option<Instant>) {
         let deadline = async {
             match next {
-                Some(at) => tokio::time::sleep_until(at.into()).await,
+                Some(at) => tokio::time::sleep_until(at).await,
                 None => std::future::pending().await,
             }
         };
