@@ -2,7 +2,9 @@
 
 pub mod backend;
 pub mod browser;
+pub mod chaos;
 pub mod fake_kube;
+pub mod linearizability;
 pub mod netns;
 pub mod nginx;
 pub mod sidecar;
