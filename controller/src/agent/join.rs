@@ -8,8 +8,11 @@ use std::time::Duration;
 use crate::client_agent::servers::{ServerAddrs, ServerPool};
 use crate::gossip::Gossip;
 use crate::raft::network::PeerTransport;
+use crate::raft::node::Remote;
 
 const WHOIS_TIMEOUT: Duration = Duration::from_secs(2);
+/// How often an agent syncs its member list in full with a server (serf: 30 s at this size).
+const PUSH_PULL_EVERY: Duration = Duration::from_secs(30);
 
 /// Greets one address; Err says why nothing answered there.
 pub async fn join_one(
@@ -25,6 +28,7 @@ pub async fn join_one(
                 .parse()
                 .map_err(|e| format!("bad gossip address {}: {e}", server.gossip_addr))?;
             gossip.join(&[gossip_addr]).await.map_err(|e| e.to_string())?;
+            sync_members(gossip, transport, addr).await;
             if let Some(pool) = pool {
                 pool.add_seed(server);
             }
@@ -37,6 +41,23 @@ pub async fn join_one(
                 .collect();
             gossip.join(&resolved).await.map_err(|e| e.to_string())
         }
+    }
+}
+
+/// Takes in everything the server at `raft_addr` knows of the members, at once (as serf's
+/// push-pull): otherwise a joining agent meets the others a probe at a time, over minutes in a
+/// large cluster.
+pub async fn sync_members(gossip: &Gossip, transport: &PeerTransport, raft_addr: &str) {
+    let answer: Result<Remote<Vec<foca::Member<crate::gossip::Peer>>>, _> =
+        transport.call(raft_addr, "members", &(), WHOIS_TIMEOUT).await;
+    match answer {
+        Ok(Ok(states)) => {
+            if let Err(e) = gossip.apply_states(states).await {
+                tracing::debug!(error = %e, "taking in the members a server knows");
+            }
+        }
+        Ok(Err(e)) => tracing::debug!(server = raft_addr, error = %e, "member sync"),
+        Err(e) => tracing::debug!(server = raft_addr, error = %e, "member sync"),
     }
 }
 
@@ -53,6 +74,7 @@ pub async fn retry_join(
     }
     let mut round: u64 = 0;
     let mut joined = false;
+    let mut last_sync = tokio::time::Instant::now();
     loop {
         let alive = gossip
             .members()
@@ -62,6 +84,20 @@ pub async fn retry_join(
             tracing::info!(target: "agent", "Join cluster completed. Synced with initial agents");
         }
         joined = alive;
+        // Every 30 s, a full member sync with a random server, as serf's periodic push-pull:
+        // repairs what gossip missed (a member this agent never heard of, a stale status).
+        if alive && last_sync.elapsed() >= PUSH_PULL_EVERY {
+            last_sync = tokio::time::Instant::now();
+            let servers: Vec<String> = gossip
+                .alive_servers()
+                .into_iter()
+                .filter(|p| p.name != gossip.name())
+                .filter_map(|p| p.raft_addr())
+                .collect();
+            if let Some(addr) = servers.get(rand::random::<usize>() % servers.len().max(1)) {
+                sync_members(&gossip, &transport, addr).await;
+            }
+        }
         if !alive {
             for addr in &targets {
                 if let Err(e) = join_one(&gossip, &transport, pool.as_deref(), addr).await

@@ -182,6 +182,7 @@ async fn start_server(
         node: cluster.clone(),
         discovery: discovery.clone(),
         gossip_addr: gossip.advertise().to_string(),
+        gossip: gossip.clone(),
     });
     tokio::spawn(async move {
         if let Err(e) = axum::serve(raft_listener, raft_router).await {

@@ -146,6 +146,15 @@ impl Driver {
                 let _ = done.send(applied);
                 Ok(())
             }
+            Input::States(reply) => {
+                let _ = reply.send(self.foca.iter_membership_state().cloned().collect());
+                Ok(())
+            }
+            Input::Apply(states) => {
+                let me = self.foca.identity().name.clone();
+                let others = states.into_iter().filter(|m| m.id().name != me);
+                self.foca.apply_many(others, false, &mut self.runtime)
+            }
             Input::ForceLeave(name, prune, done) => {
                 let changed = self.table().force_leave(&name, prune);
                 let _ = done.send(changed);

@@ -100,6 +100,10 @@ enum Input {
     Leave(oneshot::Sender<()>),
     ForceLeave(String, bool, oneshot::Sender<bool>),
     KeyOp(KeyOp, String, oneshot::Sender<Result<(), KeyError>>),
+    /// Everything this member knows of the others (for a joining agent's full sync).
+    States(oneshot::Sender<Vec<foca::Member<Peer>>>),
+    /// Another member's knowledge, taken in.
+    Apply(Vec<foca::Member<Peer>>),
 }
 
 /// A running gossip member.
@@ -253,6 +257,20 @@ impl Gossip {
                 _ = tokio::time::sleep_until(deadline) => return Ok(()),
             }
         }
+    }
+
+    /// Every other member as this one knows it (identity, incarnation, state): what a joining
+    /// agent takes in at once, as serf's push-pull sync on join, instead of meeting members one
+    /// probe at a time.
+    pub async fn member_states(&self) -> Result<Vec<foca::Member<Peer>>, GossipError> {
+        let (tx, rx) = oneshot::channel();
+        self.input.send(Input::States(tx)).await.map_err(|_| GossipError::Stopped)?;
+        rx.await.map_err(|_| GossipError::Stopped)
+    }
+
+    /// Takes in another member's knowledge (`member_states`); newer news wins as in gossip.
+    pub async fn apply_states(&self, states: Vec<foca::Member<Peer>>) -> Result<(), GossipError> {
+        self.input.send(Input::Apply(states)).await.map_err(|_| GossipError::Stopped)
     }
 
     fn rejections(&self) -> std::sync::MutexGuard<'_, HashMap<SocketAddr, Rejection>> {

@@ -26,6 +26,7 @@ pub struct RaftService {
     pub discovery: Arc<Discovery>,
     /// Where this server gossips, told to agents that join through this port.
     pub gossip_addr: String,
+    pub gossip: Arc<crate::gossip::Gossip>,
 }
 
 fn encode<T: Serialize>(value: &T) -> Response {
@@ -107,6 +108,12 @@ async fn dns(State(svc): State<RaftService>, body: Bytes) -> Response {
     encode(&answer)
 }
 
+/// Every member this server knows, for an agent joining (or syncing) through this port.
+async fn members(State(svc): State<RaftService>) -> Response {
+    let answer: Remote<_> = svc.gossip.member_states().await.map_err(RemoteError::failed);
+    encode(&answer)
+}
+
 /// Who this server is and where it gossips: what an agent joining through this port asks first.
 async fn whois(State(svc): State<RaftService>) -> Response {
     encode(&ServerAddrs {
@@ -166,6 +173,7 @@ pub fn router(svc: RaftService) -> Router {
         .route("/raft/write", post(write))
         .route("/raft/whois", post(whois))
         .route("/raft/dns", post(dns))
+        .route("/raft/members", post(members))
         .route("/raft/read-index", post(read_index))
         .route("/raft/membership", post(membership))
         .route("/raft/join", post(join))
