@@ -6,8 +6,9 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use serde::Deserialize;
 
+use crate::render::gotemplate::GoOptions;
 use crate::render::output::Validation;
-use crate::render::template::{TemplateError, TemplateSpec, Wait};
+use crate::render::template::{Language, TemplateError, TemplateSpec, Wait};
 use crate::render::{self, RenderError, RenderSettings};
 
 #[derive(Debug, Parser)]
@@ -52,8 +53,8 @@ pub enum NginxCheck {
 
 #[derive(Debug, Clone, Default, Args)]
 pub struct RenderArgs {
-    /// SRC:DEST[:COMMAND] — a handlebars template, its output, and a command to run after a change
-    /// (repeatable).
+    /// SRC:DEST[:COMMAND] — a template (Go/consul-template for .ctmpl, .tmpl, .tpl; handlebars
+    /// otherwise), its output, and a command to run after a change (repeatable).
     #[arg(long, value_name = "SRC:DEST[:COMMAND]")]
     pub template: Vec<String>,
     /// Quiescence MIN[:MAX]: render after no change for MIN, at the latest MAX after the first.
@@ -119,6 +120,31 @@ pub struct TemplateFile {
     pub destination: PathBuf,
     #[serde(default)]
     pub command: Option<String>,
+    /// `go` or `handlebars`; by default from the source's extension.
+    #[serde(default)]
+    pub language: Option<Language>,
+    /// Go templates: consul-template's `left_delimiter`, `right_delimiter`, `error_on_missing_key`.
+    #[serde(default)]
+    pub left_delimiter: Option<String>,
+    #[serde(default)]
+    pub right_delimiter: Option<String>,
+    #[serde(default)]
+    pub error_on_missing_key: bool,
+}
+
+impl TemplateFile {
+    fn spec(&self) -> TemplateSpec {
+        let mut spec = TemplateSpec::new(self.source.clone(), self.destination.clone(), self.command.clone());
+        if let Some(language) = self.language {
+            spec.language = language;
+        }
+        spec.go = GoOptions {
+            left_delimiter: self.left_delimiter.clone(),
+            right_delimiter: self.right_delimiter.clone(),
+            error_on_missing_key: self.error_on_missing_key,
+        };
+        spec
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -150,15 +176,7 @@ impl RenderArgs {
             Some(path) => read_file(path)?,
             None => RenderFile::default(),
         };
-        let mut templates: Vec<TemplateSpec> = file
-            .templates
-            .iter()
-            .map(|t| TemplateSpec {
-                source: t.source.clone(),
-                destination: t.destination.clone(),
-                command: t.command.clone(),
-            })
-            .collect();
+        let mut templates: Vec<TemplateSpec> = file.templates.iter().map(TemplateFile::spec).collect();
         for t in &self.template {
             templates.push(t.parse()?);
         }

@@ -1,6 +1,7 @@
 //! What a template reads from the catalog: one `Dependency` per distinct query, found by rendering.
 
 use std::fmt;
+use std::path::PathBuf;
 
 /// One catalog query a template depends on. Each gets its own blocking query.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -17,6 +18,13 @@ pub enum Dependency {
     Key(String),
     /// `GET /v1/kv/:prefix?recurse` (for `ls` and `tree`).
     Tree(String),
+    /// `GET /v1/catalog/datacenters` (not blocking: polled).
+    Datacenters,
+    /// The agent's own node (`GET /v1/agent/self`, then its catalog node): Go templates' `node`
+    /// without a name.
+    LocalNode,
+    /// A local file's text (Go templates' `file`), polled for changes.
+    File(PathBuf),
 }
 
 impl fmt::Display for Dependency {
@@ -38,6 +46,9 @@ impl fmt::Display for Dependency {
             Dependency::Node(n) => write!(f, "catalog.node({n})"),
             Dependency::Key(k) => write!(f, "kv.key({k})"),
             Dependency::Tree(p) => write!(f, "kv.tree({p})"),
+            Dependency::Datacenters => write!(f, "catalog.datacenters"),
+            Dependency::LocalNode => write!(f, "catalog.node(local agent)"),
+            Dependency::File(path) => write!(f, "file({})", path.display()),
         }
     }
 }

@@ -47,9 +47,12 @@ fn service_entry(e: &ServiceEntry) -> Value {
         "Address": address,
         "Port": e.service.port,
         "Meta": e.service.meta,
+        "ServiceMeta": e.service.meta,
         "Weights": {"Passing": e.service.weights.passing, "Warning": e.service.weights.warning},
         "Node": e.node.node,
+        "NodeID": e.node.id,
         "NodeAddress": e.node.address,
+        "NodeTaggedAddresses": e.node.tagged_addresses,
         "NodeDatacenter": e.node.datacenter,
         "NodeMeta": e.node.meta,
         "Status": aggregate(e.checks.iter().map(|c| c.status.clone())),
@@ -104,7 +107,7 @@ pub async fn fetch(
                         .services
                         .iter()
                         .map(|(id, s)| {
-                            (id, json!({"ID": s.id, "Name": s.service, "Tags": s.tags, "Port": s.port, "Address": s.address, "Meta": s.meta}))
+                            (id, json!({"ID": s.id, "Name": s.service, "Service": s.service, "Tags": s.tags, "Port": s.port, "Address": s.address, "Meta": s.meta}))
                         })
                         .collect();
                     json!({"Node": node(&c.node), "Services": services.into_values().collect::<Vec<_>>()})
@@ -123,6 +126,42 @@ pub async fn fetch(
                 pairs.iter().map(|p| json!({"Key": p.key, "Value": kv_value(p), "Flags": p.flags})).collect();
             (Value::Array(list), meta)
         }
+        Dependency::Datacenters => {
+            // Not a blocking endpoint: after the first answer, ask again every POLL.
+            if index > 0 {
+                tokio::time::sleep(POLL.min(wait)).await;
+            }
+            let (dcs, meta): (Vec<String>, _) = client.query("/v1/catalog/datacenters", &[], &opts).await?;
+            (json!(dcs), meta)
+        }
+        Dependency::LocalNode => {
+            let name = client.agent_self().await?.config.node_name;
+            return Box::pin(fetch(client, &Dependency::Node(name), index, wait)).await;
+        }
+        Dependency::File(path) => return Ok(poll_file(path, index, wait).await),
     };
     Ok(Fetched { value, index: meta.last_index })
+}
+
+/// How often `datacenters` and `file` look again.
+const POLL: Duration = Duration::from_secs(2);
+
+/// A file's text (`null` while it cannot be read); its "index" is a hash of what was read, and
+/// with `index > 0` this waits (up to `wait`) for the text to differ from that.
+async fn poll_file(path: &std::path::Path, index: u64, wait: Duration) -> Fetched {
+    let read = || {
+        let value = std::fs::read_to_string(path).map_or(Value::Null, Value::String);
+        let mut hasher = std::hash::DefaultHasher::new();
+        std::hash::Hash::hash(&value.to_string(), &mut hasher);
+        let index = std::hash::Hasher::finish(&hasher).max(1);
+        Fetched { value, index }
+    };
+    let deadline = tokio::time::Instant::now() + wait;
+    loop {
+        let fetched = read();
+        if index == 0 || fetched.index != index || tokio::time::Instant::now() >= deadline {
+            return fetched;
+        }
+        tokio::time::sleep(POLL.min(wait)).await;
+    }
 }

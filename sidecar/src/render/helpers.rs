@@ -2,6 +2,7 @@
 //! watchers fetched; a helper whose data has not arrived yet records the dependency as missing and
 //! renders as empty, so one render pass discovers everything a template reads.
 
+use std::any::Any;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 
@@ -16,6 +17,8 @@ use super::deps::{Dependency, parse_service};
 #[derive(Debug, Default)]
 pub struct Shared {
     data: Mutex<HashMap<Dependency, Value>>,
+    /// Views of the data built once per change (Go templates' values), by dependency.
+    views: Mutex<HashMap<Dependency, Arc<dyn Any + Send + Sync>>>,
     pass: Mutex<Pass>,
     /// Refuse to render a service with fewer healthy instances than this (0 = no guard).
     pub min_instances: usize,
@@ -40,11 +43,13 @@ impl Shared {
             return false;
         }
         data.insert(dep.clone(), value);
+        self.views.lock().unwrap_or_else(|p| p.into_inner()).remove(dep);
         true
     }
 
     pub fn forget(&self, dep: &Dependency) {
         self.data.lock().unwrap_or_else(|p| p.into_inner()).remove(dep);
+        self.views.lock().unwrap_or_else(|p| p.into_inner()).remove(dep);
     }
 
     pub fn begin_pass(&self) {
@@ -61,14 +66,49 @@ impl Shared {
     }
 
     /// Like `get`, but reads the data in place (no copy of a large list before filtering it).
-    fn with<R>(&self, dep: Dependency, f: impl FnOnce(&Value) -> R) -> Option<R> {
+    pub(crate) fn with<R>(&self, dep: Dependency, f: impl FnOnce(&Value) -> R) -> Option<R> {
         let result = self.data.lock().unwrap_or_else(|p| p.into_inner()).get(&dep).map(f);
+        self.record(dep, result.is_some());
+        result
+    }
+
+    /// The view `build` makes of the data of `dep`, built once per change of that data and
+    /// shared by every render until the next; recorded like `with`.
+    pub(crate) fn view<T: Clone + Send + Sync + 'static>(
+        &self,
+        dep: Dependency,
+        build: impl FnOnce(&Value) -> T,
+    ) -> Option<T> {
+        let result = {
+            let data = self.data.lock().unwrap_or_else(|p| p.into_inner());
+            data.get(&dep).map(|value| {
+                let mut views = self.views.lock().unwrap_or_else(|p| p.into_inner());
+                if let Some(view) = views.get(&dep).and_then(|v| v.downcast_ref::<T>()) {
+                    return view.clone();
+                }
+                let view = build(value);
+                views.insert(dep.clone(), Arc::new(view.clone()));
+                view
+            })
+        };
+        self.record(dep, result.is_some());
+        result
+    }
+
+    /// Holds back this pass's output as if `dep` had no data yet (consul-template's `safeLs`
+    /// on an empty prefix): nothing is written until its data changes.
+    pub(crate) fn refuse(&self, dep: Dependency) {
         let mut pass = self.pass.lock().unwrap_or_else(|p| p.into_inner());
-        if result.is_none() {
+        pass.missing.insert(dep.clone());
+        pass.used.insert(dep);
+    }
+
+    fn record(&self, dep: Dependency, found: bool) {
+        let mut pass = self.pass.lock().unwrap_or_else(|p| p.into_inner());
+        if !found {
             pass.missing.insert(dep.clone());
         }
         pass.used.insert(dep);
-        result
     }
 }
 

@@ -4,6 +4,7 @@
 pub mod deps;
 pub mod exec;
 pub mod fetch;
+pub mod gotemplate;
 pub mod helpers;
 pub mod output;
 pub mod status;

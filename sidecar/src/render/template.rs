@@ -1,7 +1,7 @@
 //! Template specs (`SRC:DEST[:COMMAND]`), the quiescence window (`MIN[:MAX]`), and rendering a set of
-//! handlebars templates in strict mode with the catalog helpers.
+//! templates: handlebars in strict mode with the catalog helpers, or consul-template's Go templates.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -9,6 +9,7 @@ use census_client::parse_duration;
 use handlebars::Handlebars;
 use serde_json::json;
 
+use super::gotemplate::{GoOptions, GoTemplate};
 use super::helpers::{self, Pass, Shared};
 
 #[derive(Debug, thiserror::Error)]
@@ -21,6 +22,47 @@ pub enum TemplateError {
     Read { path: PathBuf, source: std::io::Error },
     #[error("template {path} line {line}, column {column}: {reason}")]
     Syntax { path: PathBuf, line: usize, column: usize, reason: String },
+    #[error("unknown template language {0:?}: expected go or handlebars")]
+    Language(String),
+}
+
+/// The language a template is written in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[serde(try_from = "String")]
+pub enum Language {
+    Handlebars,
+    /// Go's text/template with consul-template's functions.
+    Go,
+}
+
+impl Language {
+    /// By extension: `.ctmpl`, `.tmpl` and `.tpl` are consul-template's; anything else handlebars.
+    pub fn of_path(path: &Path) -> Language {
+        match path.extension().and_then(|e| e.to_str()) {
+            Some("ctmpl" | "tmpl" | "tpl") => Language::Go,
+            _ => Language::Handlebars,
+        }
+    }
+}
+
+impl std::str::FromStr for Language {
+    type Err = TemplateError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.to_ascii_lowercase().as_str() {
+            "go" | "gotemplate" | "consul-template" => Ok(Language::Go),
+            "handlebars" | "hbs" => Ok(Language::Handlebars),
+            _ => Err(TemplateError::Language(s.to_string())),
+        }
+    }
+}
+
+impl TryFrom<String> for Language {
+    type Error = TemplateError;
+
+    fn try_from(s: String) -> Result<Self, Self::Error> {
+        s.parse()
+    }
 }
 
 /// One template: where it is read, where its output goes, and what to run after a change.
@@ -29,6 +71,17 @@ pub struct TemplateSpec {
     pub source: PathBuf,
     pub destination: PathBuf,
     pub command: Option<String>,
+    pub language: Language,
+    /// Delimiters and missing-key handling of a Go template.
+    pub go: GoOptions,
+}
+
+impl TemplateSpec {
+    /// A spec whose language follows the source's extension.
+    pub fn new(source: PathBuf, destination: PathBuf, command: Option<String>) -> TemplateSpec {
+        let language = Language::of_path(&source);
+        TemplateSpec { source, destination, command, language, go: GoOptions::default() }
+    }
 }
 
 impl std::str::FromStr for TemplateSpec {
@@ -44,7 +97,7 @@ impl std::str::FromStr for TemplateSpec {
             return Err(TemplateError::Spec(s.to_string()));
         }
         let command = parts.next().map(str::trim).filter(|c| !c.is_empty()).map(String::from);
-        Ok(TemplateSpec { source: src.into(), destination: dest.into(), command })
+        Ok(TemplateSpec::new(src.into(), dest.into(), command))
     }
 }
 
@@ -80,6 +133,8 @@ impl std::str::FromStr for Wait {
 /// The templates of one sidecar, compiled, with the helpers bound to the shared catalog data.
 pub struct TemplateSet {
     hb: Handlebars<'static>,
+    /// The compiled Go templates, by index in `specs` (handlebars ones live in `hb`).
+    go: Vec<Option<GoTemplate>>,
     pub specs: Vec<TemplateSpec>,
     pub shared: Arc<Shared>,
 }
@@ -96,20 +151,31 @@ impl TemplateSet {
     /// Reads and compiles every template; a syntax error names the file, line and column.
     pub fn load(specs: Vec<TemplateSpec>, shared: Arc<Shared>) -> Result<TemplateSet, TemplateError> {
         let mut hb = Self::registry(&shared);
+        let mut go = Vec::new();
         for spec in &specs {
             let text = std::fs::read_to_string(&spec.source)
                 .map_err(|source| TemplateError::Read { path: spec.source.clone(), source })?;
-            Self::compile(&mut hb, spec, &text)?;
+            go.push(Self::compile(&mut hb, spec, &text, &shared)?);
         }
-        Ok(TemplateSet { hb, specs, shared })
+        Ok(TemplateSet { hb, go, specs, shared })
     }
 
-    /// A set from template text (tests, benchmarks).
+    /// A handlebars set from template text (tests, benchmarks).
     pub fn from_text(text: &str, shared: Arc<Shared>) -> Result<TemplateSet, TemplateError> {
-        let spec = TemplateSpec { source: "inline".into(), destination: "inline.out".into(), command: None };
+        Self::from_text_in(Language::Handlebars, text, shared)
+    }
+
+    /// A set of one template in `language` from its text (tests, benchmarks).
+    pub fn from_text_in(
+        language: Language,
+        text: &str,
+        shared: Arc<Shared>,
+    ) -> Result<TemplateSet, TemplateError> {
+        let mut spec = TemplateSpec::new("inline".into(), "inline.out".into(), None);
+        spec.language = language;
         let mut hb = Self::registry(&shared);
-        Self::compile(&mut hb, &spec, text)?;
-        Ok(TemplateSet { hb, specs: vec![spec], shared })
+        let go = vec![Self::compile(&mut hb, &spec, text, &shared)?];
+        Ok(TemplateSet { hb, go, specs: vec![spec], shared })
     }
 
     /// Strict mode (a misspelt field is an error), no HTML escaping, the catalog helpers.
@@ -121,12 +187,22 @@ impl TemplateSet {
         hb
     }
 
-    fn compile(hb: &mut Handlebars<'static>, spec: &TemplateSpec, text: &str) -> Result<(), TemplateError> {
+    /// Compiles one template: into `hb` for handlebars, or as the returned Go template.
+    fn compile(
+        hb: &mut Handlebars<'static>,
+        spec: &TemplateSpec,
+        text: &str,
+        shared: &Arc<Shared>,
+    ) -> Result<Option<GoTemplate>, TemplateError> {
+        if spec.language == Language::Go {
+            return GoTemplate::compile(&spec.source, text, &spec.go, shared).map(Some);
+        }
         let name = spec.source.display().to_string();
         hb.register_template_string(&name, text).map_err(|e| {
             let (line, column) = e.pos().unwrap_or((0, 0));
             TemplateError::Syntax { path: spec.source.clone(), line, column, reason: e.reason().to_string() }
-        })
+        })?;
+        Ok(None)
     }
 
     /// Renders every template once, recording which catalog data it used and which was missing.
@@ -135,7 +211,11 @@ impl TemplateSet {
         let outputs = self
             .specs
             .iter()
-            .map(|spec| {
+            .zip(&self.go)
+            .map(|(spec, go)| {
+                if let Some(go) = go {
+                    return go.render();
+                }
                 let name = spec.source.display().to_string();
                 self.hb.render(&name, &json!({})).map_err(|e| {
                     let at = match (e.line_no, e.column_no) {

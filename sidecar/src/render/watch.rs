@@ -89,7 +89,7 @@ async fn watch(
             Ok(fetched) => {
                 status.watch_ok(&dep);
                 backoff = BACKOFF_MIN;
-                if fetched.index < index {
+                if fetched.index < index && !matches!(dep, Dependency::File(_)) {
                     tracing::info!(%dep, from = index, to = fetched.index, "catalog index went backwards; reset");
                 }
                 // An index of 0 would turn the next query into a busy poll.
