@@ -4,6 +4,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use nix::sys::signal::Signal;
 use serde::Deserialize;
 
 use crate::render::gotemplate::GoOptions;
@@ -94,6 +95,16 @@ pub struct RenderArgs {
     /// templates without a COMMAND), signals forwarded, its exit ends the sidecar.
     #[arg(long, value_name = "CMD")]
     pub exec: Option<String>,
+    /// The signal -exec's command gets after a change (default SIGHUP).
+    #[arg(long, value_name = "SIGNAL")]
+    pub exec_reload_signal: Option<String>,
+    /// The signal -exec's command gets when the sidecar stops (default: the one the sidecar got).
+    #[arg(long, value_name = "SIGNAL")]
+    pub exec_kill_signal: Option<String>,
+    /// Print each new output to stdout (`> DEST`, then the text) instead of writing it; nothing is
+    /// validated or reloaded (consul-template's -dry).
+    #[arg(long)]
+    pub dry: bool,
 }
 
 /// The `-config` file: the same settings, as JSON.
@@ -110,6 +121,8 @@ pub struct RenderFile {
     pub min_instances: Option<usize>,
     pub status_addr: Option<String>,
     pub exec: Option<String>,
+    pub exec_reload_signal: Option<String>,
+    pub exec_kill_signal: Option<String>,
     pub templates: Vec<TemplateFile>,
 }
 
@@ -207,7 +220,12 @@ impl RenderArgs {
             ),
             None => Some(SocketAddr::from(([0, 0, 0, 0], 9090))),
         };
+        let reload_signal = self.exec_reload_signal.clone().or(file.exec_reload_signal);
+        let kill_signal = self.exec_kill_signal.clone().or(file.exec_kill_signal);
         Ok(RenderSettings {
+            exec_reload_signal: reload_signal.as_deref().map(signal).transpose()?.unwrap_or(Signal::SIGHUP),
+            exec_kill_signal: kill_signal.as_deref().map(signal).transpose()?,
+            dry: self.dry,
             client,
             templates,
             wait,
@@ -225,6 +243,13 @@ impl RenderArgs {
                 .map_err(|e| CliError::Invalid(e.to_string()))?,
         })
     }
+}
+
+/// A signal by name: `SIGHUP`, `HUP` or `hup`.
+fn signal(name: &str) -> Result<Signal, CliError> {
+    let upper = name.to_ascii_uppercase();
+    let full = if upper.starts_with("SIG") { upper } else { format!("SIG{upper}") };
+    full.parse::<Signal>().map_err(|_| CliError::Invalid(format!("unknown signal {name:?}")))
 }
 
 pub async fn run(cli: Cli) -> Result<(), CliError> {

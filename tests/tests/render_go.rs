@@ -224,3 +224,72 @@ async fn go_template_errors_name_the_file_and_line_and_keep_the_last_file() {
     );
     assert_eq!(std::fs::read_to_string(&dest).expect("read"), "previous\n");
 }
+
+/// consul-template's command line as written: `-template in:out -once -dry` prints `> out` and the
+/// text, and writes nothing.
+#[tokio::test(flavor = "multi_thread")]
+async fn dry_once_prints_the_output_instead_of_writing_it() {
+    let (agent, _agent_dir) = single_server("render-go-dry", &[]).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let template = dir.path().join("app.tmpl");
+    std::fs::write(
+        &template,
+        "{{ range services }}{{ .Name }} {{ end }}port={{ keyOrDefault \"app/port\" \"80\" }}\n",
+    )
+    .expect("write");
+    let dest = dir.path().join("out/app.conf");
+    let spec = format!("{}:{}", template.display(), dest.display());
+    let out = std::process::Command::new(census_e2e::sidecar_bin())
+        .args(["render", "-consul-addr", &agent.http_addr(), "-template", &spec, "-once", "-dry"])
+        .output()
+        .expect("run census-sidecar");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(stdout, format!("> {}\nconsul port=80\n", dest.display()));
+    assert!(!dest.exists(), "-dry writes nothing");
+}
+
+/// `-exec` with consul-template's `-exec-reload-signal` and `-exec-kill-signal`.
+#[tokio::test(flavor = "multi_thread")]
+async fn exec_gets_the_configured_reload_and_kill_signals() {
+    let (agent, _agent_dir) = single_server("render-go-exec", &[]).await;
+    let client = agent.client();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let template = dir.path().join("app.ctmpl");
+    std::fs::write(&template, "v={{ keyOrDefault \"app/v\" \"0\" }}\n").expect("write");
+    let (out, signals) = (dir.path().join("app.conf"), dir.path().join("signals.log"));
+    let script = format!(
+        "trap 'echo usr1 >> {log}' USR1; trap 'echo usr2 >> {log}; exit 0' USR2; while :; do sleep 0.05; done",
+        log = signals.display()
+    );
+    let args = [
+        "render".to_string(),
+        "-consul-addr".into(),
+        agent.http_addr(),
+        "-template".into(),
+        format!("{}:{}", template.display(), out.display()),
+        "-exec".into(),
+        format!("sh -c \"{script}\""),
+        "-exec-reload-signal".into(),
+        "SIGUSR1".into(),
+        "-exec-kill-signal".into(),
+        "usr2".into(),
+        "-status-addr".into(),
+        "off".into(),
+    ];
+    let mut sidecar = Sidecar::spawn(&args, &[], &dir.path().join("sidecar.log"));
+    let read = |p: &Path| std::fs::read_to_string(p).unwrap_or_default();
+    eventually(Duration::from_secs(10), "the first render", || async {
+        (read(&out) == "v=0\n").then_some(())
+    })
+    .await;
+    // The command starts after the first render: give its traps a moment before the change.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    client.kv_put("app/v", b"1", census_client::KvWriteOptions::default()).await.expect("put");
+    eventually(Duration::from_secs(10), "SIGUSR1 after the change", || async {
+        (read(&signals) == "usr1\n").then_some(())
+    })
+    .await;
+    assert_eq!(sidecar.terminate(Duration::from_secs(10)), Some(true), "{}", sidecar.log());
+    assert_eq!(read(&signals), "usr1\nusr2\n", "SIGTERM to the sidecar became SIGUSR2 to the command");
+}

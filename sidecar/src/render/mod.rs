@@ -11,11 +11,14 @@ pub mod status;
 pub mod template;
 mod watch;
 
+use std::collections::HashMap;
+use std::io::Write;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use census_client::Client;
+use nix::sys::signal::Signal;
 use tokio::sync::mpsc::UnboundedReceiver;
 
 use self::deps::Dependency;
@@ -51,6 +54,12 @@ pub struct RenderSettings {
     pub status_addr: Option<SocketAddr>,
     /// `-exec`: the command to start after the first render and supervise.
     pub exec: Option<Vec<String>>,
+    /// What `-exec`'s command gets after a change (consul-template's `-exec-reload-signal`).
+    pub exec_reload_signal: Signal,
+    /// What `-exec`'s command gets when the sidecar is told to stop; the signal it got when unset.
+    pub exec_kill_signal: Option<Signal>,
+    /// `-dry`: print each new output to stdout as `> DEST` and its text; write and reload nothing.
+    pub dry: bool,
 }
 
 /// Waits for the supervised command, or forever when there is none.
@@ -73,6 +82,7 @@ pub async fn run(settings: RenderSettings) -> Result<(), RenderError> {
     let (tx, mut changes) = tokio::sync::mpsc::unbounded_channel();
     let mut watchers = Watchers::new(settings.client.clone(), shared, status.clone(), tx);
     let mut child: Option<exec::Supervised> = None;
+    let mut printed: HashMap<PathBuf, String> = HashMap::new();
     let stop = crate::process::stop_signal();
     tokio::pin!(stop);
     loop {
@@ -83,11 +93,15 @@ pub async fn run(settings: RenderSettings) -> Result<(), RenderError> {
         if complete {
             watchers.retain(&rendered.pass.used);
             let exec_pid = child.as_ref().and_then(exec::Supervised::pid);
-            let ok = install_all(&set, rendered, &settings, &status, exec_pid).await;
+            let ok = if settings.dry {
+                print_all(&set, rendered, &status, &mut printed)
+            } else {
+                install_all(&set, rendered, &settings, &status, exec_pid).await
+            };
             if settings.once {
                 return if ok { Ok(()) } else { Err(RenderError::Once(last_error(&status))) };
             }
-            if let (Some(argv), None, true) = (&settings.exec, &child, ok) {
+            if let (Some(argv), None, true) = (&settings.exec, &child, ok && !settings.dry) {
                 child = Some(exec::Supervised::spawn(argv)?);
             }
         } else {
@@ -104,7 +118,7 @@ pub async fn run(settings: RenderSettings) -> Result<(), RenderError> {
             signal = &mut stop => {
                 tracing::info!(%signal, "stopping");
                 if let Some(c) = child.as_mut() {
-                    c.signal(signal);
+                    c.signal(settings.exec_kill_signal.unwrap_or(signal));
                     return Ok(c.wait().await?);
                 }
                 return Ok(());
@@ -136,6 +150,39 @@ fn last_error(status: &Status) -> String {
         status::Health::Stale { error, .. } => error,
         status::Health::Ok => "failed".into(),
     }
+}
+
+/// `-dry`: prints every output that differs from the one printed last for its destination, as
+/// consul-template does (`> DEST`, then the text). Returns whether every template rendered.
+fn print_all(
+    set: &TemplateSet,
+    rendered: Rendered,
+    status: &Status,
+    printed: &mut HashMap<PathBuf, String>,
+) -> bool {
+    let mut errors = Vec::new();
+    let mut stdout = std::io::stdout().lock();
+    for (spec, output) in set.specs.iter().zip(rendered.outputs) {
+        match output {
+            Ok(text) if printed.get(&spec.destination) == Some(&text) => {}
+            Ok(text) => {
+                let _ = write!(stdout, "> {}\n{text}", spec.destination.display());
+                printed.insert(spec.destination.clone(), text);
+            }
+            Err(e) => {
+                Status::count(&status.render_errors);
+                tracing::error!(template = %spec.source.display(), error = %e, "render failed");
+                errors.push(e);
+            }
+        }
+    }
+    let _ = stdout.flush();
+    if errors.is_empty() {
+        status.render_ok();
+    } else {
+        status.render_failed(errors.join("; "));
+    }
+    errors.is_empty()
 }
 
 /// Installs every rendered output that changed and reloads once per distinct reload action.
@@ -173,7 +220,9 @@ async fn install_all(
                 let reload = match (&spec.command, &settings.reload_pid_file) {
                     (Some(cmd), _) => Some(Reload::Command(cmd.clone())),
                     (None, Some(pid_file)) => Some(Reload::Signal { pid_file: pid_file.clone() }),
-                    (None, None) => exec_pid.map(Reload::Pid),
+                    (None, None) => {
+                        exec_pid.map(|pid| Reload::Pid { pid, signal: settings.exec_reload_signal })
+                    }
                 };
                 reloads.extend(reload.filter(|r| !reloads.contains(r)));
             }

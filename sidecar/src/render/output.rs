@@ -48,8 +48,8 @@ pub enum Reload {
     Signal { pid_file: PathBuf },
     /// A shell command (consul-template's `command`).
     Command(String),
-    /// SIGHUP to the process `-exec` started.
-    Pid(i32),
+    /// A signal (SIGHUP, or `-exec-reload-signal`) to the process `-exec` started.
+    Pid { pid: i32, signal: Signal },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -180,9 +180,9 @@ pub fn reload(how: &Reload) -> Result<(), OutputError> {
             let pid: i32 = text.trim().parse().map_err(|_| bad(format!("{:?} is not a pid", text.trim())))?;
             kill(Pid::from_raw(pid), Signal::SIGHUP).map_err(|e| bad(format!("SIGHUP to {pid}: {e}")))
         }
-        Reload::Pid(pid) => kill(Pid::from_raw(*pid), Signal::SIGHUP).map_err(|e| OutputError::PidFile {
+        Reload::Pid { pid, signal } => kill(Pid::from_raw(*pid), *signal).map_err(|e| OutputError::PidFile {
             path: PathBuf::from("-exec"),
-            reason: format!("SIGHUP to {pid}: {e}"),
+            reason: format!("{signal} to {pid}: {e}"),
         }),
         Reload::Command(cmd) => {
             let mut command = Command::new("sh");
