@@ -7,6 +7,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use nix::sys::signal::Signal;
 use serde::Deserialize;
 
+use crate::consul_template_config;
 use crate::render::gotemplate::GoOptions;
 use crate::render::output::Validation;
 use crate::render::template::{Language, TemplateError, TemplateSpec, Wait};
@@ -70,7 +71,8 @@ pub struct RenderArgs {
     /// ACL token sent as X-Consul-Token (default $CONSUL_HTTP_TOKEN).
     #[arg(long, value_name = "TOKEN")]
     pub token: Option<String>,
-    /// A JSON config file (see README); flags override it.
+    /// A config file: census' JSON (see README) or consul-template's own (HCL or JSON); flags
+    /// override it.
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
     /// Validate each candidate with this shell command; `{}` is the candidate's path.
@@ -176,10 +178,25 @@ pub enum CliError {
     Proxy(#[from] crate::register::docker::proxy::ProxyError),
 }
 
+/// Reads census' JSON config, or consul-template's own config (HCL, or JSON with its sections).
 fn read_file(path: &PathBuf) -> Result<RenderFile, CliError> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| CliError::Config { path: path.clone(), reason: e.to_string() })?;
-    serde_json::from_str(&text).map_err(|e| CliError::Config { path: path.clone(), reason: e.to_string() })
+    let fail = |reason: String| CliError::Config { path: path.clone(), reason };
+    let text = std::fs::read_to_string(path).map_err(|e| fail(e.to_string()))?;
+    let doc: serde_json::Value = match serde_json::from_str(&text) {
+        Ok(doc) => doc,
+        Err(json_error) => {
+            let is_hcl = path.extension().is_some_and(|e| e == "hcl") || !text.trim_start().starts_with('{');
+            if !is_hcl {
+                return Err(fail(json_error.to_string()));
+            }
+            let doc = consul_template_config::hcl::parse(&text).map_err(|e| fail(e.to_string()))?;
+            return consul_template_config::render_file(&doc).map_err(|e| fail(e.to_string()));
+        }
+    };
+    if consul_template_config::is_consul_template_json(&doc) {
+        return consul_template_config::render_file(&doc).map_err(|e| fail(e.to_string()));
+    }
+    serde_json::from_value(doc).map_err(|e| fail(e.to_string()))
 }
 
 impl RenderArgs {

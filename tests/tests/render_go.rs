@@ -293,3 +293,56 @@ async fn exec_gets_the_configured_reload_and_kill_signals() {
     assert_eq!(sidecar.terminate(Duration::from_secs(10)), Some(true), "{}", sidecar.log());
     assert_eq!(read(&signals), "usr1\nusr2\n", "SIGTERM to the sidecar became SIGUSR2 to the command");
 }
+
+/// consul-template's own HCL config file, as written for consul-template, run by `-config`.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_consul_template_hcl_config_runs_as_written() {
+    let (agent, _agent_dir) = single_server("render-go-hcl", &[]).await;
+    let client = agent.client();
+    client.kv_put("app/port", b"8081", census_client::KvWriteOptions::default()).await.expect("put");
+    let dir = tempfile::tempdir().expect("tempdir");
+    // Not a Go-template extension: a consul-template config makes every template a Go one.
+    let template = dir.path().join("app.conf.in");
+    std::fs::write(&template, "listen [[ key \"app/port\" ]];\n[[ range services ]][[ .Name ]] [[ end ]]\n")
+        .expect("write");
+    let (dest, reloaded) = (dir.path().join("app.conf"), dir.path().join("reloaded"));
+    let config = dir.path().join("consul-template.hcl");
+    let hcl = format!(
+        r#"# consul-template's config
+consul {{
+  address = "{addr}"
+}}
+max_stale = "10m"
+wait {{
+  min = "50ms"
+  max = "1s"
+}}
+template {{
+  source          = "{source}"
+  destination     = "{dest}"
+  command         = ["sh", "-c", "echo yes > {reloaded}"]
+  perms           = 0644
+  left_delimiter  = "[["
+  right_delimiter = "]]"
+}}
+"#,
+        addr = agent.http_addr(),
+        source = template.display(),
+        dest = dest.display(),
+        reloaded = reloaded.display(),
+    );
+    std::fs::write(&config, hcl).expect("write");
+    let args = ["render", "-config", &config.display().to_string(), "-once"].map(String::from);
+    let (ok, stderr) = Sidecar::run(&args, &[]);
+    assert!(ok, "{stderr}");
+    assert_eq!(std::fs::read_to_string(&dest).expect("rendered"), "listen 8081;\nconsul \n");
+    assert_eq!(std::fs::read_to_string(&reloaded).expect("command ran"), "yes\n");
+    assert!(
+        stderr.contains("max_stale") && stderr.contains("no effect"),
+        "ignored settings are reported: {stderr}"
+    );
+
+    std::fs::write(&config, "consul {\n  adress = \"x\"\n}\n").expect("write");
+    let (ok, stderr) = Sidecar::run(&args, &[]);
+    assert!(!ok && stderr.contains("consul.adress: unknown setting"), "{stderr}");
+}
