@@ -20,6 +20,13 @@ fn kv_value(pair: &KvPair) -> String {
     pair.decoded_value().map(|b| String::from_utf8_lossy(&b).into_owned()).unwrap_or_default()
 }
 
+/// Tags in sorted order, as consul-template hands them to templates.
+fn sorted(tags: &[String]) -> Vec<&String> {
+    let mut tags: Vec<&String> = tags.iter().collect();
+    tags.sort();
+    tags
+}
+
 /// The worst status among checks; `passing` when there are none.
 fn aggregate(statuses: impl Iterator<Item = String>) -> &'static str {
     let mut worst = "passing";
@@ -43,7 +50,7 @@ fn service_entry(e: &ServiceEntry) -> Value {
     json!({
         "ID": e.service.id,
         "Name": e.service.service,
-        "Tags": e.service.tags,
+        "Tags": sorted(&e.service.tags),
         "Address": address,
         "Port": e.service.port,
         "Meta": e.service.meta,
@@ -79,7 +86,7 @@ pub async fn fetch(
         Dependency::Services => {
             let (services, meta) = client.catalog_services(&opts).await?;
             let list: Vec<Value> =
-                services.iter().map(|(name, tags)| json!({"Name": name, "Tags": tags})).collect();
+                services.iter().map(|(name, tags)| json!({"Name": name, "Tags": sorted(tags)})).collect();
             (Value::Array(list), meta)
         }
         Dependency::Service { name, tag, dc } => {

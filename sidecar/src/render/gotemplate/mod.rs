@@ -160,3 +160,5 @@ fn syntax_error(path: &Path, e: GoError) -> TemplateError {
 
 #[cfg(test)]
 mod corpus_tests;
+#[cfg(test)]
+mod doc_examples_tests;
