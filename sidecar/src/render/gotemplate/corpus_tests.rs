@@ -113,6 +113,9 @@ fn consul_template_functions_on_catalog_data() {
         ("{{datacenters}} {{7 | subtract 2}} {{10 | divide 4}}", "[dc1] 5 2"),
         ("{{define \"x\"}}<{{.}}>{{end}}{{executeTemplate \"x\" 42 | toUpper}}", "<42>"),
         ("{{\"a,b\" | split \",\" | toJSON}}", "[\"a\",\"b\"]"),
+        ("{{range service \"web|any\"}}{{if .Tags.Contains \"canary\"}}{{.ID}}{{end}}{{end}}", "b"),
+        ("{{range $s := service \"web|any\"}}{{if $s.Tags.Contains \"v1\"}}{{$s.ID}}{{end}}{{end}}", "ab"),
+        ("{{with index (service \"web|any\") 0}}{{with .Tags}}{{.Contains \"v1\"}}{{end}}{{end}}", "true"),
     ];
     for (template, want) in cases {
         assert_eq!(render(template, &shared).as_deref(), Ok(*want), "{template}");

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use gotmpl::parse::{Expr, ListNode, Node, PipeNode, Pos, SmolStr};
+use gotmpl::parse::{CommandNode, Expr, ListNode, Node, PipeNode, Pos, SmolStr};
 use gotmpl::{TemplateError, ValueFunc};
 
 use super::BUILTINS;
@@ -34,6 +34,27 @@ pub fn bind_calls(
     binder.list(list)
 }
 
+/// consul-template's one method templates call, `ServiceTags.Contains`: `.Tags.Contains "x"` (or
+/// `$s.Tags.Contains "x"`) becomes `contains "x" .Tags`, since template values have no methods.
+fn tags_contains_method(command: &mut CommandNode) {
+    let [first, _] = command.args.as_slice() else { return };
+    let receiver = match first {
+        Expr::Field(pos, fields) if fields.last().is_some_and(|f| f == "Contains") => {
+            match &fields[..fields.len() - 1] {
+                [] => Expr::Dot(*pos),
+                rest => Expr::Field(*pos, rest.to_vec()),
+            }
+        }
+        Expr::Variable(pos, name, fields) if fields.last().is_some_and(|f| f == "Contains") => {
+            Expr::Variable(*pos, name.clone(), fields[..fields.len() - 1].to_vec())
+        }
+        _ => return,
+    };
+    let pos = first.pos();
+    let needle = command.args.remove(1);
+    command.args = vec![Expr::Identifier(pos, SmolStr::new("contains")), needle, receiver];
+}
+
 struct Binder<'a> {
     src: &'a str,
     funcs: &'a mut std::collections::BTreeMap<String, ValueFunc>,
@@ -61,6 +82,7 @@ impl Binder<'_> {
 
     fn pipe(&mut self, pipe: &mut PipeNode) -> Result<(), Unknown> {
         for command in &mut pipe.commands {
+            tags_contains_method(command);
             for arg in &mut command.args {
                 self.expr(arg)?;
             }
