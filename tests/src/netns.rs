@@ -1,16 +1,19 @@
 //! A LAN of network namespaces for tests where addresses and partitions matter: one namespace per
-//! host, each with its own address on 10.77.0.0/24, all on a bridge in a "switch" namespace; the
-//! test process joins the bridge too (10.77.0.254), so it reaches every host's HTTP API even while
+//! host, each with its own address on 10.77.N.0/24, all on a bridge in a "switch" namespace; the
+//! test process joins the bridge too (10.77.N.254), so it reaches every host's HTTP API even while
 //! a host is cut off from the others. Needs root, `ip` (iproute2) and `nft` (nftables), which
 //! scripts/test.sh installs. Everything is removed on drop, and what a crashed run left is
 //! removed before a new one starts.
 
 use std::process::Command;
 
-/// Names start with this; interface names must stay under 16 bytes.
+/// Names start with this and the LAN's number; interface names must stay under 16 bytes.
 const PREFIX: &str = "censn";
-const SUBNET: &str = "10.77.0";
-const TEST_HOST: &str = "10.77.0.254";
+
+/// LANs of one test process are numbered, so that tests running in parallel each have their own
+/// namespaces and subnet (10.77.N.0/24); a number is reused by the next test process, which
+/// first removes what a crashed run may have left under it.
+static NEXT_LAN: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
 
 fn run(args: &[&str]) -> Result<(), String> {
     let out = Command::new(args[0]).args(&args[1..]).output().map_err(|e| format!("{}: {e}", args[0]))?;
@@ -29,6 +32,9 @@ fn must(args: &[&str]) {
 
 pub struct Lan {
     hosts: usize,
+    /// `censn<N>`: this LAN's names start with it.
+    prefix: String,
+    subnet: String,
 }
 
 impl Lan {
@@ -44,9 +50,11 @@ impl Lan {
                 "{tool} not found: install iproute2 and nftables (scripts/test.sh does)"
             );
         }
-        Lan::remove_leftovers();
-        let lan = Lan { hosts };
-        let sw = format!("{PREFIX}sw");
+        let n = NEXT_LAN.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        assert!(n < 10, "at most 10 LANs per test process");
+        let lan = Lan { hosts, prefix: format!("{PREFIX}{n}"), subnet: format!("10.77.{n}") };
+        lan.remove_leftovers();
+        let sw = format!("{}sw", lan.prefix);
         must(&["ip", "netns", "add", &sw]);
         must(&["ip", "-n", &sw, "link", "add", "br0", "type", "bridge"]);
         must(&["ip", "-n", &sw, "link", "set", "br0", "up"]);
@@ -62,29 +70,35 @@ impl Lan {
             must(&["ip", "-n", &ns, "link", "set", "eth0", "up"]);
             must(&["ip", "-n", &ns, "link", "set", "lo", "up"]);
         }
-        let (host_if, host_port) = (format!("{PREFIX}h"), format!("{PREFIX}hp"));
+        let (host_if, host_port) = (format!("{}h", lan.prefix), format!("{}hp", lan.prefix));
         must(&["ip", "link", "add", &host_if, "type", "veth", "peer", "name", &host_port, "netns", &sw]);
         must(&["ip", "-n", &sw, "link", "set", &host_port, "master", "br0", "up"]);
-        must(&["ip", "addr", "add", &format!("{TEST_HOST}/24"), "dev", &host_if]);
+        must(&["ip", "addr", "add", &format!("{}/24", lan.test_host()), "dev", &host_if]);
         must(&["ip", "link", "set", &host_if, "up"]);
         lan
     }
 
     pub fn ns(&self, i: usize) -> String {
-        format!("{PREFIX}{i}")
+        format!("{}-{i}", self.prefix)
     }
 
     pub fn ip(&self, i: usize) -> String {
-        format!("{SUBNET}.{}", i + 1)
+        format!("{}.{}", self.subnet, i + 1)
+    }
+
+    /// The test process's own address on the LAN.
+    fn test_host(&self) -> String {
+        format!("{}.254", self.subnet)
     }
 
     /// Cuts host `i` off from every other host (silently: packets are dropped both ways); the
     /// test process still reaches it.
     pub fn isolate(&self, i: usize) {
+        let (subnet, host) = (&self.subnet, self.test_host());
         let rules = format!(
             "table inet partition {{
-  chain in {{ type filter hook input priority 0; ip saddr {SUBNET}.0/24 ip saddr != {TEST_HOST} drop; }}
-  chain out {{ type filter hook output priority 0; ip daddr {SUBNET}.0/24 ip daddr != {TEST_HOST} drop; }}
+  chain in {{ type filter hook input priority 0; ip saddr {subnet}.0/24 ip saddr != {host} drop; }}
+  chain out {{ type filter hook output priority 0; ip daddr {subnet}.0/24 ip daddr != {host} drop; }}
 }}"
         );
         let ns = self.ns(i);
@@ -102,13 +116,13 @@ impl Lan {
         must(&["ip", "netns", "exec", &self.ns(i), "nft", "delete", "table", "inet", "partition"]);
     }
 
-    fn remove_leftovers() {
-        let _ = run(&["ip", "link", "del", &format!("{PREFIX}h")]);
+    fn remove_leftovers(&self) {
+        let _ = run(&["ip", "link", "del", &format!("{}h", self.prefix)]);
         let listed =
             Command::new("ip").args(["netns", "list"]).output().map(|o| o.stdout).unwrap_or_default();
         for line in String::from_utf8_lossy(&listed).lines() {
             let name = line.split_whitespace().next().unwrap_or_default();
-            if name.starts_with(PREFIX) {
+            if name == format!("{}sw", self.prefix) || name.starts_with(&format!("{}-", self.prefix)) {
                 let _ = run(&["ip", "netns", "del", name]);
             }
         }
@@ -117,10 +131,10 @@ impl Lan {
 
 impl Drop for Lan {
     fn drop(&mut self) {
-        let _ = run(&["ip", "link", "del", &format!("{PREFIX}h")]);
+        let _ = run(&["ip", "link", "del", &format!("{}h", self.prefix)]);
         for i in 0..self.hosts {
             let _ = run(&["ip", "netns", "del", &self.ns(i)]);
         }
-        let _ = run(&["ip", "netns", "del", &format!("{PREFIX}sw")]);
+        let _ = run(&["ip", "netns", "del", &format!("{}sw", self.prefix)]);
     }
 }

@@ -106,6 +106,8 @@ pub struct ClusterNode {
     /// Leader commit index seen in the first append from a leader (u64::MAX until then).
     first_leader_commit: AtomicU64,
     last_leader_contact: Mutex<Option<Instant>>,
+    /// The term this server leads in and when it first saw itself lead in it.
+    led_since: Mutex<Option<(u64, Instant)>>,
     /// Leader-side group commit of client writes.
     batcher: WriteBatcher,
     /// Leader-side shared quorum rounds for linearizable reads.
@@ -180,6 +182,7 @@ impl ClusterNode {
             startup_index,
             first_leader_commit: AtomicU64::new(u64::MAX),
             last_leader_contact: Mutex::new(None),
+            led_since: Mutex::new(None),
         }))
     }
 
@@ -202,15 +205,37 @@ impl ClusterNode {
         m.state == ServerState::Leader && m.current_leader == Some(self.id)
     }
 
-    /// Whether a quorum acknowledged this leader recently enough that no other leader can have
-    /// been elected since: followers do not stand for election within an election timeout of
-    /// hearing from their leader, so a quorum's acknowledgement is good for (a margin under) that
-    /// long. A leader restored from its saved vote after a restart has no acknowledgement yet.
-    fn leader_lease_holds(&self) -> bool {
-        let lease_ms = self.raft.config().election_timeout_min * 9 / 10;
-        let m = self.raft.metrics();
-        let m = m.borrow();
-        m.millis_since_quorum_ack.is_some_and(|ms| ms < lease_ms)
+    /// The read index of a quorum round recent enough that no other leader can have been
+    /// elected since: followers do not stand for election within an election timeout of hearing
+    /// from their leader, so a quorum's acknowledgement is good for (a margin under) that long,
+    /// counted from when the confirming round started, and only within the term this server
+    /// leads now. A leader restored from its saved vote after a restart, or one that was paused,
+    /// has none.
+    fn leader_lease(&self) -> Option<u64> {
+        let lease = Duration::from_millis(self.raft.config().election_timeout_min * 8 / 10);
+        let term = self.leading_term()?;
+        let since = {
+            let mut led = self.led_since.lock().unwrap_or_else(|p| p.into_inner());
+            match *led {
+                Some((t, since)) if t == term => since,
+                _ => {
+                    let now = Instant::now();
+                    *led = Some((term, now));
+                    now
+                }
+            }
+        };
+        self.read_rounds.lease(lease, since)
+    }
+
+    /// The index up to which this leader must have applied before it answers a read: from its
+    /// lease, or from a quorum round. It covers what earlier leaders committed, which a new
+    /// leader may not have applied yet; writes acknowledged here were applied before their answer.
+    async fn leader_read_index(&self, linearizable: bool) -> Result<u64, String> {
+        if !linearizable && let Some(index) = self.leader_lease() {
+            return Ok(index);
+        }
+        self.read_rounds.confirm().await
     }
 
     /// The term this server leads in, `None` while it does not lead.
@@ -335,10 +360,10 @@ impl ClusterNode {
         if !self.is_leader() {
             return Err(RemoteError::NotLeader);
         }
-        if !linearizable {
-            return Ok(self.catalog.hub().applied());
-        }
-        self.read_rounds.confirm().await.map_err(RemoteError::Failed)
+        let index = self.leader_read_index(linearizable).await.map_err(RemoteError::Failed)?;
+        // The asking follower waits until it has applied this much: everything committed before
+        // the round, and every write acknowledged here so far.
+        Ok(index.max(self.catalog.hub().applied()))
     }
 
     /// Makes a local read safe for `mode` (see Consul's consistency modes). Without a leader, a
@@ -370,13 +395,14 @@ impl ClusterNode {
                 }
             }
             // Consul's default mode: the leader answers from its state while its lease holds,
-            // and confirms its leadership with a quorum round when it does not.
-            ReadMode::Default if self.is_leader() && self.leader_lease_holds() => Ok(()),
-            ReadMode::Default if self.is_leader() => {
-                self.read_rounds.confirm().await.map(drop).map_err(|_| ClusterError::NoLeader)
-            }
-            ReadMode::Consistent if self.is_leader() => {
-                self.read_rounds.confirm().await.map(drop).map_err(|_| ClusterError::NoLeader)
+            // and confirms its leadership with a quorum round when it does not; `?consistent`
+            // always confirms. Either way, once it has applied what was committed before.
+            ReadMode::Default | ReadMode::Consistent if self.is_leader() => {
+                let linearizable = mode == ReadMode::Consistent;
+                let index = self.leader_read_index(linearizable).await.map_err(|_| ClusterError::NoLeader)?;
+                tokio::time::timeout(FORWARD_TIMEOUT, self.catalog.hub().wait_applied(index))
+                    .await
+                    .map_err(|_| ClusterError::Timeout)
             }
             _ => {
                 let (_, leader) = self.leader().ok_or(ClusterError::NoLeader)?;

@@ -29,6 +29,11 @@ struct State {
 pub struct ReadRounds {
     state: Mutex<State>,
     round: RoundFn,
+    /// The last successful round: when it started (a quorum acknowledged this leader after that
+    /// moment, which is what a leader lease may count from: the monotonic clock read when asked,
+    /// never a stale snapshot, so a paused process wakes with its lease expired) and the read
+    /// index it returned.
+    last_confirmed: Mutex<Option<(std::time::Instant, u64)>>,
 }
 
 impl ReadRounds {
@@ -38,7 +43,18 @@ impl ReadRounds {
         F: Fn() -> Fut + Send + Sync + 'static,
         Fut: Future<Output = RoundResult> + Send + 'static,
     {
-        Arc::new(ReadRounds { state: Mutex::default(), round: Box::new(move || Box::pin(round())) })
+        Arc::new(ReadRounds {
+            state: Mutex::default(),
+            round: Box::new(move || Box::pin(round())),
+            last_confirmed: Mutex::default(),
+        })
+    }
+
+    /// The read index of a successful round that started less than `lease` ago and after
+    /// `not_before` (when this server began to lead in its current term).
+    pub fn lease(&self, lease: std::time::Duration, not_before: std::time::Instant) -> Option<u64> {
+        let last = *self.last_confirmed.lock().unwrap_or_else(|p| p.into_inner());
+        last.filter(|(t, _)| *t >= not_before && t.elapsed() < lease).map(|(_, index)| index)
     }
 
     /// Waits for a round that started after this call, and answers its result.
@@ -78,7 +94,14 @@ impl ReadRounds {
                     }
                 }
             };
+            let started = std::time::Instant::now();
             let result = (self.round)().await;
+            if let Ok(index) = &result {
+                let mut last = self.last_confirmed.lock().unwrap_or_else(|p| p.into_inner());
+                if last.is_none_or(|(t, _)| t < started) {
+                    *last = Some((started, *index));
+                }
+            }
             let _ = tx.send(Some(result));
         }
     }
