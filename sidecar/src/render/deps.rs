@@ -10,6 +10,9 @@ pub enum Dependency {
     Services,
     /// `GET /v1/health/service/:name[?tag=][&dc=]`, every status (filters apply when rendering).
     Service { name: String, tag: Option<String>, dc: Option<String> },
+    /// `GET /v1/health/connect/:name[?tag=][&dc=]`: the Connect-capable instances (sidecar
+    /// proxies and native services), for Go templates' `connect`.
+    Connect { name: String, tag: Option<String>, dc: Option<String> },
     /// `GET /v1/catalog/nodes`.
     Nodes,
     /// `GET /v1/catalog/node/:name`.
@@ -41,6 +44,11 @@ impl fmt::Display for Dependency {
                     write!(f, "@{dc}")?;
                 }
                 write!(f, ")")
+            }
+            Dependency::Connect { name, tag, dc } => {
+                let tag = tag.as_ref().map(|t| format!("{t}.")).unwrap_or_default();
+                let dc = dc.as_ref().map(|d| format!("@{d}")).unwrap_or_default();
+                write!(f, "health.connect({tag}{name}{dc})")
             }
             Dependency::Nodes => write!(f, "catalog.nodes"),
             Dependency::Node(n) => write!(f, "catalog.node({n})"),

@@ -89,7 +89,7 @@ pub async fn fetch(
                 services.iter().map(|(name, tags)| json!({"Name": name, "Tags": sorted(tags)})).collect();
             (Value::Array(list), meta)
         }
-        Dependency::Service { name, tag, dc } => {
+        Dependency::Service { name, tag, dc } | Dependency::Connect { name, tag, dc } => {
             let mut params = Vec::new();
             if let Some(tag) = tag {
                 params.push(("tag", tag.clone()));
@@ -97,7 +97,8 @@ pub async fn fetch(
             if let Some(dc) = dc {
                 params.push(("dc", dc.clone()));
             }
-            let path = format!("/v1/health/service/{}", census_client::client::encode_segment(name));
+            let endpoint = if matches!(dep, Dependency::Connect { .. }) { "connect" } else { "service" };
+            let path = format!("/v1/health/{endpoint}/{}", census_client::client::encode_segment(name));
             let (entries, meta): (Vec<ServiceEntry>, _) = client.query(&path, &params, &opts).await?;
             (Value::Array(entries.iter().map(service_entry).collect()), meta)
         }

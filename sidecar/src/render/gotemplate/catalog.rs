@@ -17,6 +17,7 @@ pub type CatalogFn = fn(&Shared, &[Value]) -> Result<Value, TemplateError>;
 /// consul-template's API functions by name.
 pub const FUNCTIONS: &[(&str, CatalogFn)] = &[
     ("service", service),
+    ("connect", connect),
     ("services", services),
     ("key", key),
     ("keyExists", key_exists),
@@ -39,13 +40,26 @@ fn data(shared: &Shared, dep: Dependency) -> Option<Value> {
 /// `service "[tag.]name[@dc][|filter]"` (more arguments are joined with `|`, as consul-template
 /// does): healthy instances by default, `|any` every one, `|passing,warning` by status.
 fn service(shared: &Shared, values: &[Value]) -> Result<Value, TemplateError> {
-    let args = Args::new("service", values, 1, usize::MAX)?;
+    instances(shared, values, "service")
+}
+
+/// `connect`: as `service`, for the Connect-capable instances of the service.
+fn connect(shared: &Shared, values: &[Value]) -> Result<Value, TemplateError> {
+    instances(shared, values, "connect")
+}
+
+fn instances(shared: &Shared, values: &[Value], name: &'static str) -> Result<Value, TemplateError> {
+    let args = Args::new(name, values, 1, usize::MAX)?;
     let parts: Vec<&str> = (0..args.count()).map(|i| args.str(i)).collect::<Result<_, _>>()?;
     let query = parts.join("|");
     if query.is_empty() {
         return Ok(list(Vec::new()));
     }
     let (dep, filter) = parse_service(&query).map_err(|e| fail(e.to_string()))?;
+    let dep = match (name, dep) {
+        ("connect", Dependency::Service { name, tag, dc }) => Dependency::Connect { name, tag, dc },
+        (_, dep) => dep,
+    };
     let Some(Value::List(all)) = data(shared, dep) else { return Ok(list(Vec::new())) };
     let admitted: Vec<Value> = all
         .iter()
@@ -54,7 +68,7 @@ fn service(shared: &Shared, values: &[Value]) -> Result<Value, TemplateError> {
         .collect();
     if admitted.len() < shared.min_instances {
         return Err(fail(format!(
-            "service {query:?} has {} instance(s), fewer than the minimum of {}; keeping the last good output",
+            "{name} {query:?} has {} instance(s), fewer than the minimum of {}; keeping the last good output",
             admitted.len(),
             shared.min_instances
         )));

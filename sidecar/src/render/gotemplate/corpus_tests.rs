@@ -96,7 +96,11 @@ fn consul_template_functions_on_catalog_data() {
     shared.update(&Dependency::Key("app/a".into()), json!("1"));
     shared.update(&Dependency::Key("nope".into()), serde_json::Value::Null);
     shared.update(&Dependency::Datacenters, json!(["dc1"]));
+    let proxy = Dependency::Connect { name: "web".into(), tag: None, dc: None };
+    shared.update(&proxy, json!([instance("web-proxy", "10.0.0.1", 21000, "passing", &[])]));
     let cases: &[(&str, &str)] = &[
+        ("{{range connect \"web\"}}{{.Address}}:{{.Port}}{{end}}", "10.0.0.1:21000"),
+        ("{{tree \"app\" | explode | toTOML}}", "a = \"1\"\n\n[sub]\n  b = \"2\""),
         ("{{range service \"web\"}}{{.Address}}:{{.Port}} {{end}}", "10.0.0.1:80 "),
         ("{{range service \"web|any\"}}{{.ID}}{{end}}", "ab"),
         ("{{range service \"web\" \"passing,critical\"}}{{.ID}}{{end}}", "ab"),

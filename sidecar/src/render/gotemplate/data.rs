@@ -13,9 +13,11 @@ pub const FUNCTIONS: &[(&str, super::text::HelperFn)] = &[
     ("byTag", by_tag),
     ("byMeta", by_meta),
     ("explode", explode),
+    ("explodeMap", explode_map),
     ("toJSON", |v| encode_json(v, "toJSON", false)),
     ("toJSONPretty", |v| encode_json(v, "toJSONPretty", true)),
     ("toYAML", to_yaml),
+    ("toTOML", to_toml),
 ];
 
 fn str_field<'a>(value: &'a Value, name: &str) -> &'a str {
@@ -90,27 +92,53 @@ fn by_meta(values: &[Value]) -> Result<Value, TemplateError> {
     Ok(map(groups.into_iter().map(|(k, v)| (k, list(v))).collect()))
 }
 
+/// Puts `value` at the path `a/b/c` of `root`, making the maps on the way.
+fn nest(
+    root: &mut serde_json::Map<String, serde_json::Value>,
+    path: &str,
+    value: serde_json::Value,
+    name: &str,
+) -> Result<(), TemplateError> {
+    let mut node = root;
+    let mut segments = path.split('/').peekable();
+    while let Some(segment) = segments.next() {
+        if segments.peek().is_none() {
+            if !segment.is_empty() {
+                node.insert(segment.to_string(), value);
+            }
+            return Ok(());
+        }
+        let next = node.entry(segment.to_string()).or_insert_with(|| serde_json::json!({}));
+        node = next
+            .as_object_mut()
+            .ok_or_else(|| fail(format!("{name}: not a map: {path:?}: {segment:?} already has a value")))?;
+    }
+    Ok(())
+}
+
 /// `explode PAIRS`: `a/b/c = v` pairs as nested maps `{a: {b: {c: v}}}`.
 fn explode(values: &[Value]) -> Result<Value, TemplateError> {
     let args = Args::new("explode", values, 1, 1)?;
     let mut root = serde_json::Map::new();
     for pair in args.list(0)? {
-        let key = str_field(pair, "Key");
         let value = field(pair, "Value").map(to_json).unwrap_or(serde_json::Value::Null);
-        let mut node = &mut root;
-        let mut segments = key.split('/').peekable();
-        while let Some(segment) = segments.next() {
-            if segments.peek().is_none() {
-                if !segment.is_empty() {
-                    node.insert(segment.to_string(), value.clone());
-                }
-                break;
-            }
-            let next = node.entry(segment.to_string()).or_insert_with(|| serde_json::json!({}));
-            node = next.as_object_mut().ok_or_else(|| {
-                fail(format!("explode: not a map: {key:?}: {segment:?} already has a value"))
-            })?;
-        }
+        nest(&mut root, str_field(pair, "Key"), value, "explode")?;
+    }
+    Ok(super::value::from_json(&serde_json::Value::Object(root)))
+}
+
+/// `explodeMap MAP`: a map with `a/b/c` keys as nested maps, as `explode` does for pairs.
+fn explode_map(values: &[Value]) -> Result<Value, TemplateError> {
+    let args = Args::new("explodeMap", values, 1, 1)?;
+    let Value::Map(entries) = args.value(0) else {
+        return Err(fail(format!(
+            "explodeMap: argument has type {}; want a map",
+            super::value::type_name(args.value(0))
+        )));
+    };
+    let mut root = serde_json::Map::new();
+    for (key, value) in entries.iter() {
+        nest(&mut root, key, to_json(value), "explodeMap")?;
     }
     Ok(super::value::from_json(&serde_json::Value::Object(root)))
 }
@@ -132,6 +160,11 @@ fn encode_json(values: &[Value], name: &'static str, pretty: bool) -> Result<Val
     let doc = to_json(args.value(0));
     let text = if pretty { serde_json::to_string_pretty(&doc) } else { serde_json::to_string(&doc) };
     Ok(string(escape_like_go(text.map_err(|e| fail(format!("{name}: {e}")))?)))
+}
+
+fn to_toml(values: &[Value]) -> Result<Value, TemplateError> {
+    let args = Args::new("toTOML", values, 1, 1)?;
+    super::toml::emit(&to_json(args.value(0))).map(string).map_err(|e| fail(format!("toTOML: {e}")))
 }
 
 fn to_yaml(values: &[Value]) -> Result<Value, TemplateError> {
@@ -161,7 +194,12 @@ mod tests {
         let grouped = by_key(std::slice::from_ref(&pairs)).expect("byKey");
         assert_eq!(to_json(&grouped)["redis"]["a/b"]["Key"], "a/b");
         assert!(to_json(&grouped).get("top").is_none(), "keys without a directory are dropped");
-        let tree = explode(&[pairs]).expect("explode");
+        let tree = explode(std::slice::from_ref(&pairs)).expect("explode");
+        let flat = map([("a/b".into(), string("1")), ("a/c".into(), string("2"))].into_iter().collect());
+        assert_eq!(
+            to_json(&explode_map(&[flat]).expect("explodeMap")),
+            serde_json::json!({"a": {"b": "1", "c": "2"}})
+        );
         assert_eq!(
             to_json(&tree),
             serde_json::json!({"elasticsearch": {"a": "1"}, "redis": {"a": {"b": "3"}}, "top": "x"})

@@ -10,6 +10,7 @@ mod clock;
 mod data;
 mod math;
 mod text;
+mod toml;
 mod tree;
 pub mod value;
 mod yaml;
