@@ -107,6 +107,13 @@ pub struct RenderArgs {
     /// validated or reloaded (consul-template's -dry).
     #[arg(long)]
     pub dry: bool,
+    /// Write the sidecar's pid to this file (consul-template's -pid-file).
+    #[arg(long, value_name = "PATH")]
+    pub pid_file: Option<PathBuf>,
+    /// consul-template's -max-stale: accepted so its command lines run; census reads are
+    /// consistent through the agent (a warning says it has no effect).
+    #[arg(long, value_name = "DURATION")]
+    pub max_stale: Option<String>,
 }
 
 /// The `-config` file: the same settings, as JSON.
@@ -237,6 +244,13 @@ impl RenderArgs {
             ),
             None => Some(SocketAddr::from(([0, 0, 0, 0], 9090))),
         };
+        if self.max_stale.is_some() {
+            tracing::warn!("-max-stale is accepted for consul-template's command lines but has no effect");
+        }
+        if let Some(path) = &self.pid_file {
+            std::fs::write(path, format!("{}\n", std::process::id()))
+                .map_err(|e| CliError::Invalid(format!("-pid-file {}: {e}", path.display())))?;
+        }
         let reload_signal = self.exec_reload_signal.clone().or(file.exec_reload_signal);
         let kill_signal = self.exec_kill_signal.clone().or(file.exec_kill_signal);
         Ok(RenderSettings {

@@ -225,8 +225,8 @@ async fn go_template_errors_name_the_file_and_line_and_keep_the_last_file() {
     assert_eq!(std::fs::read_to_string(&dest).expect("read"), "previous\n");
 }
 
-/// consul-template's command line as written: `-template in:out -once -dry` prints `> out` and the
-/// text, and writes nothing.
+/// consul-template's command line as written: `-template in:out -once -dry -max-stale 10m
+/// -pid-file F` prints `> out` and the text, and writes nothing but the pid file.
 #[tokio::test(flavor = "multi_thread")]
 async fn dry_once_prints_the_output_instead_of_writing_it() {
     let (agent, _agent_dir) = single_server("render-go-dry", &[]).await;
@@ -239,14 +239,18 @@ async fn dry_once_prints_the_output_instead_of_writing_it() {
     .expect("write");
     let dest = dir.path().join("out/app.conf");
     let spec = format!("{}:{}", template.display(), dest.display());
+    let pid_file = dir.path().join("sidecar.pid");
     let out = std::process::Command::new(census_e2e::sidecar_bin())
         .args(["render", "-consul-addr", &agent.http_addr(), "-template", &spec, "-once", "-dry"])
+        .args(["-max-stale", "10m", "-pid-file", &pid_file.display().to_string()])
         .output()
         .expect("run census-sidecar");
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert_eq!(stdout, format!("> {}\nconsul port=80\n", dest.display()));
     assert!(!dest.exists(), "-dry writes nothing");
+    let pid = std::fs::read_to_string(&pid_file).expect("-pid-file written");
+    assert!(pid.trim().parse::<u32>().is_ok(), "{pid:?}");
 }
 
 /// `-exec` with consul-template's `-exec-reload-signal` and `-exec-kill-signal`.
