@@ -350,3 +350,80 @@ template {{
     let (ok, stderr) = Sidecar::run(&args, &[]);
     assert!(!ok && stderr.contains("consul.adress: unknown setting"), "{stderr}");
 }
+
+async fn health(http: &reqwest::Client, port: u16) -> (u16, String) {
+    match http.get(format!("http://127.0.0.1:{port}/healthz")).send().await {
+        Ok(r) => (r.status().as_u16(), r.text().await.unwrap_or_default()),
+        Err(e) => (0, e.to_string()),
+    }
+}
+
+/// Validate-then-swap and the outage behaviour hold for Go templates as for handlebars ones: a
+/// rendering nginx refuses keeps the last good file, and so does a catalog that went away.
+#[tokio::test(flavor = "multi_thread")]
+async fn go_templates_keep_the_last_good_file_on_a_failed_check_and_an_outage() {
+    let (mut agent, _agent_dir) = single_server("render-go-outage", &[]).await;
+    let client = agent.client();
+    let backend = Backend::start("b1").await;
+    register_web(&client, "b1", backend.port).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let template = dir.path().join("lb.ctmpl");
+    std::fs::write(
+        &template,
+        "{{ range services }}{{ if ne .Name \"consul\" }}upstream {{ .Name }} {\n{{- range service .Name }}\n  server {{ .Address }}:{{ .Port }};\n{{- end }}\n}\n{{ end }}{{ end }}\
+         server {\n  listen 127.0.0.1:{{ env \"NGINX_LISTEN\" }};\n  {{ keyOrDefault \"lb/extra\" \"\" }}\n  location /web { proxy_pass http://web; }\n}\n",
+    )
+    .expect("write");
+    let dest = dir.path().join("default.conf");
+    let status_port = free_port();
+    let args = [
+        "render".to_string(),
+        "-consul-addr".into(),
+        agent.http_addr(),
+        "-template".into(),
+        format!("{}:{}", template.display(), dest.display()),
+        "-nginx-check".into(),
+        "fragment".into(),
+        "-status-addr".into(),
+        format!("127.0.0.1:{status_port}"),
+    ];
+    let envs = [("NGINX_LISTEN", free_port().to_string())];
+    let sidecar = Sidecar::spawn(&args, &envs, &dir.path().join("sidecar.log"));
+    let http = reqwest::Client::new();
+    let read = || std::fs::read_to_string(&dest).unwrap_or_default();
+    eventually(Duration::from_secs(10), "the first render", || async {
+        read().contains(&format!("server 127.0.0.1:{};", backend.port)).then_some(())
+    })
+    .await;
+    let good = read();
+    assert!(good.starts_with("upstream web {\n  server 127.0.0.1:"), "{good}");
+
+    client
+        .kv_put("lb/extra", b"this_is_not_a_directive on;", census_client::KvWriteOptions::default())
+        .await
+        .expect("put");
+    let (_, body) = eventually(Duration::from_secs(10), "nginx -t refusing the new output", || async {
+        let (code, body) = health(&http, status_port).await;
+        (code == 503).then_some((code, body))
+    })
+    .await;
+    assert!(body.contains("unknown directive"), "{body}\n{}", sidecar.log());
+    assert_eq!(read(), good, "the last good file stays");
+
+    agent.kill();
+    let (_, body) = eventually(Duration::from_secs(15), "stale while the catalog is down", || async {
+        let (code, body) = health(&http, status_port).await;
+        (code == 503 && body.contains("stale")).then_some((code, body))
+    })
+    .await;
+    assert_eq!(read(), good, "nothing written during the outage: {body}");
+
+    agent.start();
+    agent.wait_registered().await;
+    client.kv_delete("lb/extra", false, None).await.expect("delete");
+    eventually(Duration::from_secs(20), "healthy again after the catalog returns", || async {
+        (health(&http, status_port).await.0 == 200).then_some(())
+    })
+    .await;
+    assert_eq!(read(), good, "same catalog, same file");
+}
