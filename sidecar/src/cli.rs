@@ -107,6 +107,9 @@ pub struct RenderArgs {
     /// validated or reloaded (consul-template's -dry).
     #[arg(long)]
     pub dry: bool,
+    /// Let Go templates' `plugin` run commands (off by default).
+    #[arg(long)]
+    pub enable_plugins: bool,
     /// Write the sidecar's pid to this file (consul-template's -pid-file).
     #[arg(long, value_name = "PATH")]
     pub pid_file: Option<PathBuf>,
@@ -164,6 +167,7 @@ impl TemplateFile {
             left_delimiter: self.left_delimiter.clone(),
             right_delimiter: self.right_delimiter.clone(),
             error_on_missing_key: self.error_on_missing_key,
+            plugins: false,
         };
         spec
     }
@@ -216,6 +220,9 @@ impl RenderArgs {
         let mut templates: Vec<TemplateSpec> = file.templates.iter().map(TemplateFile::spec).collect();
         for t in &self.template {
             templates.push(t.parse()?);
+        }
+        for spec in &mut templates {
+            spec.go.plugins = self.enable_plugins;
         }
         if templates.is_empty() {
             return Err(CliError::Invalid("at least one -template SRC:DEST[:COMMAND] is required".into()));

@@ -9,6 +9,7 @@ mod catalog;
 mod clock;
 mod data;
 mod math;
+mod plugin;
 mod text;
 mod toml;
 mod tree;
@@ -39,6 +40,8 @@ pub struct GoOptions {
     pub left_delimiter: Option<String>,
     pub right_delimiter: Option<String>,
     pub error_on_missing_key: bool,
+    /// `plugin` runs commands (off unless `-enable-plugins`).
+    pub plugins: bool,
 }
 
 /// One compiled Go template.
@@ -52,6 +55,7 @@ pub struct GoTemplate {
 fn functions(
     shared: &Arc<Shared>,
     this: &Arc<OnceLock<Weak<gotmpl::Template>>>,
+    plugins: bool,
 ) -> BTreeMap<String, ValueFunc> {
     let mut funcs: BTreeMap<String, ValueFunc> = BTreeMap::new();
     for (name, f) in catalog::FUNCTIONS {
@@ -63,6 +67,7 @@ fn functions(
         funcs.insert(name.to_string(), Arc::new(move |args: &[Value]| f(args)));
     }
     funcs.insert("timestamp".into(), Arc::new(clock::timestamp));
+    funcs.insert("plugin".into(), Arc::new(move |args: &[Value]| plugin::plugin(args, plugins)));
     let this = this.clone();
     funcs.insert("executeTemplate".into(), Arc::new(move |args: &[Value]| execute_template(&this, args)));
     funcs
@@ -101,7 +106,7 @@ impl GoTemplate {
     ) -> Result<GoTemplate, TemplateError> {
         let name = path.display().to_string();
         let this = Arc::new(OnceLock::new());
-        let mut funcs = functions(shared, &this);
+        let mut funcs = functions(shared, &this, options.plugins);
         let mut parser = gotmpl::Template::new(&name).funcs(funcs.clone());
         if let (Some(l), Some(r)) = (&options.left_delimiter, &options.right_delimiter) {
             parser = parser.delims(l, r);
