@@ -30,6 +30,9 @@ fn seed_catalog() -> Arc<Shared> {
     );
     shared.update(&service("consul"), json!([instance("consul", "s1", "172.20.20.3", 8300, "passing")]));
     shared.update(&service("nginx"), json!([]));
+    // No TLS certificate in KV: the template renders the plain server only.
+    shared.update(&Dependency::Key("nginx/tls/cert".into()), Value::Null);
+    shared.update(&Dependency::Key("nginx/tls/key".into()), Value::Null);
     shared.update(
         &service("web"),
         json!([

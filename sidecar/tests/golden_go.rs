@@ -25,6 +25,8 @@ fn seed_catalog() -> Arc<Shared> {
         json!([{"Name": "consul", "Tags": []}, {"Name": "nginx", "Tags": ["web"]}, {"Name": "web", "Tags": ["v1"]}]),
     );
     shared.update(&service("consul"), json!([instance("consul", "s1", "172.20.20.3", 8300, "passing")]));
+    shared.update(&Dependency::Key("nginx/tls/cert".into()), Value::Null);
+    shared.update(&Dependency::Key("nginx/tls/key".into()), Value::Null);
     shared.update(&service("nginx"), json!([instance("nginx", "n0", "172.20.20.2", 8080, "critical")]));
     shared.update(
         &service("web"),
@@ -38,7 +40,11 @@ fn seed_catalog() -> Arc<Shared> {
 }
 
 fn render(text: &str) -> String {
-    let set = TemplateSet::from_text_in(Language::Go, text, seed_catalog()).expect("template compiles");
+    render_in(Language::Go, text, &seed_catalog())
+}
+
+fn render_in(language: Language, text: &str, shared: &Arc<Shared>) -> String {
+    let set = TemplateSet::from_text_in(language, text, shared.clone()).expect("template compiles");
     let rendered = set.render();
     assert!(rendered.pass.missing.is_empty(), "missing data: {:?}", rendered.pass.missing);
     rendered.outputs.into_iter().next().expect("one output").expect("renders")
@@ -67,4 +73,27 @@ fn haproxy_template_matches_golden_output() {
     assert_eq!(out, want, "rendered output differs from {}", golden.display());
     assert!(!out.contains("172.17.0.6"), "critical instance rendered");
     assert!(out.contains("backend nginx\n  balance leastconn\n\n"), "a backend without servers answers 503");
+}
+
+/// The nginx templates of both languages are twins: the same catalog gives the same file, without
+/// and with a TLS certificate named in KV.
+#[test]
+fn nginx_templates_of_both_languages_render_the_same_file() {
+    let shared = seed_catalog();
+    let go = include_str!("../templates/nginx.conf.ctmpl");
+    let hbs = include_str!("../templates/nginx.conf.hbs");
+    let plain = render_in(Language::Go, go, &shared);
+    assert_eq!(plain, render_in(Language::Handlebars, hbs, &shared));
+    assert_eq!(
+        plain,
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/nginx.conf"))
+            .expect("golden")
+    );
+    assert!(!plain.contains("ssl"), "no certificate, no TLS server");
+    shared.update(&Dependency::Key("nginx/tls/cert".into()), json!("/etc/ssl/lb.pem"));
+    shared.update(&Dependency::Key("nginx/tls/key".into()), json!("/etc/ssl/lb.key"));
+    let tls = render_in(Language::Go, go, &shared);
+    assert_eq!(tls, render_in(Language::Handlebars, hbs, &shared));
+    assert!(tls.contains("  listen 443 ssl default_server;\n  ssl_certificate /etc/ssl/lb.pem;\n  ssl_certificate_key /etc/ssl/lb.key;\n\n  location / {"), "{tls}");
+    assert!(tls.contains("proxy_set_header Upgrade $http_upgrade;"), "WebSocket upgrades pass");
 }
