@@ -145,6 +145,24 @@ impl Lb {
     }
 }
 
+impl Drop for Lb {
+    /// Stops nginx through its master (SIGTERM), which takes its workers down; the harness's
+    /// kill of the master alone would leave the workers running, holding their port.
+    fn drop(&mut self) {
+        let pid_file = self.nginx.pid_file();
+        let Some(pid) = std::fs::read_to_string(&pid_file).ok().and_then(|p| p.trim().parse::<i32>().ok())
+        else {
+            return;
+        };
+        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGTERM);
+        let deadline = Instant::now() + Duration::from_secs(5);
+        // The master removes its pid file once its workers are gone.
+        while pid_file.exists() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
 fn names(items: &[&str]) -> BTreeSet<String> {
     items.iter().map(|s| s.to_string()).collect()
 }
