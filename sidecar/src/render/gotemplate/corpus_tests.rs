@@ -142,6 +142,20 @@ fn consul_template_functions_on_catalog_data() {
 }
 
 #[test]
+fn scratch_is_one_pad_per_template_emptied_each_render() {
+    let shared = Arc::new(Shared::new(0));
+    let text = "{{ if scratch.Key \"n\" }}stale{{ end }}{{ scratch.Set \"n\" 1 }}{{ scratch.SetX \"n\" 2 }}\
+                {{ scratch.Get \"n\" }} {{ scratch.MapSet \"m\" \"b\" 2 }}{{ scratch.MapSet \"m\" \"a\" 1 }}\
+                {{ scratch.MapSetX \"m\" \"a\" 9 }}{{ scratch.MapValues \"m\" }} {{ scratch.Get \"m\" }}";
+    let set = TemplateSet::from_text_in(Language::Go, text, shared).expect("compiles");
+    for _ in 0..2 {
+        assert_eq!(set.render().outputs[0].as_deref(), Ok("1 [1 2] map[a:1 b:2]"));
+    }
+    let err = render("{{ scratch.Nope 1 }}", &Arc::new(Shared::new(0))).expect_err("unknown method");
+    assert!(err.contains("\"scratch.Nope\" not defined"), "{err}");
+}
+
+#[test]
 fn safe_ls_on_an_empty_prefix_holds_the_output_back() {
     let shared = Arc::new(Shared::new(0));
     shared.update(&Dependency::Tree("empty".into()), json!([]));

@@ -10,6 +10,7 @@ mod clock;
 mod data;
 mod math;
 mod plugin;
+mod scratch;
 mod text;
 mod toml;
 mod tree;
@@ -49,6 +50,8 @@ pub struct GoTemplate {
     path: PathBuf,
     name: String,
     template: Arc<gotmpl::Template>,
+    /// consul-template's `scratch`, emptied before each render.
+    scratch: Arc<scratch::Scratch>,
 }
 
 /// Every function of consul-template census provides, by name.
@@ -107,6 +110,8 @@ impl GoTemplate {
         let name = path.display().to_string();
         let this = Arc::new(OnceLock::new());
         let mut funcs = functions(shared, &this, options.plugins);
+        let scratch = Arc::new(scratch::Scratch::default());
+        funcs.extend(scratch::functions(&scratch));
         let mut parser = gotmpl::Template::new(&name).funcs(funcs.clone());
         if let (Some(l), Some(r)) = (&options.left_delimiter, &options.right_delimiter) {
             parser = parser.delims(l, r);
@@ -139,12 +144,13 @@ impl GoTemplate {
         }
         let template = Arc::new(template);
         let _ = this.set(Arc::downgrade(&template));
-        Ok(GoTemplate { path: path.to_path_buf(), name, template })
+        Ok(GoTemplate { path: path.to_path_buf(), name, template, scratch })
     }
 
     /// Executes the template (dot is nil, as in consul-template); an error names the file and,
     /// for census' functions, the line and column of the call.
     pub fn render(&self) -> Result<String, String> {
+        self.scratch.clear();
         self.template.execute_template_to_string(&self.name, &Value::Nil).map_err(|e| {
             let text = e.to_string();
             let text = text.strip_prefix("execution error: ").unwrap_or(&text);

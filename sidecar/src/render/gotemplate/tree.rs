@@ -55,6 +55,17 @@ fn tags_contains_method(command: &mut CommandNode) {
     command.args = vec![Expr::Identifier(pos, SmolStr::new("contains")), needle, receiver];
 }
 
+/// `scratch.Set "k" v` parses as a chain on the function `scratch`; it is read as the function
+/// named `scratch.Set`.
+fn scratch_method(command: &mut CommandNode) {
+    let Some(Expr::Chain(pos, inner, fields)) = command.args.first() else { return };
+    let (Expr::Identifier(_, name), [method]) = (inner.as_ref(), fields.as_slice()) else { return };
+    if name != "scratch" {
+        return;
+    }
+    command.args[0] = Expr::Identifier(*pos, SmolStr::new(format!("scratch.{method}")));
+}
+
 struct Binder<'a> {
     src: &'a str,
     funcs: &'a mut std::collections::BTreeMap<String, ValueFunc>,
@@ -83,6 +94,7 @@ impl Binder<'_> {
     fn pipe(&mut self, pipe: &mut PipeNode) -> Result<(), Unknown> {
         for command in &mut pipe.commands {
             tags_contains_method(command);
+            scratch_method(command);
             for arg in &mut command.args {
                 self.expr(arg)?;
             }
