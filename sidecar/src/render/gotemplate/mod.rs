@@ -34,8 +34,8 @@ pub const BUILTINS: &[&str] = &[
     "urlquery", "eq", "ge", "gt", "le", "lt", "ne",
 ];
 
-/// How a Go template is read: consul-template's `left_delimiter`, `right_delimiter` and
-/// `error_on_missing_key`.
+/// How a Go template is read and run: consul-template's `left_delimiter`, `right_delimiter` and
+/// `error_on_missing_key`, and whether `plugin` may run commands.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct GoOptions {
     pub left_delimiter: Option<String>,
