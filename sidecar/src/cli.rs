@@ -9,6 +9,7 @@ use serde::Deserialize;
 
 use crate::consul_template_config;
 use crate::render::gotemplate::GoOptions;
+use crate::render::output::FileOptions;
 use crate::render::output::Validation;
 use crate::render::template::{Language, TemplateError, TemplateSpec, Wait};
 use crate::render::{self, RenderError, RenderSettings};
@@ -155,10 +156,26 @@ pub struct TemplateFile {
     pub right_delimiter: Option<String>,
     #[serde(default)]
     pub error_on_missing_key: bool,
+    /// The file's mode: octal digits ("0600") or a number.
+    #[serde(default)]
+    pub perms: Option<serde_json::Value>,
+    /// Keep the replaced file as DEST.bak.
+    #[serde(default)]
+    pub backup: bool,
+}
+
+/// A file mode as consul-template takes it: "0644" (octal) or a number.
+pub fn file_mode(value: &serde_json::Value) -> Option<u32> {
+    match value {
+        serde_json::Value::String(s) => u32::from_str_radix(s.trim_start_matches("0o"), 8).ok(),
+        serde_json::Value::Number(n) => n.as_u64().and_then(|n| u32::try_from(n).ok()),
+        _ => None,
+    }
+    .filter(|mode| *mode <= 0o7777)
 }
 
 impl TemplateFile {
-    fn spec(&self) -> TemplateSpec {
+    fn spec(&self) -> Result<TemplateSpec, CliError> {
         let mut spec = TemplateSpec::new(self.source.clone(), self.destination.clone(), self.command.clone());
         if let Some(language) = self.language {
             spec.language = language;
@@ -169,7 +186,17 @@ impl TemplateFile {
             error_on_missing_key: self.error_on_missing_key,
             plugins: false,
         };
-        spec
+        let perms = match &self.perms {
+            None => None,
+            Some(value) => Some(file_mode(value).ok_or_else(|| {
+                CliError::Invalid(format!(
+                    "template {}: perms {value} is not a file mode",
+                    self.source.display()
+                ))
+            })?),
+        };
+        spec.file = FileOptions { perms, backup: self.backup };
+        Ok(spec)
     }
 }
 
@@ -217,7 +244,8 @@ impl RenderArgs {
             Some(path) => read_file(path)?,
             None => RenderFile::default(),
         };
-        let mut templates: Vec<TemplateSpec> = file.templates.iter().map(TemplateFile::spec).collect();
+        let mut templates: Vec<TemplateSpec> =
+            file.templates.iter().map(TemplateFile::spec).collect::<Result<_, _>>()?;
         for t in &self.template {
             templates.push(t.parse()?);
         }

@@ -107,7 +107,8 @@ template {{
   source          = "{source}"
   destination     = "{dest}"
   command         = ["sh", "-c", "echo yes > {reloaded}"]
-  perms           = 0644
+  perms           = 0600
+  backup          = true
   left_delimiter  = "[["
   right_delimiter = "]]"
 }}
@@ -122,6 +123,9 @@ template {{
     let (ok, stderr) = Sidecar::run(&args, &[]);
     assert!(ok, "{stderr}");
     assert_eq!(std::fs::read_to_string(&dest).expect("rendered"), "listen 8081;\nconsul \n");
+    let mode =
+        std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&dest).expect("stat").permissions());
+    assert_eq!(mode & 0o777, 0o600, "perms = 0600");
     assert_eq!(std::fs::read_to_string(&reloaded).expect("command ran"), "yes\n");
     assert!(
         stderr.contains("max_stale") && stderr.contains("no effect"),

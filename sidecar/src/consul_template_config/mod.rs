@@ -48,10 +48,7 @@ const IGNORED: &[&str] = &[
     "auth",
     "namespace",
     "transport",
-    "perms",
-    "backup",
     "command_timeout",
-    "create_dest_dirs",
     "sandbox_path",
     "function_denylist",
     "function_blacklist",
@@ -133,6 +130,8 @@ fn template(block: &Value) -> Result<TemplateFile, ConfigError> {
         left_delimiter: None,
         right_delimiter: None,
         error_on_missing_key: false,
+        perms: None,
+        backup: false,
     };
     for (key, value) in block {
         let name = format!("template.{key}");
@@ -148,6 +147,21 @@ fn template(block: &Value) -> Result<TemplateFile, ConfigError> {
                     reason: "expected true or false".into(),
                 })?;
             }
+            "perms" => {
+                crate::cli::file_mode(value).ok_or_else(|| ConfigError::Invalid {
+                    key: name.clone(),
+                    reason: "expected a file mode such as 0644".into(),
+                })?;
+                file.perms = Some(value.clone());
+            }
+            "backup" => {
+                file.backup = value.as_bool().ok_or_else(|| ConfigError::Invalid {
+                    key: name.clone(),
+                    reason: "expected true or false".into(),
+                })?;
+            }
+            // census-sidecar always creates missing directories on the way to a destination.
+            "create_dest_dirs" => {}
             "contents" => {
                 return Err(ConfigError::Invalid {
                     key: name,
@@ -250,6 +264,7 @@ template {
         let t = &file.templates[0];
         assert_eq!((t.language, t.left_delimiter.as_deref()), (Some(Language::Go), Some("[[")));
         assert_eq!(t.command.as_deref(), Some("nginx -s reload"));
+        assert_eq!(t.perms.as_ref().and_then(crate::cli::file_mode), Some(0o644));
     }
 
     #[test]

@@ -206,12 +206,13 @@ async fn install_all(
                 continue;
             }
         };
-        let (dest, validation) = (spec.destination.clone(), settings.validation.clone());
-        let installed = tokio::task::spawn_blocking(move || output::install(&dest, &text, &validation))
-            .await
-            .unwrap_or_else(|e| {
-                Err(OutputError::Spawn { what: "install".into(), source: std::io::Error::other(e) })
-            });
+        let (dest, validation, options) = (spec.destination.clone(), settings.validation.clone(), spec.file);
+        let installed =
+            tokio::task::spawn_blocking(move || output::install_with(&dest, &text, &validation, options))
+                .await
+                .unwrap_or_else(|e| {
+                    Err(OutputError::Spawn { what: "install".into(), source: std::io::Error::other(e) })
+                });
         match installed {
             Ok(Installed::Unchanged) => {}
             Ok(Installed::Written) => {

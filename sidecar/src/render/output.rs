@@ -59,6 +59,16 @@ pub enum Installed {
     Written,
 }
 
+/// What consul-template's `perms` and `backup` ask of a written file.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FileOptions {
+    /// The mode of the new file; by default that of the file it replaces (0644 for a first one,
+    /// under the usual umask).
+    pub perms: Option<u32>,
+    /// Keep the replaced file as `DEST.bak`.
+    pub backup: bool,
+}
+
 static CANDIDATES: AtomicU64 = AtomicU64::new(0);
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> OutputError + '_ {
@@ -67,15 +77,29 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> OutputError + '_ {
 
 /// Installs `content` at `dest` if it differs and passes `validation`.
 pub fn install(dest: &Path, content: &str, validation: &Validation) -> Result<Installed, OutputError> {
+    install_with(dest, content, validation, FileOptions::default())
+}
+
+/// `install` with the file's mode and backup chosen; missing directories on the way to `dest` are
+/// created (consul-template's `create_dest_dirs`).
+pub fn install_with(
+    dest: &Path,
+    content: &str,
+    validation: &Validation,
+    options: FileOptions,
+) -> Result<Installed, OutputError> {
     if std::fs::read(dest).is_ok_and(|old| old == content.as_bytes()) {
         return Ok(Installed::Unchanged);
     }
     let dir = dest.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    if !dir.exists() {
+        std::fs::create_dir_all(dir).map_err(io(dir))?;
+    }
     let name = dest.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "output".into());
     let n = CANDIDATES.fetch_add(1, Ordering::Relaxed);
     // Hidden and ending in .tmp, so that globs like conf.d/*.conf never pick it up.
     let candidate = dir.join(format!(".{name}.census-{}-{n}.tmp", std::process::id()));
-    let result = write_and_swap(dest, dir, &candidate, content, validation);
+    let result = write_and_swap(dest, dir, &candidate, content, validation, options);
     if result.is_err() {
         let _ = std::fs::remove_file(&candidate);
     }
@@ -88,15 +112,30 @@ fn write_and_swap(
     candidate: &Path,
     content: &str,
     validation: &Validation,
+    options: FileOptions,
 ) -> Result<Installed, OutputError> {
     let mut file = std::fs::File::create(candidate).map_err(io(candidate))?;
     file.write_all(content.as_bytes()).map_err(io(candidate))?;
     file.sync_all().map_err(io(candidate))?;
     drop(file);
-    if let Ok(meta) = std::fs::metadata(dest) {
-        let _ = std::fs::set_permissions(candidate, meta.permissions());
+    match options.perms {
+        Some(mode) => {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(candidate, std::fs::Permissions::from_mode(mode))
+                .map_err(io(candidate))?;
+        }
+        None => {
+            if let Ok(meta) = std::fs::metadata(dest) {
+                let _ = std::fs::set_permissions(candidate, meta.permissions());
+            }
+        }
     }
     check(dest, candidate, validation)?;
+    if options.backup && dest.exists() {
+        let mut backup = dest.as_os_str().to_owned();
+        backup.push(".bak");
+        std::fs::copy(dest, &backup).map_err(io(Path::new(&backup)))?;
+    }
     std::fs::rename(candidate, dest).map_err(io(dest))?;
     std::fs::File::open(dir).and_then(|d| d.sync_all()).map_err(io(dir))?;
     Ok(Installed::Written)
@@ -209,6 +248,24 @@ mod tests {
         assert_eq!(install(&dest, "good\n", &refuse).expect("passes"), Installed::Written);
         let leftovers: Vec<_> = std::fs::read_dir(dir.path()).expect("ls").filter_map(Result::ok).collect();
         assert_eq!(leftovers.len(), 1, "no candidate files left behind");
+    }
+
+    #[test]
+    fn perms_backup_and_missing_directories() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let dest = dir.path().join("a/b/secret.conf");
+        let options = FileOptions { perms: Some(0o600), backup: true };
+        assert_eq!(
+            install_with(&dest, "one\n", &Validation::None, options).expect("write"),
+            Installed::Written
+        );
+        let mode = |p: &Path| std::fs::metadata(p).expect("stat").permissions().mode() & 0o777;
+        assert_eq!(mode(&dest), 0o600);
+        install_with(&dest, "two\n", &Validation::None, options).expect("rewrite");
+        let backup = dir.path().join("a/b/secret.conf.bak");
+        assert_eq!(std::fs::read_to_string(&backup).expect("backup"), "one\n");
+        assert_eq!(std::fs::read_to_string(&dest).expect("new"), "two\n");
     }
 
     #[test]

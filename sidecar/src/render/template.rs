@@ -11,6 +11,7 @@ use serde_json::json;
 
 use super::gotemplate::{GoOptions, GoTemplate};
 use super::helpers::{self, Pass, Shared};
+use super::output::FileOptions;
 
 #[derive(Debug, thiserror::Error)]
 pub enum TemplateError {
@@ -74,13 +75,22 @@ pub struct TemplateSpec {
     pub language: Language,
     /// Delimiters and missing-key handling of a Go template.
     pub go: GoOptions,
+    /// The written file's mode and backup.
+    pub file: FileOptions,
 }
 
 impl TemplateSpec {
     /// A spec whose language follows the source's extension.
     pub fn new(source: PathBuf, destination: PathBuf, command: Option<String>) -> TemplateSpec {
         let language = Language::of_path(&source);
-        TemplateSpec { source, destination, command, language, go: GoOptions::default() }
+        TemplateSpec {
+            source,
+            destination,
+            command,
+            language,
+            go: GoOptions::default(),
+            file: FileOptions::default(),
+        }
     }
 }
 
