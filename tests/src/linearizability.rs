@@ -290,6 +290,24 @@ fn check_register(ops: &[Op], budget: usize) -> Verdict {
     Verdict::Linearizable
 }
 
+/// The shortest prefix (by call time) of a key's history that is not linearizable, for a report:
+/// its last operations are where the violation shows.
+pub fn shortest_violating_prefix(ops: &[Op], budget: usize) -> Vec<Op> {
+    let mut sorted = ops.to_vec();
+    sorted.sort_by_key(|o| o.call);
+    let (mut lo, mut hi) = (0, sorted.len());
+    while lo < hi {
+        let mid = (lo + hi) / 2;
+        if matches!(check_key(&sorted[..=mid], budget), Verdict::Violation(_)) {
+            hi = mid;
+        } else {
+            lo = mid + 1;
+        }
+    }
+    sorted.truncate((lo + 1).min(sorted.len()));
+    sorted
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -393,22 +411,4 @@ mod tests {
         }
         assert_eq!(verdict(&ops), Verdict::Linearizable);
     }
-}
-
-/// The shortest prefix (by call time) of a key's history that is not linearizable, for a report:
-/// its last operations are where the violation shows.
-pub fn shortest_violating_prefix(ops: &[Op], budget: usize) -> Vec<Op> {
-    let mut sorted = ops.to_vec();
-    sorted.sort_by_key(|o| o.call);
-    let (mut lo, mut hi) = (0, sorted.len());
-    while lo < hi {
-        let mid = (lo + hi) / 2;
-        if matches!(check_key(&sorted[..=mid], budget), Verdict::Violation(_)) {
-            hi = mid;
-        } else {
-            lo = mid + 1;
-        }
-    }
-    sorted.truncate((lo + 1).min(sorted.len()));
-    sorted
 }
