@@ -100,6 +100,12 @@ fn consul_template_functions_on_catalog_data() {
     shared.update(&proxy, json!([instance("web-proxy", "10.0.0.1", 21000, "passing", &[])]));
     let cases: &[(&str, &str)] = &[
         ("{{range connect \"web\"}}{{.Address}}:{{.Port}}{{end}}", "10.0.0.1:21000"),
+        ("{{range services}}{{.Name | sprig_upper | sprig_quote}} {{end}}", "\"DB\" \"WEB\" "),
+        (
+            "{{sprig_default \"none\" (keyOrDefault \"nope\" \"\")}} {{sprig_join \",\" (sprig_list 1 \"a\")}}",
+            "none 1,a",
+        ),
+        ("{{$d := sprig_dict \"port\" 80}}{{sprig_get $d \"port\"}} {{sprig_keys $d}}", "80 [port]"),
         ("{{tree \"app\" | explode | toTOML}}", "a = \"1\"\n\n[sub]\n  b = \"2\""),
         ("{{range service \"web\"}}{{.Address}}:{{.Port}} {{end}}", "10.0.0.1:80 "),
         ("{{range service \"web|any\"}}{{.ID}}{{end}}", "ab"),

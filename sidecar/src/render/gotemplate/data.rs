@@ -16,6 +16,8 @@ pub const FUNCTIONS: &[(&str, super::text::HelperFn)] = &[
     ("explodeMap", explode_map),
     ("toJSON", |v| encode_json(v, "toJSON", false)),
     ("toJSONPretty", |v| encode_json(v, "toJSONPretty", true)),
+    ("toUnescapedJSON", |v| encode_json(v, "toUnescapedJSON", false)),
+    ("toUnescapedJSONPretty", |v| encode_json(v, "toUnescapedJSONPretty", true)),
     ("toYAML", to_yaml),
     ("toTOML", to_toml),
 ];
@@ -159,7 +161,8 @@ fn encode_json(values: &[Value], name: &'static str, pretty: bool) -> Result<Val
     let args = Args::new(name, values, 1, 1)?;
     let doc = to_json(args.value(0));
     let text = if pretty { serde_json::to_string_pretty(&doc) } else { serde_json::to_string(&doc) };
-    Ok(string(escape_like_go(text.map_err(|e| fail(format!("{name}: {e}")))?)))
+    let text = text.map_err(|e| fail(format!("{name}: {e}")))?;
+    Ok(string(if name.starts_with("toUnescaped") { text } else { escape_like_go(text) }))
 }
 
 fn to_toml(values: &[Value]) -> Result<Value, TemplateError> {
@@ -219,5 +222,7 @@ mod tests {
     fn json_escapes_html_like_go() {
         let out = encode_json(&[string("<a&b>")], "toJSON", false).expect("toJSON");
         assert_eq!(out.to_string(), r#""\u003ca\u0026b\u003e""#);
+        let raw = encode_json(&[string("<a&b>")], "toUnescapedJSON", false).expect("toUnescapedJSON");
+        assert_eq!(raw.to_string(), r#""<a&b>""#);
     }
 }

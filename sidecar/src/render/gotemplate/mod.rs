@@ -8,9 +8,11 @@
 mod catalog;
 mod clock;
 mod data;
+mod lists;
 mod math;
 mod plugin;
 mod scratch;
+mod sprig;
 mod text;
 mod toml;
 mod tree;
@@ -65,9 +67,14 @@ fn functions(
         let (shared, f) = (shared.clone(), *f);
         funcs.insert(name.to_string(), Arc::new(move |args: &[Value]| f(&shared, args)));
     }
-    for (name, f) in text::FUNCTIONS.iter().chain(data::FUNCTIONS).chain(math::FUNCTIONS) {
+    for (name, f) in
+        text::FUNCTIONS.iter().chain(lists::FUNCTIONS).chain(data::FUNCTIONS).chain(math::FUNCTIONS)
+    {
         let f = *f;
         funcs.insert(name.to_string(), Arc::new(move |args: &[Value]| f(args)));
+    }
+    for (name, f) in sprig::functions() {
+        funcs.insert(name, Arc::new(move |args: &[Value]| f(args)));
     }
     funcs.insert("timestamp".into(), Arc::new(clock::timestamp));
     funcs.insert("plugin".into(), Arc::new(move |args: &[Value]| plugin::plugin(args, plugins)));

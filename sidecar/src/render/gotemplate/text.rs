@@ -1,5 +1,5 @@
-//! consul-template's helper functions on strings and lists, with its argument order (the piped
-//! value comes last: `{{ .Tags | join "," }}`, `{{ "a.b" | replaceAll "." "_" }}`).
+//! consul-template's helper functions on strings, with its argument order (the piped value comes
+//! last: `{{ "a.b" | replaceAll "." "_" }}`); lists are in `lists.rs`.
 
 use std::collections::HashMap;
 use std::sync::{LazyLock, Mutex};
@@ -9,21 +9,16 @@ use gotmpl::{TemplateError, Value};
 use regex::Regex;
 use sha2::Digest;
 
-use super::value::{Args, fail, from_json, list, string};
+use super::value::{Args, fail, from_json, string};
 
 pub type HelperFn = fn(&[Value]) -> Result<Value, TemplateError>;
 
 pub const FUNCTIONS: &[(&str, HelperFn)] = &[
     ("env", env),
-    ("contains", contains),
-    ("containsAll", |v| contains_some(v, "containsAll", true, false)),
-    ("containsAny", |v| contains_some(v, "containsAny", false, false)),
-    ("containsNone", |v| contains_some(v, "containsNone", true, true)),
-    ("containsNotAll", |v| contains_some(v, "containsNotAll", false, true)),
-    ("in", in_),
-    ("join", join),
-    ("split", split),
     ("trimSpace", |v| map_str(v, "trimSpace", |s| s.trim().to_string())),
+    ("trim", |v| around(v, "trim", |cut, s| s.trim_matches(|c| cut.contains(c)).to_string())),
+    ("trimPrefix", |v| around(v, "trimPrefix", |p, s| s.strip_prefix(p).unwrap_or(s).to_string())),
+    ("trimSuffix", |v| around(v, "trimSuffix", |p, s| s.strip_suffix(p).unwrap_or(s).to_string())),
     ("toLower", |v| map_str(v, "toLower", str::to_lowercase)),
     ("toUpper", |v| map_str(v, "toUpper", str::to_uppercase)),
     ("toTitle", |v| map_str(v, "toTitle", title)),
@@ -38,7 +33,6 @@ pub const FUNCTIONS: &[(&str, HelperFn)] = &[
     ("regexMatch", regex_match),
     ("regexReplaceAll", regex_replace_all),
     ("indent", indent),
-    ("loop", loop_),
     ("parseBool", parse_bool),
     ("parseInt", |v| parse_number(v, "parseInt", |s| s.parse::<i64>().ok().map(Value::Int))),
     ("parseUint", |v| parse_number(v, "parseUint", |s| s.parse::<u64>().ok().map(Value::Uint))),
@@ -52,66 +46,14 @@ fn env(values: &[Value]) -> Result<Value, TemplateError> {
     Ok(string(std::env::var(args.str(0)?).unwrap_or_default()))
 }
 
-/// consul-template's `in(l, v)`: `v` is an element of the list `l` (integers with integers,
-/// floats with floats, strings with strings), or a substring of the string `l`.
-fn is_in(haystack: &Value, needle: &Value) -> bool {
-    match haystack {
-        Value::List(items) => items.iter().any(|item| match (item, needle) {
-            (Value::Int(a), Value::Int(b)) => a == b,
-            (Value::Float(a), Value::Float(b)) => a == b,
-            (Value::String(a), Value::String(b)) => a == b,
-            _ => false,
-        }),
-        Value::String(s) => matches!(needle, Value::String(n) if s.contains(&**n)),
-        _ => false,
-    }
-}
-
-/// `in LIST VALUE`.
-fn in_(values: &[Value]) -> Result<Value, TemplateError> {
-    let args = Args::new("in", values, 2, 2)?;
-    Ok(Value::Bool(is_in(args.value(0), args.value(1))))
-}
-
-/// `contains VALUE LIST` (`{{ if .Tags | contains "web" }}`).
-fn contains(values: &[Value]) -> Result<Value, TemplateError> {
-    let args = Args::new("contains", values, 2, 2)?;
-    Ok(Value::Bool(is_in(args.value(1), args.value(0))))
-}
-
-/// `containsAll/Any/None/NotAll NEEDLES LIST`: `all` says whether the answer holds for every
-/// needle (true on no needles), `absent` whether a needle must be missing rather than present.
-fn contains_some(
+/// `NAME ARG STRING` (the string piped last): `trim CUTSET`, `trimPrefix PREFIX`, `trimSuffix SUFFIX`.
+fn around(
     values: &[Value],
     name: &'static str,
-    all: bool,
-    absent: bool,
+    f: impl Fn(&str, &str) -> String,
 ) -> Result<Value, TemplateError> {
     let args = Args::new(name, values, 2, 2)?;
-    let (needles, haystack) = (args.list(0)?, args.value(1));
-    let holds = |n: &Value| is_in(haystack, n) != absent;
-    Ok(Value::Bool(if all { needles.iter().all(holds) } else { needles.iter().any(holds) }))
-}
-
-/// `join SEP LIST`.
-fn join(values: &[Value]) -> Result<Value, TemplateError> {
-    let args = Args::new("join", values, 2, 2)?;
-    Ok(string(args.strings(1)?.join(args.str(0)?)))
-}
-
-/// `split SEP STRING`: the trimmed string split on SEP; an empty list for a blank string.
-fn split(values: &[Value]) -> Result<Value, TemplateError> {
-    let args = Args::new("split", values, 2, 2)?;
-    let (sep, text) = (args.str(0)?, args.str(1)?.trim());
-    if text.is_empty() {
-        return Ok(list(Vec::new()));
-    }
-    let parts: Vec<Value> = if sep.is_empty() {
-        text.chars().map(|c| string(c.to_string())).collect()
-    } else {
-        text.split(sep).map(string).collect()
-    };
-    Ok(list(parts))
+    Ok(string(f(args.str(0)?, args.str(1)?)))
 }
 
 fn map_str(values: &[Value], name: &'static str, f: impl Fn(&str) -> String) -> Result<Value, TemplateError> {
@@ -120,7 +62,7 @@ fn map_str(values: &[Value], name: &'static str, f: impl Fn(&str) -> String) -> 
 }
 
 /// Go's `strings.Title`: the first letter of every word upper-cased, the rest left alone.
-fn title(s: &str) -> String {
+pub(super) fn title(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     let mut start_of_word = true;
     for c in s.chars() {
@@ -153,7 +95,7 @@ fn replace_all(values: &[Value]) -> Result<Value, TemplateError> {
 /// Compiled expressions, kept across renders (a template may match every instance).
 static REGEXES: LazyLock<Mutex<HashMap<String, Regex>>> = LazyLock::new(Default::default);
 
-fn regex(name: &str, pattern: &str) -> Result<Regex, TemplateError> {
+pub(super) fn regex(name: &str, pattern: &str) -> Result<Regex, TemplateError> {
     let mut cache = REGEXES.lock().unwrap_or_else(|p| p.into_inner());
     if let Some(re) = cache.get(pattern) {
         return Ok(re.clone());
@@ -195,19 +137,6 @@ fn indent(values: &[Value]) -> Result<Value, TemplateError> {
         line_start = c == '\n';
     }
     Ok(string(out))
-}
-
-/// `loop END` or `loop START END`: the integers from START (0) up to END, excluded. Integers or
-/// strings of digits, as consul-template accepts.
-fn loop_(values: &[Value]) -> Result<Value, TemplateError> {
-    let args = Args::new("loop", values, 1, 2)?;
-    let bound = |i: usize| match args.value(i) {
-        Value::String(s) if s.is_empty() => Ok(0),
-        Value::String(s) => s.parse::<i64>().map_err(|e| fail(format!("loop: {s:?}: {e}"))),
-        _ => args.int(i),
-    };
-    let (start, end) = if args.count() == 1 { (0, bound(0)?) } else { (bound(0)?, bound(1)?) };
-    Ok(list((start..end).map(Value::Int).collect()))
 }
 
 /// `parseBool`: Go's `strconv.ParseBool` spellings; "" is false.
@@ -252,40 +181,9 @@ mod tests {
         f(args)
     }
 
-    fn tags() -> Value {
-        list(vec![string("web"), string("v1")])
-    }
-
-    #[test]
-    fn membership_follows_consul_template() {
-        let yes = Value::Bool(true);
-        let no = Value::Bool(false);
-        assert_eq!(
-            call("contains", &[string("web"), tags()]).expect("contains").to_string(),
-            yes.to_string()
-        );
-        assert_eq!(call("in", &[tags(), string("v2")]).expect("in").to_string(), no.to_string());
-        assert_eq!(call("in", &[string("foo.bar"), string("o.b")]).expect("substring").to_string(), "true");
-        let needles = list(vec![string("web"), string("v2")]);
-        let answers: Vec<String> = ["containsAll", "containsAny", "containsNone", "containsNotAll"]
-            .iter()
-            .map(|n| call(n, &[needles.clone(), tags()]).expect(n).to_string())
-            .collect();
-        assert_eq!(answers, ["false", "true", "false", "true"]);
-        let empty = list(Vec::new());
-        let on_empty: Vec<String> = ["containsAll", "containsAny", "containsNone", "containsNotAll"]
-            .iter()
-            .map(|n| call(n, &[empty.clone(), tags()]).expect(n).to_string())
-            .collect();
-        assert_eq!(on_empty, ["true", "false", "true", "false"]);
-    }
-
     #[test]
     fn strings_follow_go() {
         let s = |v: Result<Value, TemplateError>| v.expect("call").to_string();
-        assert_eq!(s(call("join", &[string(","), tags()])), "web,v1");
-        assert_eq!(s(call("split", &[string(","), string(" a,b \n")])), "[a b]");
-        assert_eq!(s(call("split", &[string(","), string("  ")])), "[]");
         assert_eq!(s(call("toTitle", &[string("hello wide-world")])), "Hello Wide-World");
         assert_eq!(s(call("replaceAll", &[string("."), string("_"), string("a.b.c")])), "a_b_c");
         assert_eq!(
@@ -293,9 +191,10 @@ mod tests {
             ".bar"
         );
         assert_eq!(s(call("regexMatch", &[string("^v[0-9]$"), string("v1")])), "true");
+        assert_eq!(s(call("trim", &[string("/x"), string("//a/b/x")])), "a/b");
+        assert_eq!(s(call("trimPrefix", &[string("web-"), string("web-01")])), "01");
+        assert_eq!(s(call("trimSuffix", &[string(".local"), string("db.local")])), "db");
         assert_eq!(s(call("indent", &[Value::Int(2), string("a\n\nb")])), "  a\n\n  b");
-        assert_eq!(s(call("loop", &[Value::Int(5), Value::Int(8)])), "[5 6 7]");
-        assert_eq!(s(call("loop", &[string("3")])), "[0 1 2]");
         assert_eq!(
             s(call("sha256Hex", &[string("bladibla")])),
             "54cf4c66bcabb5c20e25331c01dd600b73369e97a947861bd8d3a0e0b8b3d70b"
@@ -304,6 +203,5 @@ mod tests {
         assert_eq!(s(call("parseInt", &[string("")])), "0");
         assert_eq!(s(call("parseBool", &[string("True")])), "true");
         assert!(call("parseInt", &[string("1.5")]).is_err());
-        assert!(call("join", &[string(","), list(vec![Value::Int(1)])]).is_err(), "[]string only");
     }
 }
