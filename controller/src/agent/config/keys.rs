@@ -125,7 +125,8 @@ mod tests {
                 "tls": {"defaults": {"cert_file": "/x.pem", "tls_min_version": "TLSv1_2"}}}"#,
         );
         let refused: Vec<&str> = f.refused.iter().map(|(k, _)| k.as_str()).collect();
-        assert_eq!(refused, ["acl.enabled", "encrypt", "tls.defaults.cert_file", "verify_incoming"]);
+        // Gossip encryption is served: `encrypt` is read, not refused.
+        assert_eq!(refused, ["acl.enabled", "tls.defaults.cert_file", "verify_incoming"]);
         assert_eq!(f.inert, ["acl.default_policy", "tls.defaults.tls_min_version"]);
         let off = findings(r#"{"acl": {"enabled": false}, "encrypt": "", "verify_incoming": false}"#);
         assert_eq!(off, Findings::default());
