@@ -14,6 +14,8 @@ python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || apt_packages+=(python3-ve
 command -v curl >/dev/null 2>&1 || apt_packages+=(curl)
 command -v dig >/dev/null 2>&1 || apt_packages+=(dnsutils)
 command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || apt_packages+=(nginx)
+# The render sidecar's haproxy template is checked by a real haproxy (tests/tests/render_haproxy.rs).
+command -v haproxy >/dev/null 2>&1 || [ -x /usr/sbin/haproxy ] || apt_packages+=(haproxy)
 # The web UI tests (tests/tests/ui.rs) drive a real headless Chromium over WebDriver.
 command -v chromium >/dev/null 2>&1 || apt_packages+=(chromium)
 command -v chromedriver >/dev/null 2>&1 || apt_packages+=(chromium-driver)

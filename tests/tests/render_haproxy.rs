@@ -57,7 +57,6 @@ impl Drop for Haproxy {
 /// The shipped haproxy template (consul-template's language): `haproxy -c` accepts every render,
 /// a real haproxy serves it and follows the catalog, reloaded (SIGUSR2 to its master) on change.
 #[tokio::test(flavor = "multi_thread")]
-#[ignore = "needs Debian's haproxy, which scripts/test.sh does not install yet"]
 async fn haproxy_follows_the_catalog_with_the_shipped_template() {
     let (agent, _agent_dir) = single_server("render-go-haproxy", &[]).await;
     let client = agent.client();
