@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
-/// One nginx master with its own prefix directory; killed on drop.
+/// One nginx master with its own prefix directory; stopped (with its workers) on drop.
 pub struct Nginx {
     pub dir: PathBuf,
     pub port: u16,
@@ -55,11 +55,22 @@ impl Nginx {
     }
 }
 
+/// SIGTERM first: the master stops its workers and exits (a SIGKILLed master orphans its workers,
+/// which keep its ports); SIGKILL only if it has not exited after a few seconds.
 impl Drop for Nginx {
     fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
+        let Some(mut child) = self.child.take() else { return };
+        let pid = nix::unistd::Pid::from_raw(i32::try_from(child.id()).unwrap_or(0));
+        if nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).is_ok() {
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+            while std::time::Instant::now() < deadline {
+                if let Ok(Some(_)) = child.try_wait() {
+                    return;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
         }
+        let _ = child.kill();
+        let _ = child.wait();
     }
 }
