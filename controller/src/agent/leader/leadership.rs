@@ -32,16 +32,23 @@ impl Leadership {
 
     /// Sleeps until `sub` sees a change, `next` passes, or leadership changes.
     pub async fn wait(&self, cluster: &ClusterNode, sub: &mut Subscription, next: Option<Instant>) {
-        let deadline = async {
-            match next {
-                Some(at) => tokio::time::sleep_until(at).await,
-                None => std::future::pending().await,
-            }
-        };
         tokio::select! {
-            _ = sub.changed() => {}
-            _ = deadline => {}
+            _ = change_or_deadline(sub, next) => {}
             _ = cluster.leadership_changed(self.led_term) => {}
         }
+    }
+}
+
+/// Sleeps until `sub` sees a change or `next` passes (never, without a deadline).
+pub async fn change_or_deadline(sub: &mut Subscription, next: Option<Instant>) {
+    let deadline = async {
+        match next {
+            Some(at) => tokio::time::sleep_until(at).await,
+            None => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        _ = sub.changed() => {}
+        _ = deadline => {}
     }
 }

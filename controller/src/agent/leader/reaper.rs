@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use super::leadership::Leadership;
+use super::leadership::{Leadership, change_or_deadline};
 use crate::catalog::{CheckStatus, Command, Table, WatchKey};
 use crate::cluster::Cluster;
 use crate::raft::ClusterNode;
@@ -104,16 +104,7 @@ pub async fn reap_own_services(cluster: Arc<dyn Cluster>) {
     loop {
         let mut sub = cluster.catalog().hub().subscribe(&WatchKey::Tables(vec![Table::Checks]));
         let next = reap_due(cluster.as_ref(), &mut critical_since).await;
-        let deadline = async {
-            match next {
-                Some(at) => tokio::time::sleep_until(at).await,
-                None => std::future::pending().await,
-            }
-        };
-        tokio::select! {
-            _ = sub.changed() => {}
-            _ = deadline => {}
-        }
+        change_or_deadline(&mut sub, next).await;
     }
 }
 
