@@ -219,7 +219,8 @@ impl Agent {
         self.child.as_ref().map(Child::id)
     }
 
-    /// Waits until this agent has registered its own node: it has a leader and answers reads.
+    /// Waits until this agent has registered its own node (its `consul` service is in the
+    /// catalog): it has a leader, answers reads, and sessions can be made for its node.
     pub async fn wait_registered(&self) {
         let client = self.client();
         eventually(Duration::from_secs(20), "the node to register itself", || async {
@@ -227,7 +228,7 @@ impl Agent {
                 .catalog_service("consul", &QueryOptions::default())
                 .await
                 .ok()
-                .filter(|(s, _)| !s.is_empty())
+                .filter(|(s, _)| s.iter().any(|e| e.node == self.name))
         })
         .await;
     }

@@ -4,7 +4,8 @@
 //! three servers; every agent's `members` converges to 23 alive; a SIGKILLed client is `failed`
 //! in every view with its `serfHealth` critical and its services kept; a client cut off by a
 //! silent partition is the same, and `alive` again with its checks passing after the heal (long
-//! before its next periodic sync); `census leave` removes a client and its services at once;
+//! before its next periodic sync); `census leave` removes a client and its services at once; a
+//! restarted client keeps its service, and anti-entropy undoes a catalog-side deregistration;
 //! clients keep answering reads and DNS while a server is dead; the dead server is removed by
 //! autopilot and a replacement promoted. Needs root, iproute2 and nftables.
 
@@ -173,6 +174,25 @@ async fn three_servers_twenty_clients_in_namespaces() {
     let nodes = server.catalog_nodes(&QueryOptions::default()).await.expect("nodes").0;
     assert!(nodes.iter().all(|n| n.node != "client3"), "{nodes:?}");
     assert!(agents[leaving].wait_exit(Duration::from_secs(20)), "client3 exits after leaving");
+
+    // client0 restarts from its data dir (now syncing every 2 s): its service is still its own, and
+    // a deregistration made behind its back in the catalog is undone by its anti-entropy.
+    let c0 = SERVERS;
+    agents[c0].kill();
+    agents[c0].extra.push("-anti-entropy-interval=2s".into());
+    agents[c0].start();
+    let local = agents[c0].client();
+    eventually(CONVERGE, "client0 back with web", || async {
+        local.agent_services().await.ok().filter(|s| s.contains_key("web")).map(drop)
+    })
+    .await;
+    put(&server, "/v1/catalog/deregister", Some(json!({"Node": "client0", "ServiceID": "web"}))).await;
+    assert!(server.catalog_service("web", &QueryOptions::default()).await.expect("web").0.is_empty());
+    eventually(CONVERGE, "anti-entropy to put web back", || async {
+        let web = server.catalog_service("web", &QueryOptions::default()).await.ok()?.0;
+        (web.len() == 1).then_some(())
+    })
+    .await;
 
     // A dead server: clients keep answering reads and DNS; autopilot removes it and promotes a
     // replacement.

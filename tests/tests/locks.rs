@@ -78,6 +78,8 @@ async fn killing_the_leader_mid_ttl_neither_frees_the_lock_early_nor_keeps_it_pa
     let mut cluster = Cluster::start(3).await;
     let leader = cluster.wait_for_leader(Duration::from_secs(10)).await;
     let survivor = cluster.other_than(leader);
+    // A session belongs to the agent's node, which must be in the catalog first (as in Consul).
+    cluster.agents[survivor].wait_registered().await;
     let client = cluster.agents[survivor].client();
     let created = Instant::now();
     let a = client.session_create(&session("10s", 0)).await.expect("session A");
