@@ -1,5 +1,6 @@
 //! census-controller: the catalog server (`census agent`), its HTTP API, the Raft adapter and the CLI.
 
+pub mod acl;
 pub mod agent;
 pub mod catalog;
 pub mod cli;

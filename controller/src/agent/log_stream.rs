@@ -132,7 +132,12 @@ impl<S: Subscriber> Layer<S> for MonitorLayer {
 
 /// Now, as RFC 3339 in UTC with milliseconds.
 fn timestamp() -> String {
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    rfc3339(std::time::SystemTime::now())
+}
+
+/// A time as RFC 3339 in UTC with milliseconds (fixed width: such strings sort as the times do).
+pub fn rfc3339(at: std::time::SystemTime) -> String {
+    let now = at.duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
     let secs = now.as_secs();
     let (days, rest) = (secs / 86_400, secs % 86_400);
     let (year, month, day) = civil_from_days(days as i64);

@@ -18,7 +18,7 @@ use rand::RngCore;
 
 use self::checks::CheckRunner;
 use self::config::AgentConfig;
-use self::leader::{autopilot, members, owner_leases, reaper, session_monitor};
+use self::leader::{acl_init, autopilot, members, owner_leases, reaper, session_monitor};
 use crate::catalog::{Catalog, Command, NodeSpec, Registration, ServiceSpec};
 use crate::client_agent::ClientCluster;
 use crate::client_agent::servers::ServerPool;
@@ -329,6 +329,19 @@ pub async fn run(config: AgentConfig) -> Result<(), AgentError> {
         start_client(&config, &gossip, AppState::node_spec_of(&info)).await?
     };
     let catalog = role.cluster.catalog().clone();
+    if config.acl.enabled && role.server.is_none() {
+        return Err(AgentError::Other(
+            "acl.enabled on a client agent: census enforces ACLs on servers only so far; \
+             run the client without it (its requests are forwarded to servers, which check them)"
+                .into(),
+        ));
+    }
+    let acl = Arc::new(crate::acl::Acl::new(config.acl.clone(), catalog.clone(), config.datacenter.clone()));
+    if let Some(server) = &role.server
+        && config.acl.enabled
+    {
+        tokio::spawn(acl_init::run(server.clone(), acl.clone()));
+    }
     let checks = CheckRunner::new(config.node_name.clone(), catalog.clone())
         .map_err(|e| AgentError::Other(e.to_string()))?;
     let (reload_tx, reload_rx) = tokio::sync::mpsc::channel(4);
@@ -344,6 +357,7 @@ pub async fn run(config: AgentConfig) -> Result<(), AgentError> {
         leave: Arc::new(tokio::sync::Notify::new()),
         reload: reload_tx,
         events: Arc::default(),
+        acl: acl.clone(),
     };
     tokio::spawn(checks.run(role.cluster.clone()));
     tokio::spawn(crate::http::event::receive(state.clone()));

@@ -1,5 +1,6 @@
 //! Documents: records the catalog stores, versions and lists but does not interpret: Consul's
-//! config entries, prepared queries, network coordinates and the autopilot configuration. Each is
+//! config entries, prepared queries, network coordinates, the autopilot configuration and the ACL
+//! records (tokens, policies, roles, auth methods, binding rules). Each is
 //! a JSON body under a key, with Consul's CreateIndex/ModifyIndex and check-and-set writes; the
 //! HTTP layer gives the body its meaning.
 
@@ -19,6 +20,18 @@ pub enum DocKind {
     Coordinate,
     /// `/v1/operator/autopilot/configuration`: one document.
     Autopilot,
+    /// `/v1/acl/token`: keyed by AccessorID; the SecretID is the unique name.
+    AclToken,
+    /// `/v1/acl/policy`: keyed by ID, names unique.
+    AclPolicy,
+    /// `/v1/acl/role`: keyed by ID, names unique.
+    AclRole,
+    /// `/v1/acl/auth-method`: keyed by name.
+    AclAuthMethod,
+    /// `/v1/acl/binding-rule`: keyed by ID.
+    AclBindingRule,
+    /// The ACL system's own facts (`bootstrap`: written once, by the first bootstrap).
+    AclMeta,
 }
 
 impl DocKind {
@@ -28,7 +41,15 @@ impl DocKind {
             DocKind::ConfigEntry => Table::ConfigEntries,
             DocKind::PreparedQuery => Table::PreparedQueries,
             DocKind::Coordinate => Table::Coordinates,
-            DocKind::Autopilot => Table::Autopilot,
+            // ACL records share the autopilot slot: a slot of their own would change the
+            // snapshot format (the table indexes are a fixed array); both change rarely.
+            DocKind::Autopilot
+            | DocKind::AclToken
+            | DocKind::AclPolicy
+            | DocKind::AclRole
+            | DocKind::AclAuthMethod
+            | DocKind::AclBindingRule
+            | DocKind::AclMeta => Table::Autopilot,
         }
     }
 }

@@ -8,11 +8,14 @@ use axum::http::HeaderMap;
 use axum::response::Response;
 use census_client::types::{AgentServiceRegistration, CheckDefinition};
 
+use super::authz::Authz;
+use super::authz_records::{check_deregistration, may_read_check};
 use super::decode::{MAX_BODY, decode_json, read_body};
 use super::error::{ApiError, ApiResult};
 use super::query::{Params, listing_response};
 use super::registration::{self, Via};
 use super::{AppState, convert, empty_ok, sidecar};
+use crate::acl::{Access, Resource};
 use crate::catalog::{
     CatalogState, CheckKind, CheckStatus, Command, CommandResult, Registration, ServiceRecord,
 };
@@ -76,6 +79,7 @@ pub async fn write_registrations(state: &AppState, registrations: Vec<Registrati
 
 pub async fn service_register(
     State(state): State<AppState>,
+    authz: Authz,
     params: Params,
     headers: HeaderMap,
     body: Body,
@@ -83,6 +87,10 @@ pub async fn service_register(
     let body = read_body(&headers, body, MAX_BODY, "Request body").await?;
     let reg: AgentServiceRegistration = decode_json(&body)?;
     let registrations = agent_registrations(&state, &reg, params.flag("replace-existing-checks"))?;
+    // The agent writes its own node with its own token: the request needs the services only.
+    for svc in registrations.iter().filter_map(|r| r.service.as_ref()) {
+        authz.require(Resource::Service, &svc.name, Access::Write)?;
+    }
     write_registrations(&state, registrations).await?;
     Ok(empty_ok())
 }
@@ -95,16 +103,19 @@ fn sidecar_of(s: &CatalogState, node: &str, id: &str) -> Option<String> {
 
 pub async fn service_deregister(
     State(state): State<AppState>,
+    authz: Authz,
     Path(id): Path<String>,
 ) -> ApiResult<Response> {
     let node = state.info.node_name.clone();
-    let (exists, sidecar) =
-        state.catalog.read(|s| (s.service(&node, &id).is_some(), sidecar_of(s, &node, &id)));
-    if !exists {
+    let (name, sidecar) = state
+        .catalog
+        .read(|s| (s.service(&node, &id).map(|svc| svc.name.clone()), sidecar_of(s, &node, &id)));
+    let Some(name) = name else {
         return Err(ApiError::NotFound(format!(
             "Unknown service ID {id:?}. Ensure that the service ID is passed, not the service name."
         )));
-    }
+    };
+    authz.require(Resource::Service, &name, Access::Write)?;
     let mut commands = vec![Command::DeregisterService { node: node.clone(), service_id: id }];
     commands.extend(sidecar.map(|service_id| Command::DeregisterService { node, service_id }));
     state.write(Command::Batch(commands)).await?;
@@ -116,21 +127,22 @@ pub fn local_services<'a>(s: &'a CatalogState, node: &str) -> impl Iterator<Item
     s.node_services(node).into_iter().filter(|svc| svc.id != SERVER_SERVICE)
 }
 
-pub async fn services(State(state): State<AppState>, params: Params) -> ApiResult<Response> {
+pub async fn services(State(state): State<AppState>, authz: Authz, params: Params) -> ApiResult<Response> {
     let dc = state.info.datacenter.clone();
     let map = state.catalog.read(|s| {
         local_services(s, &state.info.node_name)
+            .filter(|svc| authz.allows(Resource::Service, &svc.name, Access::Read))
             .map(|svc| (svc.id.clone(), convert::local_service(svc, &dc)))
             .collect::<BTreeMap<_, _>>()
     });
     listing_response(&map, &params)
 }
 
-pub async fn checks(State(state): State<AppState>, params: Params) -> ApiResult<Response> {
+pub async fn checks(State(state): State<AppState>, authz: Authz, params: Params) -> ApiResult<Response> {
     let map = state.catalog.read(|s| {
         s.node_checks(&state.info.node_name)
             .into_iter()
-            .filter(|c| c.id != SERF_HEALTH)
+            .filter(|c| c.id != SERF_HEALTH && may_read_check(&authz, c))
             .map(|c| (c.id.clone(), convert::health_check(c)))
             .collect::<BTreeMap<_, _>>()
     });
@@ -139,6 +151,7 @@ pub async fn checks(State(state): State<AppState>, params: Params) -> ApiResult<
 
 pub async fn check_register(
     State(state): State<AppState>,
+    authz: Authz,
     headers: HeaderMap,
     body: Body,
 ) -> ApiResult<Response> {
@@ -148,8 +161,13 @@ pub async fn check_register(
         return Err(ApiError::BadRequest("Missing check name".into()));
     }
     let node = &state.info.node_name;
-    if !def.service_id.is_empty() && state.catalog.read(|s| s.service(node, &def.service_id).is_none()) {
+    let service = state.catalog.read(|s| s.service(node, &def.service_id).map(|svc| svc.name.clone()));
+    if !def.service_id.is_empty() && service.is_none() {
         return Err(ApiError::NotFound(format!("ServiceID {:?} does not exist", def.service_id)));
+    }
+    match &service {
+        Some(name) => authz.require(Resource::Service, name, Access::Write)?,
+        None => authz.require(Resource::Node, node, Access::Write)?,
     }
     let check = registration::check_registration(
         &def,
@@ -167,11 +185,16 @@ pub async fn check_register(
     Ok(empty_ok())
 }
 
-pub async fn check_deregister(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<Response> {
+pub async fn check_deregister(
+    State(state): State<AppState>,
+    authz: Authz,
+    Path(id): Path<String>,
+) -> ApiResult<Response> {
     let node = state.info.node_name.clone();
     if state.catalog.read(|s| s.check(&node, &id).is_none()) {
         return Err(ApiError::NotFound(format!("Unknown check ID {id:?}")));
     }
+    state.catalog.read(|s| check_deregistration(&authz, s, &node, "", &id))?;
     state.write(Command::DeregisterCheck { node, check_id: id }).await?;
     Ok(empty_ok())
 }
@@ -179,11 +202,15 @@ pub async fn check_deregister(State(state): State<AppState>, Path(id): Path<Stri
 /// Sets a TTL check's status (pass/warn/fail/update) and restarts its TTL clock.
 async fn set_ttl_status(
     state: &AppState,
+    authz: &Authz,
     id: &str,
     status: CheckStatus,
     output: String,
 ) -> ApiResult<Response> {
     let node = state.info.node_name.clone();
+    if state.catalog.read(|s| s.check(&node, id).is_some()) {
+        state.catalog.read(|s| check_deregistration(authz, s, &node, "", id))?;
+    }
     let kind = state.catalog.read(|s| s.check(&node, id).map(|c| c.spec.kind.clone()));
     // Consul answers the same for an unknown check and for one without a TTL.
     if !matches!(kind, Some(CheckKind::Ttl { .. })) {
@@ -204,6 +231,7 @@ async fn set_ttl_status(
 
 pub async fn check_ttl(
     State(state): State<AppState>,
+    authz: Authz,
     Path((verb, id)): Path<(String, String)>,
     params: Params,
 ) -> ApiResult<Response> {
@@ -214,7 +242,7 @@ pub async fn check_ttl(
         other => return Err(ApiError::NotFound(format!("unknown check verb {other:?}"))),
     };
     let note = params.get("note").unwrap_or_default().to_string();
-    set_ttl_status(&state, &id, status, note).await
+    set_ttl_status(&state, &authz, &id, status, note).await
 }
 
 #[derive(serde::Deserialize, Default)]
@@ -228,6 +256,7 @@ struct CheckUpdate {
 
 pub async fn check_update(
     State(state): State<AppState>,
+    authz: Authz,
     Path(id): Path<String>,
     headers: HeaderMap,
     body: Body,
@@ -236,7 +265,7 @@ pub async fn check_update(
     let update: CheckUpdate = decode_json(&body)?;
     let status = CheckStatus::parse(&update.status)
         .ok_or_else(|| ApiError::BadRequest(format!("Invalid check status: {:?}", update.status)))?;
-    set_ttl_status(&state, &id, status, update.output).await
+    set_ttl_status(&state, &authz, &id, status, update.output).await
 }
 
 pub async fn join(State(state): State<AppState>, Path(addr): Path<String>) -> ApiResult<Response> {

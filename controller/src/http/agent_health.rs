@@ -9,20 +9,26 @@ use census_client::types::{AgentService, HealthCheck};
 use serde::Serialize;
 
 use super::agent::local_services;
+use super::authz::Authz;
 use super::error::{ApiError, ApiResult};
 use super::query::{Params, json_body};
 use super::{AppState, convert, maintenance};
+use crate::acl::{Access, Resource};
 use crate::catalog::{CatalogState, Table, WatchKey};
 
 /// `GET /v1/agent/service/:id`; with `?hash=H` it waits until the service's `ContentHash` is no
 /// longer `H` (or `wait` runs out), as Consul's hash-based blocking queries do.
 pub async fn service(
     State(state): State<AppState>,
+    authz: Authz,
     Path(id): Path<String>,
     params: Params,
 ) -> ApiResult<Response> {
     let dc = state.info.datacenter.clone();
     let node = state.info.node_name.clone();
+    if let Some(name) = state.catalog.read(|s| s.service(&node, &id).map(|svc| svc.name.clone())) {
+        authz.require(Resource::Service, &name, Access::Read)?;
+    }
     // Only this endpoint shows a `ContentHash`, which changes whenever anything else shown does.
     let read = |s: &CatalogState| {
         s.service(&node, &id).map(|svc| {
@@ -121,10 +127,14 @@ fn answer<T: Serialize>(code: StatusCode, text: &str, value: &T, params: &Params
 
 pub async fn health_by_id(
     State(state): State<AppState>,
+    authz: Authz,
     Path(id): Path<String>,
     params: Params,
 ) -> ApiResult<Response> {
     let (node, dc) = (state.info.node_name.clone(), state.info.datacenter.clone());
+    if let Some(name) = state.catalog.read(|s| s.service(&node, &id).map(|svc| svc.name.clone())) {
+        authz.require(Resource::Service, &name, Access::Read)?;
+    }
     match state.catalog.read(|s| service_health(s, &node, &id, &dc)) {
         Some(health) => {
             answer(status_code(health.aggregated_status), health.aggregated_status, &health, &params)

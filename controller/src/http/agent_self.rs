@@ -8,9 +8,11 @@ use census_client::types::Member;
 use serde_json::{Value, json};
 
 use super::agent::{SERF_HEALTH, local_services};
+use super::authz::Authz;
 use super::error::{ApiError, ApiResult};
 use super::query::{Params, json_response, listing_response};
 use super::{AppState, empty_ok};
+use crate::acl::{Access, Resource};
 use crate::catalog::{CheckKind, Command, DocKind};
 use crate::raft::MembershipChange;
 use crate::version::{CENSUS_VERSION, CONSUL_API_VERSION, REVISION};
@@ -126,8 +128,9 @@ pub async fn version() -> ApiResult<Response> {
 }
 
 /// `?wan` lists the servers as the WAN pool names them (`node.dc`).
-pub async fn members(State(state): State<AppState>, params: Params) -> ApiResult<Response> {
+pub async fn members(State(state): State<AppState>, authz: Authz, params: Params) -> ApiResult<Response> {
     let mut members = state.members();
+    members.retain(|m| authz.allows(Resource::Node, &m.name, Access::Read));
     if params.switch("wan") {
         if params.get("segment").is_some_and(|s| !s.is_empty()) {
             return Err(ApiError::BadRequest("Cannot provide a segment with wan=true".into()));
@@ -140,11 +143,34 @@ pub async fn members(State(state): State<AppState>, params: Params) -> ApiResult
     listing_response(&members, &params)
 }
 
-/// `PUT /v1/agent/token/:kind`: census has no ACL system yet, so it answers as Consul does with
-/// ACLs disabled.
-pub async fn token() -> Response {
-    (StatusCode::UNAUTHORIZED, [("Content-Type", "text/plain; charset=utf-8")], "ACL support disabled")
-        .into_response()
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(default)]
+struct TokenBody {
+    #[serde(rename = "Token")]
+    token: String,
+}
+
+/// `PUT /v1/agent/token/:kind` (`default`, `agent`, `agent_recovery`, `replication`,
+/// `config_file_service_registration`, and the older names): sets one of this agent's tokens,
+/// kept in memory until the agent restarts. Needs `agent:write` on this agent's node.
+pub async fn token(
+    State(state): State<AppState>,
+    authz: Authz,
+    Path(kind): Path<String>,
+    headers: axum::http::HeaderMap,
+    body: axum::body::Body,
+) -> ApiResult<Response> {
+    if !state.acl.enabled() {
+        return Err(ApiError::AclDisabled);
+    }
+    authz.require(Resource::Agent, &state.info.node_name, Access::Write)?;
+    let bytes = super::decode::read_body(&headers, body, super::decode::MAX_BODY, "Request body").await?;
+    let body: TokenBody = super::decode::decode_json(&bytes)?;
+    if !state.acl.set_agent_token(&kind, body.token) {
+        return Err(ApiError::NotFound(format!("Token {kind:?} is unknown")));
+    }
+    tracing::info!(target: "agent", "Updated agent's ACL token {kind:?}");
+    Ok(super::empty_ok())
 }
 
 /// `PUT /v1/agent/force-leave/:node`: a node that is gone for good. Its services and checks leave

@@ -8,6 +8,8 @@ use axum::http::HeaderMap;
 use axum::response::Response;
 use census_client::types::{CatalogDeregistration, CatalogNode, CatalogRegistration};
 
+use super::authz::Authz;
+use super::authz_records::{check_deregistration, check_registration};
 use super::convert;
 use super::decode::{MAX_BODY, decode_json, read_body};
 use super::error::{ApiError, ApiResult};
@@ -15,6 +17,7 @@ use super::query::{Params, block_on, blocking, json_response, query_response};
 use super::registration::{self, Via};
 use super::selection::Selection;
 use super::{AppState, json_true};
+use crate::acl::{Access, Resource};
 use crate::catalog::{CheckRegistration, CheckStatus, Command, NodeSpec, Registration, Table, WatchKey};
 
 /// A body's `Datacenter` other than this one: Consul would forward the write there.
@@ -26,12 +29,18 @@ fn check_datacenter(state: &AppState, dc: &str) -> ApiResult<()> {
     }
 }
 
-pub async fn register(State(state): State<AppState>, headers: HeaderMap, body: Body) -> ApiResult<Response> {
+pub async fn register(
+    State(state): State<AppState>,
+    authz: Authz,
+    headers: HeaderMap,
+    body: Body,
+) -> ApiResult<Response> {
     let body = read_body(&headers, body, MAX_BODY, "Request body").await?;
     let reg: CatalogRegistration = decode_json(&body)?;
     check_datacenter(&state, &reg.datacenter)?;
-    let cmd = Command::Register(registration(&reg, &state.info.datacenter)?);
-    state.write(cmd).await?;
+    let reg = registration(&reg, &state.info.datacenter)?;
+    state.catalog.read(|s| check_registration(&authz, s, &reg))?;
+    state.write(Command::Register(reg)).await?;
     Ok(json_true())
 }
 
@@ -85,6 +94,7 @@ pub fn registration(reg: &CatalogRegistration, datacenter: &str) -> ApiResult<Re
 
 pub async fn deregister(
     State(state): State<AppState>,
+    authz: Authz,
     headers: HeaderMap,
     body: Body,
 ) -> ApiResult<Response> {
@@ -94,6 +104,9 @@ pub async fn deregister(
     if dereg.node.is_empty() {
         return Err(ApiError::BadRequest("Must provide node".into()));
     }
+    state
+        .catalog
+        .read(|s| check_deregistration(&authz, s, &dereg.node, &dereg.service_id, &dereg.check_id))?;
     let cmd = if !dereg.service_id.is_empty() {
         Command::DeregisterService { node: dereg.node, service_id: dereg.service_id }
     } else if !dereg.check_id.is_empty() {
@@ -109,10 +122,14 @@ pub async fn datacenters(State(state): State<AppState>) -> ApiResult<Response> {
     json_response(&vec![state.info.datacenter.clone()], false)
 }
 
-pub async fn nodes(State(state): State<AppState>, params: Params) -> ApiResult<Response> {
+pub async fn nodes(State(state): State<AppState>, authz: Authz, params: Params) -> ApiResult<Response> {
     let select = Selection::new(&params, &state.info.node_name)?;
     blocking(&state, &params, WatchKey::Tables(vec![Table::Nodes]), |s| {
-        let mut nodes: Vec<_> = s.nodes().filter(|n| select.node_ok(n)).map(convert::node).collect();
+        let mut nodes: Vec<_> = s
+            .nodes()
+            .filter(|n| select.node_ok(n) && authz.allows(Resource::Node, &n.name, Access::Read))
+            .map(convert::node)
+            .collect();
         select.sort(&mut nodes, |n| &n.node);
         (s.tables_index(&[Table::Nodes]), nodes)
     })
@@ -121,7 +138,7 @@ pub async fn nodes(State(state): State<AppState>, params: Params) -> ApiResult<R
 
 /// Service name -> the tags of its instances. `?filter=` and `?node-meta=` select instances (as
 /// rows of `/v1/catalog/service`) before their names and tags are gathered, as in Consul.
-pub async fn services(State(state): State<AppState>, params: Params) -> ApiResult<Response> {
+pub async fn services(State(state): State<AppState>, authz: Authz, params: Params) -> ApiResult<Response> {
     if params.get("peer").is_some_and(|p| !p.is_empty()) {
         return Err(ApiError::Internal("listing service names imported from a peer is not supported".into()));
     }
@@ -133,6 +150,9 @@ pub async fn services(State(state): State<AppState>, params: Params) -> ApiResul
         let mut out: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
         let mut failed = None;
         for svc in s.all_services() {
+            if !authz.allows(Resource::Service, &svc.name, Access::Read) {
+                continue;
+            }
             let Some(node) = s.node(&svc.node).filter(|n| select.node_ok(n)) else { continue };
             if let Some(filter) = &filter {
                 let row = serde_json::to_value(convert::catalog_service(node, svc)).unwrap_or_default();
@@ -157,6 +177,7 @@ pub async fn services(State(state): State<AppState>, params: Params) -> ApiResul
 
 pub async fn service(
     State(state): State<AppState>,
+    authz: Authz,
     Path(name): Path<String>,
     params: Params,
 ) -> ApiResult<Response> {
@@ -165,7 +186,7 @@ pub async fn service(
         let mut rows: Vec<_> = s
             .instances(&name, &select.tags)
             .into_iter()
-            .filter(|(n, _)| select.node_ok(n))
+            .filter(|(n, _)| select.node_ok(n) && authz.allows(Resource::Node, &n.name, Access::Read))
             .map(|(n, svc)| convert::catalog_service(n, svc))
             .collect();
         select.sort(&mut rows, |r| &r.node);
@@ -176,6 +197,7 @@ pub async fn service(
 
 pub async fn node(
     State(state): State<AppState>,
+    authz: Authz,
     Path(name): Path<String>,
     params: Params,
 ) -> ApiResult<Response> {
@@ -186,6 +208,7 @@ pub async fn node(
             services: s
                 .node_services(&name)
                 .into_iter()
+                .filter(|svc| authz.allows(Resource::Service, &svc.name, Access::Read))
                 .map(|svc| (svc.id.clone(), convert::agent_service(svc, &dc)))
                 .collect::<BTreeMap<_, _>>(),
         });

@@ -15,6 +15,12 @@ pub enum ApiError {
     TooLarge(String),
     #[error("{0}")]
     MethodNotAllowed(String),
+    /// 403: the token lacks a permission, or names no token (`ACL not found`).
+    #[error("{0}")]
+    PermissionDenied(String),
+    /// 401: an ACL endpoint while ACLs are off.
+    #[error("ACL support disabled")]
+    AclDisabled,
     #[error("{0}")]
     Internal(String),
     /// `?dc=` names a datacenter this agent has no route to.
@@ -31,6 +37,8 @@ impl ApiError {
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::PermissionDenied(_) => StatusCode::FORBIDDEN,
+            ApiError::AclDisabled => StatusCode::UNAUTHORIZED,
             ApiError::Internal(_) | ApiError::UnknownDatacenter(_) | ApiError::Cluster(_) => {
                 StatusCode::INTERNAL_SERVER_ERROR
             }

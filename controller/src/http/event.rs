@@ -17,9 +17,11 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
 use super::AppState;
+use super::authz::Authz;
 use super::decode::{MAX_BODY, read_body};
 use super::error::{ApiError, ApiResult};
 use super::query::{Params, json_response, listing_response};
+use crate::acl::{Access, Resource};
 
 /// How many events an agent keeps, as Consul's agents do.
 const KEPT: usize = 256;
@@ -180,7 +182,7 @@ pub async fn receive(state: AppState) {
 }
 
 /// `GET /v1/event/list[?name=]`; with `?index=` it waits for an event newer than that index.
-pub async fn list(State(state): State<AppState>, params: Params) -> ApiResult<Response> {
+pub async fn list(State(state): State<AppState>, authz: Authz, params: Params) -> ApiResult<Response> {
     let name = params.get("name").filter(|n| !n.is_empty()).map(str::to_string);
     let deadline = tokio::time::Instant::now() + params.wait;
     let (index, events) = loop {
@@ -194,6 +196,8 @@ pub async fn list(State(state): State<AppState>, params: Params) -> ApiResult<Re
             _ = tokio::time::sleep_until(deadline) => {}
         }
     };
+    let events: Vec<_> =
+        events.into_iter().filter(|e| authz.allows(Resource::Event, &e.name, Access::Read)).collect();
     let mut response = listing_response(&events, &params)?;
     response.headers_mut().insert("X-Consul-Index", HeaderValue::from(index));
     Ok(response)

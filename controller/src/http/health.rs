@@ -4,10 +4,13 @@ use axum::extract::{Path, State};
 use axum::response::Response;
 use census_client::types::ServiceEntry;
 
+use super::authz::Authz;
+use super::authz_records::may_read_check;
 use super::error::{ApiError, ApiResult};
 use super::query::{Params, blocking};
 use super::selection::Selection;
 use super::{AppState, convert};
+use crate::acl::{Access, Resource};
 use crate::catalog::query::InstanceHealth;
 use crate::catalog::{CheckStatus, Table, WatchKey};
 
@@ -30,11 +33,17 @@ pub fn passing(params: &Params) -> ApiResult<bool> {
 
 pub async fn health_node(
     State(state): State<AppState>,
+    authz: Authz,
     Path(name): Path<String>,
     params: Params,
 ) -> ApiResult<Response> {
     blocking(&state, &params, WatchKey::Tables(vec![Table::Checks]), |s| {
-        let checks: Vec<_> = s.node_checks(&name).into_iter().map(convert::health_check).collect();
+        let checks: Vec<_> = s
+            .node_checks(&name)
+            .into_iter()
+            .filter(|c| may_read_check(&authz, c))
+            .map(convert::health_check)
+            .collect();
         (s.tables_index(&[Table::Checks]), checks)
     })
     .await
@@ -42,6 +51,7 @@ pub async fn health_node(
 
 pub async fn health_checks(
     State(state): State<AppState>,
+    authz: Authz,
     Path(service): Path<String>,
     params: Params,
 ) -> ApiResult<Response> {
@@ -50,7 +60,7 @@ pub async fn health_checks(
         let mut checks: Vec<_> = s
             .checks_of_service(&service)
             .into_iter()
-            .filter(|c| s.node(&c.node).is_some_and(|n| select.node_ok(n)))
+            .filter(|c| s.node(&c.node).is_some_and(|n| select.node_ok(n)) && may_read_check(&authz, c))
             .map(convert::health_check)
             .collect();
         select.sort(&mut checks, |c| &c.node);
@@ -61,6 +71,7 @@ pub async fn health_checks(
 
 pub async fn health_service(
     State(state): State<AppState>,
+    authz: Authz,
     Path(service): Path<String>,
     params: Params,
 ) -> ApiResult<Response> {
@@ -70,7 +81,7 @@ pub async fn health_service(
         let mut entries: Vec<ServiceEntry> = s
             .health_of(&service, &select.tags, passing)
             .iter()
-            .filter(|h| select.node_ok(&h.node))
+            .filter(|h| select.node_ok(&h.node) && authz.allows(Resource::Node, &h.node.name, Access::Read))
             .map(service_entry)
             .collect();
         select.sort(&mut entries, |e| &e.node.node);
@@ -81,6 +92,7 @@ pub async fn health_service(
 
 pub async fn health_state(
     State(state): State<AppState>,
+    authz: Authz,
     Path(wanted): Path<String>,
     params: Params,
 ) -> ApiResult<Response> {
@@ -95,7 +107,7 @@ pub async fn health_state(
         let mut checks: Vec<_> = s
             .checks_in_state(filter)
             .into_iter()
-            .filter(|c| s.node(&c.node).is_some_and(|n| select.node_ok(n)))
+            .filter(|c| s.node(&c.node).is_some_and(|n| select.node_ok(n)) && may_read_check(&authz, c))
             .map(convert::health_check)
             .collect();
         select.sort(&mut checks, |c| &c.node);

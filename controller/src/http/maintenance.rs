@@ -6,9 +6,11 @@
 use axum::extract::{Path, State};
 use axum::response::Response;
 
+use super::authz::Authz;
 use super::error::{ApiError, ApiResult};
 use super::query::Params;
 use super::{AppState, empty_ok};
+use crate::acl::{Access, Resource};
 use crate::catalog::{CheckRegistration, CheckSpec, CheckStatus, Command, Registration};
 
 pub const NODE_CHECK: &str = "_node_maintenance";
@@ -69,14 +71,16 @@ pub async fn node(State(state): State<AppState>, params: Params) -> ApiResult<Re
 
 pub async fn service(
     State(state): State<AppState>,
+    authz: Authz,
     Path(id): Path<String>,
     params: Params,
 ) -> ApiResult<Response> {
     let on = enable(&params)?;
     let node = state.info.node_name.clone();
-    if state.catalog.read(|s| s.service(&node, &id).is_none()) {
+    let Some(name) = state.catalog.read(|s| s.service(&node, &id).map(|svc| svc.name.clone())) else {
         return Err(ApiError::NotFound(format!("Unknown service ID {id:?}")));
-    }
+    };
+    authz.require(Resource::Service, &name, Access::Write)?;
     let check_id = format!("{SERVICE_CHECK_PREFIX}{id}");
     set(&state, on, check_id, "Service Maintenance Mode", &id, params.get("reason")).await
 }

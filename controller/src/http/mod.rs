@@ -1,9 +1,18 @@
 //! The HTTP API on :8500, wire-compatible with Consul's (see shared/reference/consul-compat.md).
 
+mod acl;
+/// What the leader needs to create the ACL system's built-in records.
+pub mod acl_builtins {
+    pub use super::acl::management_token;
+    pub use super::acl::new_id;
+    pub use super::acl::policies::global_management;
+}
 pub mod agent;
 mod agent_health;
 mod agent_host;
 mod agent_self;
+pub mod authz;
+mod authz_records;
 pub mod catalog;
 mod config_entry;
 mod connect;
@@ -85,6 +94,8 @@ pub struct AppState {
     pub reload: tokio::sync::mpsc::Sender<ReloadRequest>,
     /// The user events this agent received (`/v1/event/*`).
     pub events: Arc<event::EventBuffer>,
+    /// ACL settings, the agent's tokens, token resolution.
+    pub acl: Arc<crate::acl::Acl>,
 }
 
 /// A reload request, answered with a summary or why nothing changed.
@@ -217,23 +228,30 @@ async fn datacenter_route(
     }
 }
 
-async fn default_acl_header(req: axum::extract::Request, next: axum::middleware::Next) -> Response {
+async fn default_acl_header(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
     let mut response = next.run(req).await;
-    response.headers_mut().insert("X-Consul-Default-ACL-Policy", HeaderValue::from_static("allow"));
+    let deny = state.acl.enabled() && state.acl.config.default_policy == crate::acl::DefaultPolicy::Deny;
+    let policy = if deny { "deny" } else { "allow" };
+    response.headers_mut().insert("X-Consul-Default-ACL-Policy", HeaderValue::from_static(policy));
     response
 }
 
 /// The API, and the web UI when `ui` says where its files are. A server answers everything; a
 /// client agent answers its agent endpoints and forwards the rest to a server.
 pub fn router(state: AppState, ui: Option<ui::UiSource>) -> Router {
-    let api = if state.servers.is_some() {
-        agent_routes().fallback(forward::to_server)
-    } else {
-        agent_routes().merge(cluster_routes()).fallback(not_found)
-    };
+    let client = state.servers.is_some();
+    let routes = if client { agent_routes() } else { agent_routes().merge(cluster_routes()) };
+    // Every route answers only after its ACL check (`authz::need`); what a client agent
+    // forwards is checked by the server that answers it.
+    let routes = routes.route_layer(axum::middleware::from_fn_with_state(state.clone(), authz::authorize));
+    let api = if client { routes.fallback(forward::to_server) } else { routes.fallback(not_found) };
     let api = api
         .layer(axum::middleware::from_fn_with_state(state.clone(), datacenter_route))
-        .layer(axum::middleware::from_fn(default_acl_header))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), default_acl_header))
         .with_state(state);
     match ui {
         Some(source) => api.merge(ui::router(source)),
@@ -341,4 +359,5 @@ fn cluster_routes() -> Router<AppState> {
         )
         .route("/v1/internal/ui/services", get(overview::ui_services))
         .route("/v1/internal/ui/nodes", get(overview::ui_nodes))
+        .merge(acl::routes())
 }

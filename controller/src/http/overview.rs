@@ -12,9 +12,12 @@ use census_client::types::AgentSelf;
 use census_client::{format_duration, parse_duration};
 
 use super::AppState;
+use super::authz::Authz;
+use super::authz_records::may_read_check;
 use super::convert;
 use super::error::ApiResult;
 use super::query::{Params, blocking, json_response};
+use crate::acl::{Access, Resource};
 use crate::catalog::{Table, WatchKey};
 use crate::raft::ClusterNode;
 use crate::raft::node::RaftStats;
@@ -24,13 +27,14 @@ const MAX_TRAILING_LOGS: u64 = 250;
 /// How long autopilot waits for another server's `/v1/agent/self`.
 const PEER_TIMEOUT: Duration = Duration::from_secs(1);
 
-pub async fn ui_services(State(state): State<AppState>, params: Params) -> ApiResult<Response> {
+pub async fn ui_services(State(state): State<AppState>, authz: Authz, params: Params) -> ApiResult<Response> {
     let dc = state.info.datacenter.clone();
     let tables = [Table::Services, Table::Checks];
     blocking(&state, &params, WatchKey::Tables(tables.to_vec()), |s| {
         let services: Vec<UiService> = s
             .service_summaries()
             .into_iter()
+            .filter(|sum| authz.allows(Resource::Service, &sum.name, Access::Read))
             .map(|sum| UiService {
                 kind: sum.kind,
                 name: sum.name,
@@ -48,13 +52,14 @@ pub async fn ui_services(State(state): State<AppState>, params: Params) -> ApiRe
     .await
 }
 
-pub async fn ui_nodes(State(state): State<AppState>, params: Params) -> ApiResult<Response> {
+pub async fn ui_nodes(State(state): State<AppState>, authz: Authz, params: Params) -> ApiResult<Response> {
     let dc = state.info.datacenter.clone();
     let tables = [Table::Nodes, Table::Services, Table::Checks];
     blocking(&state, &params, WatchKey::Tables(tables.to_vec()), |s| {
         let nodes: Vec<UiNode> = s
             .node_summaries()
             .into_iter()
+            .filter(|sum| authz.allows(Resource::Node, &sum.node.name, Access::Read))
             .map(|sum| UiNode {
                 id: sum.node.id.clone(),
                 node: sum.node.name.clone(),
@@ -62,8 +67,18 @@ pub async fn ui_nodes(State(state): State<AppState>, params: Params) -> ApiResul
                 datacenter: sum.node.datacenter.clone(),
                 tagged_addresses: sum.node.tagged_addresses.clone(),
                 meta: sum.node.meta.clone(),
-                services: sum.services.iter().map(|svc| convert::agent_service(svc, &dc)).collect(),
-                checks: sum.checks.iter().map(|c| convert::health_check(c)).collect(),
+                services: sum
+                    .services
+                    .iter()
+                    .filter(|svc| authz.allows(Resource::Service, &svc.name, Access::Read))
+                    .map(|svc| convert::agent_service(svc, &dc))
+                    .collect(),
+                checks: sum
+                    .checks
+                    .iter()
+                    .filter(|c| may_read_check(&authz, c))
+                    .map(|c| convert::health_check(c))
+                    .collect(),
             })
             .collect();
         (s.tables_index(&tables), nodes)

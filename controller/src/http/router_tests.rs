@@ -73,11 +73,12 @@ async fn state() -> AppState {
             advertise_addr: "10.0.0.1".into(),
             enable_script_checks: false,
         }),
-        checks: CheckRunner::new("n1".into(), catalog).expect("check runner"),
+        checks: CheckRunner::new("n1".into(), catalog.clone()).expect("check runner"),
         discovery: Arc::default(),
         leave: Arc::default(),
         reload: tokio::sync::mpsc::channel(1).0,
         events: Arc::default(),
+        acl: Arc::new(crate::acl::Acl::new(Default::default(), catalog.clone(), "dc1".into())),
     }
 }
 

@@ -11,9 +11,11 @@ use census_client::session::{ServiceCheckRef, SessionEntry, SessionRequest};
 use rand::RngCore;
 
 use super::AppState;
+use super::authz::Authz;
 use super::decode::{MAX_BODY, decode_json, read_body};
 use super::error::{ApiError, ApiResult};
 use super::query::{Params, blocking, json_response};
+use crate::acl::{Access, Resource};
 use crate::catalog::{Command, CommandResult, SessionBehavior, SessionRecord, SessionSpec, Table, WatchKey};
 
 const MIN_TTL: Duration = Duration::from_secs(10);
@@ -98,7 +100,12 @@ pub fn session_entry(record: &SessionRecord) -> SessionEntry {
     }
 }
 
-pub async fn create(State(state): State<AppState>, headers: HeaderMap, body: Body) -> ApiResult<Response> {
+pub async fn create(
+    State(state): State<AppState>,
+    authz: Authz,
+    headers: HeaderMap,
+    body: Body,
+) -> ApiResult<Response> {
     let body = read_body(&headers, body, MAX_BODY, "Request body").await?;
     let req: SessionRequest = if body.iter().all(u8::is_ascii_whitespace) {
         SessionRequest::default()
@@ -106,17 +113,36 @@ pub async fn create(State(state): State<AppState>, headers: HeaderMap, body: Bod
         decode_json(&body)?
     };
     let spec = session_spec(req, &state.info.node_name)?;
+    authz.require(Resource::Session, &spec.node, Access::Write)?;
     let id = spec.id.clone();
     state.write(Command::SessionCreate(spec)).await?;
     json_response(&serde_json::json!({ "ID": id }), false)
 }
 
-pub async fn destroy(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<Response> {
+/// `session:write` on the session's node (a session that does not exist needs nothing).
+fn may_write(state: &AppState, authz: &Authz, id: &str) -> ApiResult<()> {
+    match state.catalog.read(|s| s.session(id).map(|r| r.spec.node.clone())) {
+        Some(node) => authz.require(Resource::Session, &node, Access::Write),
+        None => Ok(()),
+    }
+}
+
+pub async fn destroy(
+    State(state): State<AppState>,
+    authz: Authz,
+    Path(id): Path<String>,
+) -> ApiResult<Response> {
+    may_write(&state, &authz, &id)?;
     state.write(Command::SessionDestroy { id, now_ms: 0 }).await?;
     Ok(super::json_true())
 }
 
-pub async fn renew(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<Response> {
+pub async fn renew(
+    State(state): State<AppState>,
+    authz: Authz,
+    Path(id): Path<String>,
+) -> ApiResult<Response> {
+    may_write(&state, &authz, &id)?;
     let (index, result) = state.cluster.write(Command::SessionRenew { id: id.clone() }).await?;
     if let CommandResult::Rejected(reason) = result {
         return Err(ApiError::NotFound(reason));
@@ -131,11 +157,16 @@ pub async fn renew(State(state): State<AppState>, Path(id): Path<String>) -> Api
 
 async fn listing(
     state: AppState,
+    authz: Authz,
     params: Params,
     keep: impl Fn(&SessionRecord) -> bool,
 ) -> ApiResult<Response> {
     blocking(&state, &params, WatchKey::Tables(vec![Table::Sessions]), |s| {
-        let sessions: Vec<SessionEntry> = s.sessions().filter(|r| keep(r)).map(session_entry).collect();
+        let sessions: Vec<SessionEntry> = s
+            .sessions()
+            .filter(|r| keep(r) && authz.allows(Resource::Session, &r.spec.node, Access::Read))
+            .map(session_entry)
+            .collect();
         (s.tables_index(&[Table::Sessions]), sessions)
     })
     .await
@@ -143,22 +174,24 @@ async fn listing(
 
 pub async fn info(
     State(state): State<AppState>,
+    authz: Authz,
     Path(id): Path<String>,
     params: Params,
 ) -> ApiResult<Response> {
-    listing(state, params, move |r| r.spec.id == id).await
+    listing(state, authz, params, move |r| r.spec.id == id).await
 }
 
 pub async fn node(
     State(state): State<AppState>,
+    authz: Authz,
     Path(node): Path<String>,
     params: Params,
 ) -> ApiResult<Response> {
-    listing(state, params, move |r| r.spec.node == node).await
+    listing(state, authz, params, move |r| r.spec.node == node).await
 }
 
-pub async fn list(State(state): State<AppState>, params: Params) -> ApiResult<Response> {
-    listing(state, params, |_| true).await
+pub async fn list(State(state): State<AppState>, authz: Authz, params: Params) -> ApiResult<Response> {
+    listing(state, authz, params, |_| true).await
 }
 
 #[cfg(test)]

@@ -7,11 +7,14 @@ use base64::Engine;
 use serde_json::{Value, json};
 
 use super::AppState;
+use super::authz::Authz;
+use super::authz_records::{check_deregistration, check_registration, may_read_check};
 use super::convert;
 use super::decode::{MAX_BODY, json_field as field, read_body};
 use super::error::{ApiError, ApiResult};
+use crate::acl::{Access, Resource};
 use crate::catalog::txn::{CatalogVerb, KvVerb, MAX_TXN_OPS, RegisterTarget, TxnOp, TxnResult};
-use crate::catalog::{Command, CommandResult};
+use crate::catalog::{CatalogState, Command, CommandResult};
 
 fn text(obj: &Value, name: &str) -> String {
     field(obj, name).and_then(Value::as_str).unwrap_or_default().to_string()
@@ -183,8 +186,42 @@ fn result_json(result: &TxnResult, datacenter: &str) -> Value {
     }
 }
 
+/// What the token lacks for one operation, in Consul's words; `None` when it may run it. A
+/// `get-tree` needs nothing: its answer is filtered to the keys the token may read.
+fn denied(authz: &Authz, s: &CatalogState, op: &TxnOp) -> Option<String> {
+    let need = |r: Resource, name: &str, a: Access| authz.require(r, name, a);
+    let outcome = match op {
+        TxnOp::Register { registration, .. } => check_registration(authz, s, registration),
+        TxnOp::Kv { verb, key, .. } => match verb {
+            KvVerb::GetTree => Ok(()),
+            KvVerb::Get | KvVerb::GetOrEmpty | KvVerb::CheckIndex | KvVerb::CheckSession => {
+                need(Resource::Key, key, Access::Read)
+            }
+            KvVerb::DeleteTree if !authz.0.authorizer.allows_all_under(Resource::Key, key, Access::Write) => {
+                Err(authz.denied(Resource::Key, key, Access::Write))
+            }
+            KvVerb::DeleteTree => Ok(()),
+            _ => need(Resource::Key, key, Access::Write),
+        },
+        TxnOp::Node { verb: CatalogVerb::Get, node, .. } => need(Resource::Node, node, Access::Read),
+        TxnOp::Node { node, .. } => need(Resource::Node, node, Access::Write),
+        TxnOp::Service { verb: CatalogVerb::Get, node, service_id, .. } => {
+            let name = s.service(node, service_id).map(|svc| svc.name.clone()).unwrap_or_default();
+            need(Resource::Service, &name, Access::Read)
+        }
+        TxnOp::Service { node, service_id, .. } => check_deregistration(authz, s, node, service_id, ""),
+        TxnOp::Check { verb: CatalogVerb::Get, node, check_id, .. } => match s.check(node, check_id) {
+            Some(c) if !may_read_check(authz, c) => Err(authz.denied(Resource::Node, node, Access::Read)),
+            _ => Ok(()),
+        },
+        TxnOp::Check { node, check_id, .. } => check_deregistration(authz, s, node, "", check_id),
+    };
+    outcome.err().map(|e| e.to_string())
+}
+
 pub async fn txn(
     axum::extract::State(state): axum::extract::State<AppState>,
+    authz: Authz,
     headers: HeaderMap,
     body: Body,
 ) -> ApiResult<Response> {
@@ -205,14 +242,26 @@ pub async fn txn(
             Err(what) => errors.push(json!({ "OpIndex": i, "What": what })),
         }
     }
+    if errors.is_empty() {
+        state.catalog.read(|s| {
+            for (i, op) in parsed.iter().enumerate() {
+                if let Some(what) = denied(&authz, s, op) {
+                    errors.push(json!({ "OpIndex": i, "What": what }));
+                }
+            }
+        });
+    }
     if !errors.is_empty() {
         return Ok(answer(StatusCode::CONFLICT, json!({ "Results": null, "Errors": errors })));
     }
     let (index, result) = state.cluster.write(Command::Txn { ops: parsed, now_ms: 0 }).await?;
     match result {
         CommandResult::Txn(Ok(results)) => {
-            let results: Vec<Value> =
-                results.iter().map(|r| result_json(r, &state.info.datacenter)).collect();
+            let results: Vec<Value> = results
+                .iter()
+                .filter(|r| !matches!(r, TxnResult::Kv(kv) if !authz.allows(Resource::Key, &kv.key, Access::Read)))
+                .map(|r| result_json(r, &state.info.datacenter))
+                .collect();
             let mut response = answer(StatusCode::OK, json!({ "Results": results, "Errors": null }));
             response.headers_mut().insert("X-Consul-Index", state.catalog.client_index_of(index).into());
             Ok(response)

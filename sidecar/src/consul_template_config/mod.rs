@@ -5,7 +5,7 @@
 //! not act on (`max_stale`, `perms`, `backup`, ...) are accepted with a warning; any other key is
 //! an error naming it, as census' config files are strict.
 
-pub mod hcl;
+pub use census_hcl as hcl;
 
 use std::path::PathBuf;
 

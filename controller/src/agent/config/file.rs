@@ -55,6 +55,30 @@ pub struct Ports {
     pub serf_lan: Option<u16>,
 }
 
+/// The `acl` block.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct AclFile {
+    pub enabled: Option<bool>,
+    pub default_policy: Option<String>,
+    pub enable_key_list_policy: Option<bool>,
+    pub tokens: AclTokensFile,
+}
+
+/// `acl.tokens` (with Consul's older names: `master`, `agent_master`).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct AclTokensFile {
+    pub initial_management: Option<String>,
+    pub master: Option<String>,
+    pub default: Option<String>,
+    pub agent: Option<String>,
+    pub agent_recovery: Option<String>,
+    pub agent_master: Option<String>,
+    pub replication: Option<String>,
+    pub config_file_service_registration: Option<String>,
+}
+
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default)]
 pub struct Performance {
@@ -78,6 +102,7 @@ pub struct FileConfig {
     pub advertise_addr: Option<String>,
     pub client_addr: Option<String>,
     pub ports: Ports,
+    pub acl: Option<AclFile>,
     pub encrypt: Option<String>,
     pub encrypt_verify_incoming: Option<bool>,
     pub encrypt_verify_outgoing: Option<bool>,
@@ -236,13 +261,19 @@ mod tests {
     }
 
     #[test]
-    fn enabled_acls_and_tls_refuse_to_start() {
-        let err = parse(r#"{"acl": {"enabled": true, "default_policy": "deny"}}"#).expect_err("acl");
-        let text = err.to_string();
-        assert!(text.contains("acl.enabled") && text.contains("ACLs are not implemented"), "{text}");
+    fn tls_refuses_to_start_and_acls_are_read() {
         assert!(matches!(parse(r#"{"verify_incoming": true}"#), Err(ConfigError::Refused { .. })));
         assert!(parse(r#"{"encrypt": "pUqJrVyVRj5jsiYEkM/tFQ=="}"#).is_ok(), "gossip encryption is served");
-        assert!(parse(r#"{"acl": {"enabled": false}}"#).is_ok(), "ACLs off is what census does");
+        let acl = parse(
+            r#"{"acl": {"enabled": true, "default_policy": "deny", "tokens": {"initial_management": "m"}}}"#,
+        )
+        .expect("ACLs are served")
+        .acl
+        .expect("acl block");
+        assert_eq!((acl.enabled, acl.default_policy.as_deref()), (Some(true), Some("deny")));
+        assert_eq!(acl.tokens.initial_management.as_deref(), Some("m"));
+        let err = parse(r#"{"acl": {"tokens": {"initial_managment": "m"}}}"#).expect_err("typo").to_string();
+        assert!(err.contains("acl.tokens.initial_managment"), "{err}");
     }
 
     #[test]

@@ -125,9 +125,9 @@ mod tests {
                 "tls": {"defaults": {"cert_file": "/x.pem", "tls_min_version": "TLSv1_2"}}}"#,
         );
         let refused: Vec<&str> = f.refused.iter().map(|(k, _)| k.as_str()).collect();
-        // Gossip encryption is served: `encrypt` is read, not refused.
-        assert_eq!(refused, ["acl.enabled", "tls.defaults.cert_file", "verify_incoming"]);
-        assert_eq!(f.inert, ["acl.default_policy", "tls.defaults.tls_min_version"]);
+        // Gossip encryption and ACLs are served: `encrypt` and `acl` are read, not refused.
+        assert_eq!(refused, ["tls.defaults.cert_file", "verify_incoming"]);
+        assert_eq!(f.inert, ["tls.defaults.tls_min_version"]);
         let off = findings(r#"{"acl": {"enabled": false}, "encrypt": "", "verify_incoming": false}"#);
         assert_eq!(off, Findings::default());
     }

@@ -107,6 +107,8 @@ pub struct AgentConfig {
     pub args: AgentArgs,
     /// To log once at start: config keys with no effect in census, skipped files.
     pub warnings: Vec<String>,
+    /// The `acl` block, later files over earlier ones.
+    pub acl: crate::acl::AclConfig,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -281,6 +283,7 @@ impl AgentConfig {
                 .find_map(|f| f.encrypt_verify_outgoing)
                 .unwrap_or(true),
             dns_port: dns_port(args, files)?,
+            acl: acl_config(files)?,
             dns,
             log_level: pick(&args.log_level, |f| f.log_level.clone()).unwrap_or_else(|| "info".into()),
             log_file,
@@ -315,6 +318,46 @@ impl AgentConfig {
 }
 
 /// `-ui`, `-ui-dir`, `ui`, `ui_dir`, `ui_config { enabled, dir }`; `-dev` turns the UI on.
+/// The `acl` blocks of every source, later ones over earlier ones key by key.
+fn acl_config(files: &[FileConfig]) -> Result<crate::acl::AclConfig, ConfigError> {
+    use crate::acl::DefaultPolicy;
+    let mut config = crate::acl::AclConfig::default();
+    for acl in files.iter().filter_map(|f| f.acl.as_ref()) {
+        if let Some(enabled) = acl.enabled {
+            config.enabled = enabled;
+        }
+        match acl.default_policy.as_deref() {
+            None => {}
+            Some("allow") => config.default_policy = DefaultPolicy::Allow,
+            Some("deny") => config.default_policy = DefaultPolicy::Deny,
+            Some(other) => {
+                return Err(ConfigError::Invalid(format!(
+                    "acl.default_policy must be \"allow\" or \"deny\", not {other:?}"
+                )));
+            }
+        }
+        if let Some(list) = acl.enable_key_list_policy {
+            config.enable_key_list_policy = list;
+        }
+        let t = &acl.tokens;
+        let mut set = |kind: &str, value: &Option<String>| {
+            if let Some(v) = value {
+                config.tokens.set(kind, v.clone());
+            }
+        };
+        set("default", &t.default);
+        set("agent", &t.agent);
+        set("agent_recovery", &t.agent_master);
+        set("agent_recovery", &t.agent_recovery);
+        set("replication", &t.replication);
+        set("config_file_service_registration", &t.config_file_service_registration);
+        if let Some(v) = t.initial_management.as_ref().or(t.master.as_ref()) {
+            config.tokens.initial_management = v.clone();
+        }
+    }
+    Ok(config)
+}
+
 fn ui_setting(args: &AgentArgs, files: &[FileConfig]) -> Option<Option<PathBuf>> {
     let dir = args
         .ui_dir

@@ -5,7 +5,7 @@
 use super::keys::Rule;
 use super::keys::Rule::{Block, Inert, Refused, Used};
 
-const ACL: &str = "ACLs are not implemented in census yet; every request would be allowed";
+const ACL_DC: &str = "census has one datacenter: there is no primary datacenter to replicate ACLs from";
 const TLS: &str = "census serves plain HTTP, DNS and Raft; it cannot present or verify TLS certificates";
 const LISTEN: &str = "census listens on client_addr for HTTP and DNS and cannot restrict them further";
 const CIDRS: &str = "census cannot restrict which addresses may reach its server port";
@@ -79,17 +79,30 @@ const PERFORMANCE: &[(&str, Rule)] = &[
 ];
 
 const ACL_BLOCK: &[(&str, Rule)] = &[
-    ("enabled", Refused(ACL)),
-    ("default_policy", Inert),
+    ("enabled", Used),
+    ("default_policy", Used),
     ("down_policy", Inert),
     ("policy_ttl", Inert),
     ("role_ttl", Inert),
     ("token_ttl", Inert),
-    ("enable_key_list_policy", Inert),
+    ("enable_key_list_policy", Used),
     ("enable_token_replication", Inert),
     ("enable_token_persistence", Inert),
     ("msp_disable_bootstrap", Inert),
-    ("tokens", Inert),
+    ("tokens", Block(ACL_TOKENS_BLOCK)),
+];
+
+const ACL_TOKENS_BLOCK: &[(&str, Rule)] = &[
+    ("initial_management", Used),
+    ("master", Used),
+    ("default", Used),
+    ("agent", Used),
+    ("agent_recovery", Used),
+    ("agent_master", Used),
+    ("replication", Used),
+    ("config_file_service_registration", Used),
+    ("managed_service_provider", Inert),
+    ("dns", Inert),
 ];
 
 /// Consul's top-level keys (agent/config/config.go), in name order.
@@ -97,7 +110,7 @@ pub const TOP_LEVEL: &[(&str, Rule)] = &[
     ("acl", Block(ACL_BLOCK)),
     ("acl_agent_master_token", Inert),
     ("acl_agent_token", Inert),
-    ("acl_datacenter", Refused(ACL)),
+    ("acl_datacenter", Refused(ACL_DC)),
     ("acl_default_policy", Inert),
     ("acl_down_policy", Inert),
     ("acl_enable_key_list_policy", Inert),

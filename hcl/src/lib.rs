@@ -1,7 +1,9 @@
-//! The part of HCL that consul-template's config files use, read into JSON: `key = value`
-//! attributes (strings with escapes, heredocs, numbers, booleans, lists, `{ }` objects), nested
-//! blocks (`consul { ... }`), comments (`#`, `//`, `/* */`). A key given twice becomes a list
-//! (several `template { }` blocks).
+//! The part of HCL that Consul's ACL rules and consul-template's config files use, read into
+//! JSON: `key = value` attributes (strings with escapes, heredocs, numbers, booleans, lists,
+//! `{ }` objects), nested blocks (`consul { ... }`), labelled blocks (`key_prefix "app/" { ... }`
+//! becomes `{"key_prefix": {"app/": {...}}}`, the JSON form of the same rules), comments (`#`,
+//! `//`, `/* */`). A key given twice becomes a list (several `template { }` blocks); blocks with
+//! the same key and different labels share one object.
 
 use serde_json::{Map, Value};
 
@@ -124,6 +126,17 @@ impl Reader<'_> {
                     self.bump();
                     Value::Object(self.body(true)?)
                 }
+                Some(b'"') => {
+                    let label = self.string()?;
+                    self.skip();
+                    if self.peek() != Some(b'{') {
+                        return self.fail(format!("after {key} {label:?}: expected {{"));
+                    }
+                    self.bump();
+                    let block = Value::Object(self.body(true)?);
+                    self.labelled(&mut body, key, label, block)?;
+                    continue;
+                }
                 other => {
                     return self
                         .fail(format!("after {key:?}: expected = or {{, found {:?}", other.map(char::from)));
@@ -131,6 +144,25 @@ impl Reader<'_> {
             };
             insert(&mut body, key, value);
         }
+    }
+
+    /// `key "label" { ... }`: the block under `body[key][label]`.
+    fn labelled(
+        &self,
+        body: &mut Map<String, Value>,
+        key: String,
+        label: String,
+        block: Value,
+    ) -> Result<(), HclError> {
+        let entry = body.entry(key.clone()).or_insert_with(|| Value::Object(Map::new()));
+        let Value::Object(labels) = entry else {
+            return self.fail(format!("{key} is both an attribute and a labelled block"));
+        };
+        if labels.contains_key(&label) {
+            return self.fail(format!("{key} {label:?} is given twice"));
+        }
+        labels.insert(label, block);
+        Ok(())
     }
 
     fn value(&mut self) -> Result<Value, HclError> {
@@ -282,6 +314,31 @@ max_stale = "10m"
         assert_eq!(templates[0]["error_on_missing_key"], true);
         assert_eq!(templates[1]["contents"], "x {{ key \"a\" }}\n");
         assert_eq!(doc["max_stale"], "10m");
+    }
+
+    #[test]
+    fn labelled_blocks_read_as_the_json_form_of_acl_rules() {
+        let text = r#"
+key_prefix "" { policy = "read" }
+key_prefix "app/" {
+  policy = "write"
+}
+service "web" { policy = "write" intentions = "read" }
+operator = "read"
+"#;
+        let doc = parse(text).expect("parses");
+        assert_eq!(
+            doc,
+            json!({
+                "key_prefix": {"": {"policy": "read"}, "app/": {"policy": "write"}},
+                "service": {"web": {"policy": "write", "intentions": "read"}},
+                "operator": "read",
+            })
+        );
+        let twice =
+            parse("key \"a\" { policy = \"read\" }\nkey \"a\" { policy = \"write\" }").expect_err("twice");
+        assert_eq!(twice.line, 2, "{twice}");
+        assert!(parse("key = \"x\"\nkey \"a\" { }").is_err(), "attribute and block");
     }
 
     #[test]
