@@ -7,6 +7,7 @@ pub mod fake_kube;
 pub mod linearizability;
 pub mod netns;
 pub mod nginx;
+pub mod routes;
 pub mod sidecar;
 
 use std::path::PathBuf;

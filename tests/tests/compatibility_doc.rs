@@ -38,34 +38,8 @@ fn rows() -> Vec<Row> {
         .collect()
 }
 
-/// `(METHOD, path)` of every route in the HTTP router's source.
 fn routes() -> Vec<(String, String)> {
-    let source = std::fs::read_to_string(repo().join("controller/src/http/mod.rs")).expect("router source");
-    let mut out = Vec::new();
-    let mut rest = source.as_str();
-    while let Some(at) = rest.find(".route(") {
-        rest = &rest[at + ".route(".len()..];
-        let mut depth = 1;
-        let end = rest
-            .char_indices()
-            .find(|(_, c)| {
-                match c {
-                    '(' => depth += 1,
-                    ')' => depth -= 1,
-                    _ => {}
-                }
-                depth == 0
-            })
-            .map_or(rest.len(), |(i, _)| i);
-        let call = &rest[..end];
-        let Some(path) = call.split('"').nth(1).filter(|p| p.starts_with("/v1")) else { continue };
-        for (word, method) in [("get(", "GET"), ("put(", "PUT"), ("post(", "POST"), ("delete(", "DELETE")] {
-            if call.contains(word) {
-                out.push((method.to_string(), path.to_string()));
-            }
-        }
-    }
-    out
+    census_e2e::routes::all()
 }
 
 fn segments(path: &str) -> Vec<&str> {

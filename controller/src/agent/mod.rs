@@ -379,7 +379,7 @@ pub async fn run(config: AgentConfig) -> Result<(), AgentError> {
         let dns_config = Arc::new(config.dns.clone());
         let responder = match &state.servers {
             Some(pool) => Responder::asking(dns_config, pool.clone()),
-            None => Responder::new(dns_config, catalog.clone()),
+            None => Responder::new(dns_config, catalog.clone()).with_acl(state.acl.clone()),
         };
         dns.spawn(Arc::new(responder))?;
     }

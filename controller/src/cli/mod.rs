@@ -2,6 +2,7 @@
 //! `census operator raft …`, `census join`, `census leave`, `census force-leave`, `census event`,
 //! `census keygen`, `census keyring`.
 
+mod acl;
 mod commands;
 mod gossip;
 mod kv;
@@ -33,6 +34,9 @@ pub struct HttpArgs {
     /// ACL token (also CENSUS_HTTP_TOKEN or CONSUL_HTTP_TOKEN).
     #[arg(long, global = true, value_name = "TOKEN")]
     pub token: Option<String>,
+    /// A file holding the ACL token (also CONSUL_HTTP_TOKEN_FILE).
+    #[arg(long = "token-file", global = true, value_name = "FILE")]
+    pub token_file: Option<String>,
     /// Output format.
     #[arg(long, global = true, value_enum, default_value_t = Format::Table)]
     pub format: Format,
@@ -71,6 +75,13 @@ pub enum TopCommand {
         http: HttpArgs,
         #[command(flatten)]
         args: gossip::EventArgs,
+    },
+    /// Manage ACLs: bootstrap, tokens, policies, roles, auth methods, binding rules.
+    Acl {
+        #[command(flatten)]
+        http: HttpArgs,
+        #[command(subcommand)]
+        command: acl::AclCommand,
     },
     /// Print a new gossip encryption key (for -encrypt).
     Keygen,
@@ -175,8 +186,34 @@ impl HttpArgs {
             Some(addr) => census_client::Client::new(addr)?,
             None => census_client::Client::from_env()?,
         };
-        let token = self.token.clone().or_else(|| std::env::var("CONSUL_HTTP_TOKEN").ok());
-        Ok(client.with_token(token))
+        Ok(client.with_token(self.token()?))
+    }
+
+    /// `-token`, `-token-file`, then `CENSUS_HTTP_TOKEN`, `CONSUL_HTTP_TOKEN`,
+    /// `CONSUL_HTTP_TOKEN_FILE`, as Consul's CLI looks for it.
+    fn token(&self) -> Result<Option<String>, CliError> {
+        let from_file = |path: String| {
+            std::fs::read_to_string(&path)
+                .map(|t| t.trim().to_string())
+                .map_err(|source| CliError::File { path, source })
+        };
+        if let Some(token) = &self.token {
+            return Ok(Some(token.clone()));
+        }
+        if let Some(path) = &self.token_file {
+            return from_file(path.clone()).map(Some);
+        }
+        for var in ["CENSUS_HTTP_TOKEN", "CONSUL_HTTP_TOKEN"] {
+            if let Ok(token) = std::env::var(var)
+                && !token.is_empty()
+            {
+                return Ok(Some(token));
+            }
+        }
+        match std::env::var("CONSUL_HTTP_TOKEN_FILE") {
+            Ok(path) if !path.is_empty() => from_file(path).map(Some),
+            _ => Ok(None),
+        }
     }
 }
 
@@ -197,6 +234,7 @@ pub async fn run_client(command: TopCommand) -> Result<i32, CliError> {
         TopCommand::ForceLeave { http, args } => gossip::force_leave(&http, args).await,
         TopCommand::Event { http, args } => gossip::event(&http, args).await,
         TopCommand::Keygen => gossip::keygen(),
+        TopCommand::Acl { http, command } => acl::run(&http, command).await,
         TopCommand::Keyring { http, args } => gossip::keyring(&http, args).await,
         TopCommand::Reload { http } => commands::reload(&http).await,
         TopCommand::Kv { http, command } => kv::run(&http, command).await,

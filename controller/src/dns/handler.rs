@@ -57,16 +57,24 @@ pub enum FactsFrom {
 pub struct Responder {
     config: Arc<DnsConfig>,
     facts: FactsFrom,
+    /// With ACLs on, answers are what the agent's default token may read.
+    acl: Option<Arc<crate::acl::Acl>>,
 }
 
 impl Responder {
     pub fn new(config: Arc<DnsConfig>, catalog: Arc<Catalog>) -> Responder {
-        Responder { config, facts: FactsFrom::Catalog(catalog) }
+        Responder { config, facts: FactsFrom::Catalog(catalog), acl: None }
+    }
+
+    /// Filters answers by the agent's default token when ACLs are on.
+    pub fn with_acl(mut self, acl: Arc<crate::acl::Acl>) -> Responder {
+        self.acl = acl.enabled().then_some(acl);
+        self
     }
 
     /// A client agent's responder: facts from the servers, records by this agent's config.
     pub fn asking(config: Arc<DnsConfig>, servers: Arc<dyn FactsSource>) -> Responder {
-        Responder { config, facts: FactsFrom::Servers(servers) }
+        Responder { config, facts: FactsFrom::Servers(servers), acl: None }
     }
 
     pub fn config(&self) -> &DnsConfig {
@@ -106,6 +114,13 @@ impl Responder {
                     let found = lookup(state, &question, &self.config.datacenter, self.config.only_passing);
                     (found, state.last_index())
                 });
+                let found = match &self.acl {
+                    None => found,
+                    Some(acl) => match acl.resolve("") {
+                        Ok(identity) => super::acl_filter::visible(found, &identity.authorizer),
+                        Err(_) => super::lookup::Found::Nothing,
+                    },
+                };
                 self.finish(&request, &question, &domain, found, index, transport)
             }
             FactsFrom::Servers(_) => Outcome::Ask(Pending { packet: packet.to_vec(), question, domain }),

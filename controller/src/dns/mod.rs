@@ -5,6 +5,7 @@
 //! Parsing (`name`), lookup (`lookup`) and record building (`records`) are pure functions;
 //! `handler` ties them into one request → response step; `server` owns the sockets.
 
+mod acl_filter;
 pub mod config;
 pub mod handler;
 pub mod lookup;

@@ -354,11 +354,15 @@ pub async fn login(State(state): State<AppState>, headers: HeaderMap, raw: Body)
 }
 
 /// `POST /v1/acl/logout`: deletes the request's token if a login created it.
-pub async fn logout(State(state): State<AppState>, headers: HeaderMap) -> ApiResult<Response> {
+pub async fn logout(
+    State(state): State<AppState>,
+    uri: axum::http::Uri,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
     if !state.acl.enabled() {
         return Err(ApiError::AclDisabled);
     }
-    let secret = request_token(&headers, None);
+    let secret = request_token(&headers, uri.query());
     let token = state
         .catalog
         .read(|s| store::by_name::<Token>(s, &secret))

@@ -286,19 +286,18 @@ pub async fn read(
 /// `GET /v1/acl/token/self`: the request's own token; needs no ACL permission.
 pub async fn read_self(
     State(state): State<AppState>,
-    authz: Authz,
+    uri: axum::http::Uri,
     headers: HeaderMap,
     params: Params,
 ) -> ApiResult<Response> {
     if !state.acl.enabled() {
         return Err(ApiError::AclDisabled);
     }
-    let _ = authz;
-    let secret = request_token(&headers, None);
-    let secret = if secret.is_empty() { crate::acl::records::ANONYMOUS_SECRET.to_string() } else { secret };
+    let secret = request_token(&headers, uri.query());
     let token = state
         .catalog
         .read(|s| store::by_name::<Token>(s, &secret))
+        .filter(|_| !secret.is_empty())
         .ok_or_else(|| ApiError::NotFound("Supplied token does not exist".into()))?;
     blocking(&state, &params, acl_table(), |_| (token.modify_index, view(&token, true))).await
 }
