@@ -348,3 +348,56 @@ async fn a_thousand_services_and_ten_thousand_keys_stay_paged_searchable_and_key
     assert!(!head.is_displayed().await.expect("displayed"), "table header still shown at 390px");
     browser.close().await;
 }
+
+#[tokio::test]
+async fn with_acls_a_refused_page_says_so_and_logging_in_with_a_token_shows_it() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let management = "5f0c7a1e-3b2d-4e6f-8a9b-0c1d2e3f4a5b";
+    let config = dir.path().join("acl.json");
+    let body = serde_json::json!({"acl": {"enabled": true, "default_policy": "deny",
+                                          "tokens": {"initial_management": management}}});
+    std::fs::write(&config, body.to_string()).expect("config");
+    let mut agent = census_e2e::Agent::new(
+        "ui-acl",
+        dir.path().join("ui-acl"),
+        vec!["-bootstrap-expect=1".into(), "-ui".into(), format!("-config-file={}", config.display())],
+    );
+    agent.start();
+    let admin = agent.client().with_token(Some(management.to_string()));
+    eventually(Duration::from_secs(20), "the management token to work", || async {
+        admin.raft_configuration(false).await.ok().filter(|c| !c.servers.is_empty())
+    })
+    .await;
+    let browser = Browser::start(1280, 900).await;
+    browser.goto(&ui_url(&agent.client(), "/cluster")).await;
+    browser
+        .until("the page to say the request was refused", || async {
+            browser.text("#denied").await.contains("Permission denied")
+        })
+        .await;
+    assert!(browser.text("#denied").await.contains("log in with an ACL token"));
+
+    // A wrong token is refused in the dialog, the right one logs in.
+    browser.find("#login-open").await.click().await.expect("open the login dialog");
+    let input = browser.find("#login-token").await;
+    input.send_keys("not-a-token").await.expect("type");
+    browser.find("#login-submit").await.click().await.expect("submit");
+    browser.until("the dialog to refuse", || async { browser.text("#login-error").await.contains("Not logged in") }).await;
+    input.clear().await.expect("clear");
+    input.send_keys(management).await.expect("type");
+    browser.find("#login-submit").await.click().await.expect("submit");
+    browser
+        .until("the header to name the token", || async {
+            browser.text("#whoami").await.contains("Initial Management Token")
+        })
+        .await;
+    browser.until("the cluster page to load", || async { browser.text("#cluster-leader").await == "ui-acl" }).await;
+    assert_eq!(browser.eval("return document.getElementById('denied').hidden;").await, serde_json::json!(true));
+
+    // Logged out, the services list is what the anonymous token may read: nothing.
+    browser.find("#logout").await.click().await.expect("log out");
+    browser.goto(&ui_url(&agent.client(), "/services")).await;
+    browser.until("the login button to return", || async { browser.count("#login-open:not([hidden])").await == 1 }).await;
+    assert_eq!(browser.count(r#"tr[data-service="consul"]"#).await, 0);
+    browser.close().await;
+}

@@ -2,7 +2,24 @@
 // queries (?index=&wait=) that tell the page when something changed.
 
 const listeners = new Set();
+const deniedListeners = new Set();
 let reachable = true;
+const TOKEN_KEY = "census-acl-token";
+
+/** The ACL token this browser sends (kept in localStorage, as Consul's UI keeps it). */
+export function token() {
+  return localStorage.getItem(TOKEN_KEY) || "";
+}
+
+export function setToken(secret) {
+  if (secret) localStorage.setItem(TOKEN_KEY, secret);
+  else localStorage.removeItem(TOKEN_KEY);
+}
+
+/** Calls `fn(message)` when a request is refused (403): the page says so plainly. */
+export function onDenied(fn) {
+  deniedListeners.add(fn);
+}
 
 /** Calls `fn(reachable, message)` whenever the agent becomes reachable or unreachable. */
 export function onReachability(fn) {
@@ -26,7 +43,8 @@ export class ApiError extends Error {
 export async function request(method, path, { body, signal } = {}) {
   let response;
   try {
-    response = await fetch(path, { method, body, signal, cache: "no-store" });
+    const headers = token() ? { "X-Consul-Token": token() } : {};
+    response = await fetch(path, { method, body, signal, headers, cache: "no-store" });
   } catch (e) {
     if (signal?.aborted) throw e;
     setReachable(false, "Cannot reach the census agent — retrying");
@@ -35,6 +53,7 @@ export async function request(method, path, { body, signal } = {}) {
   setReachable(true);
   if (!response.ok && response.status !== 404) {
     const text = (await response.text()).trim();
+    if (response.status === 403) for (const fn of deniedListeners) fn(text);
     throw new ApiError(response.status, text || `${response.status} ${response.statusText}`);
   }
   return response;

@@ -1,7 +1,7 @@
 // The page shell: routes (#/services, #/services/NAME, #/nodes, #/kv/PATH, #/cluster), the
 // header, the "agent unreachable" banner and keyboard shortcuts.
 
-import { onReachability, getJSON } from "./api.js";
+import { onReachability, onDenied, getJSON, request, token, setToken } from "./api.js";
 import { servicesPage, servicePage } from "./services.js";
 import { nodesPage } from "./nodes.js";
 import { kvFolderPage, kvKeyPage } from "./kv.js";
@@ -20,6 +20,7 @@ function decode(path) {
 }
 
 function route() {
+  denied.hidden = true;
   current?.abort();
   current = new AbortController();
   const signal = current.signal;
@@ -53,6 +54,63 @@ onReachability((ok, message) => {
   if (ok) loadAgentInfo();
 });
 
+// ACLs: a refused request is said plainly, with a way to log in.
+const denied = document.getElementById("denied");
+onDenied((message) => {
+  denied.hidden = false;
+  denied.textContent = `${message} — ${token() ? "this token may not see this page." : "log in with an ACL token to see it."}`;
+});
+
+const dialog = document.getElementById("login-dialog");
+const loginError = document.getElementById("login-error");
+
+async function loadIdentity() {
+  const who = document.getElementById("whoami");
+  const logout = document.getElementById("logout");
+  const login = document.getElementById("login-open");
+  if (!token()) {
+    who.textContent = "";
+    logout.hidden = true;
+    login.hidden = false;
+    return;
+  }
+  try {
+    const self = await getJSON("/v1/acl/token/self");
+    who.textContent = self ? `Logged in: ${self.Description || self.AccessorID}` : "";
+  } catch {
+    who.textContent = "";
+  }
+  logout.hidden = false;
+  login.hidden = true;
+}
+
+document.getElementById("login-open").addEventListener("click", () => {
+  loginError.textContent = "";
+  dialog.showModal();
+});
+document.getElementById("login-cancel").addEventListener("click", () => dialog.close());
+document.getElementById("login-form").addEventListener("submit", async (ev) => {
+  ev.preventDefault();
+  const secret = document.getElementById("login-token").value.trim();
+  const response = await fetch("/v1/acl/token/self", { headers: { "X-Consul-Token": secret }, cache: "no-store" });
+  if (!response.ok) {
+    const text = (await response.text()).trim();
+    loginError.textContent = response.status === 401 ? "ACLs are not enabled on this agent." : `Not logged in: ${text}`;
+    return;
+  }
+  setToken(secret);
+  dialog.close();
+  denied.hidden = true;
+  await loadIdentity();
+  route();
+});
+document.getElementById("logout").addEventListener("click", async () => {
+  setToken("");
+  denied.hidden = true;
+  await loadIdentity();
+  route();
+});
+
 async function loadAgentInfo() {
   try {
     const self = await getJSON("/v1/agent/self");
@@ -79,6 +137,7 @@ window.addEventListener("hashchange", () => {
 });
 document.body.dataset.agent = "reachable";
 loadAgentInfo();
+loadIdentity();
 route();
 
 document.getElementById("skip-link").addEventListener("click", (ev) => {
