@@ -436,3 +436,70 @@ async fn the_cli_bootstraps_once_and_manages_policies_and_tokens() {
     let (ok, _, err) = census_acl(&agent, Some(&writer), &["token", "list"]);
     assert!(!ok && err.contains("lacks permission 'acl:read'"), "{err}");
 }
+
+#[tokio::test]
+async fn a_client_agent_checks_tokens_through_the_servers_and_keeps_them_while_they_are_away() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut server = acl_server("acs1", "deny", &dir).await;
+    let admin = as_token(&server, MANAGEMENT);
+    let (_, token) = call(
+        &admin,
+        Method::PUT,
+        "/v1/acl/token",
+        Some(json!({"ServiceIdentities": [{"ServiceName": "web"}]})),
+    )
+    .await;
+    let web_secret = serde_json::from_str::<Value>(&token).expect("json")["SecretID"]
+        .as_str()
+        .expect("secret")
+        .to_string();
+    let config = dir.path().join("client.json");
+    std::fs::write(&config, r#"{"acl": {"enabled": true, "default_policy": "deny"}}"#).expect("config");
+    let mut client = Agent::client_agent(
+        "acc1",
+        dir.path().join("acc1"),
+        &server.raft_addr(),
+        vec![format!("-config-file={}", config.display())],
+    );
+    client.start();
+    eventually(Duration::from_secs(20), "the client agent to join", || async {
+        let (_, body) = call(&admin, Method::GET, "/v1/catalog/node/acc1", None).await;
+        serde_json::from_str::<Value>(&body).ok().filter(|v| !v.is_null())
+    })
+    .await;
+    let register = |id: &str, name: &str| json!({"ID": id, "Name": name, "Port": 80});
+    let anonymous = client.client();
+    let web = as_token(&client, &web_secret);
+    let (status, body) =
+        call(&anonymous, Method::PUT, "/v1/agent/service/register", Some(register("web-1", "web"))).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    let (status, body) =
+        call(&web, Method::PUT, "/v1/agent/service/register", Some(register("db-1", "db"))).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    let (status, body) =
+        call(&web, Method::PUT, "/v1/agent/service/register", Some(register("web-1", "web"))).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    eventually(Duration::from_secs(20), "web-1 to reach the catalog", || async {
+        let (_, body) = call(&admin, Method::GET, "/v1/catalog/service/web", None).await;
+        serde_json::from_str::<Vec<Value>>(&body).ok().filter(|v| v.iter().any(|e| e["ServiceID"] == "web-1"))
+    })
+    .await;
+    // Forwarded requests are checked by the server with the same token.
+    let (status, _) = call(&web, Method::PUT, "/v1/kv/x", Some(json!(1))).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let client_admin = as_token(&client, MANAGEMENT);
+    assert_eq!(
+        call(&client_admin, Method::PUT, "/v1/kv/x", Some(json!(1))).await,
+        (StatusCode::OK, "true".into())
+    );
+
+    // With no server to ask, a token seen before keeps its grants; one never seen is refused.
+    server.kill();
+    let (status, body) =
+        call(&web, Method::PUT, "/v1/agent/service/register", Some(register("web-2", "web"))).await;
+    assert_eq!(status, StatusCode::OK, "the cached grants hold while the servers are away: {body}");
+    let stranger = as_token(&client, "7d3f1a2b-0000-4000-8000-000000000000");
+    let (status, body) = call(&stranger, Method::GET, "/v1/agent/services", None).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    assert!(body.contains("no server answered"), "{body}");
+}

@@ -382,7 +382,11 @@ async fn with_acls_a_refused_page_says_so_and_logging_in_with_a_token_shows_it()
     let input = browser.find("#login-token").await;
     input.send_keys("not-a-token").await.expect("type");
     browser.find("#login-submit").await.click().await.expect("submit");
-    browser.until("the dialog to refuse", || async { browser.text("#login-error").await.contains("Not logged in") }).await;
+    browser
+        .until("the dialog to refuse", || async {
+            browser.text("#login-error").await.contains("Not logged in")
+        })
+        .await;
     input.clear().await.expect("clear");
     input.send_keys(management).await.expect("type");
     browser.find("#login-submit").await.click().await.expect("submit");
@@ -391,13 +395,22 @@ async fn with_acls_a_refused_page_says_so_and_logging_in_with_a_token_shows_it()
             browser.text("#whoami").await.contains("Initial Management Token")
         })
         .await;
-    browser.until("the cluster page to load", || async { browser.text("#cluster-leader").await == "ui-acl" }).await;
-    assert_eq!(browser.eval("return document.getElementById('denied').hidden;").await, serde_json::json!(true));
+    browser
+        .until("the cluster page to load", || async { browser.text("#cluster-leader").await == "ui-acl" })
+        .await;
+    assert_eq!(
+        browser.eval("return document.getElementById('denied').hidden;").await,
+        serde_json::json!(true)
+    );
 
     // Logged out, the services list is what the anonymous token may read: nothing.
     browser.find("#logout").await.click().await.expect("log out");
     browser.goto(&ui_url(&agent.client(), "/services")).await;
-    browser.until("the login button to return", || async { browser.count("#login-open:not([hidden])").await == 1 }).await;
+    browser
+        .until("the login button to return", || async {
+            browser.count("#login-open:not([hidden])").await == 1
+        })
+        .await;
     assert_eq!(browser.count(r#"tr[data-service="consul"]"#).await, 0);
     browser.close().await;
 }

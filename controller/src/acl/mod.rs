@@ -10,7 +10,7 @@ pub mod rules;
 pub mod store;
 
 pub use authorizer::{Authorizer, DefaultPolicy};
-pub use resolver::{Acl, AclError, Identity};
+pub use resolver::{Acl, AclError, Grants, GrantsSource, Identity};
 pub use rules::{Access, Resource};
 
 /// The agent's own tokens (`acl.tokens`, and `PUT /v1/agent/token/:kind`).

@@ -183,6 +183,7 @@ async fn start_server(
         discovery: discovery.clone(),
         gossip_addr: gossip.advertise().to_string(),
         gossip: gossip.clone(),
+        datacenter: config.datacenter.clone(),
     });
     tokio::spawn(async move {
         if let Err(e) = axum::serve(raft_listener, raft_router).await {
@@ -329,14 +330,11 @@ pub async fn run(config: AgentConfig) -> Result<(), AgentError> {
         start_client(&config, &gossip, AppState::node_spec_of(&info)).await?
     };
     let catalog = role.cluster.catalog().clone();
-    if config.acl.enabled && role.server.is_none() {
-        return Err(AgentError::Other(
-            "acl.enabled on a client agent: census enforces ACLs on servers only so far; \
-             run the client without it (its requests are forwarded to servers, which check them)"
-                .into(),
-        ));
-    }
-    let acl = Arc::new(crate::acl::Acl::new(config.acl.clone(), catalog.clone(), config.datacenter.clone()));
+    let acl = Arc::new(match &role.servers {
+        // A client agent holds no ACL records: its servers resolve tokens.
+        Some(pool) => crate::acl::Acl::asking(config.acl.clone(), pool.clone(), config.datacenter.clone()),
+        None => crate::acl::Acl::new(config.acl.clone(), catalog.clone(), config.datacenter.clone()),
+    });
     if let Some(server) = &role.server
         && config.acl.enabled
     {
@@ -378,7 +376,7 @@ pub async fn run(config: AgentConfig) -> Result<(), AgentError> {
     if let Some(dns) = dns_listeners {
         let dns_config = Arc::new(config.dns.clone());
         let responder = match &state.servers {
-            Some(pool) => Responder::asking(dns_config, pool.clone()),
+            Some(pool) => Responder::asking(dns_config, pool.clone()).with_acl(state.acl.clone()),
             None => Responder::new(dns_config, catalog.clone()).with_acl(state.acl.clone()),
         };
         dns.spawn(Arc::new(responder))?;

@@ -139,6 +139,13 @@ impl ServerPool {
     }
 }
 
+/// A client agent's ACL checks ask the servers what a token grants (`/raft/acl`).
+impl crate::acl::GrantsSource for ServerPool {
+    fn grants(&self, secret: String) -> crate::acl::resolver::GrantsFuture<'_> {
+        Box::pin(async move { self.call_any("acl", &secret, DNS_TIMEOUT).await.map_err(|e| e.to_string()) })
+    }
+}
+
 /// DNS on a client agent asks the servers for the facts (`/raft/dns`).
 impl FactsSource for ServerPool {
     fn facts(&self, request: FactsRequest) -> FactsFuture<'_> {

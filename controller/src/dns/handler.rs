@@ -116,7 +116,7 @@ impl Responder {
                 });
                 let found = match &self.acl {
                     None => found,
-                    Some(acl) => match acl.resolve("") {
+                    Some(acl) => match acl.resolve_local("") {
                         Ok(identity) => super::acl_filter::visible(found, &identity.authorizer),
                         Err(_) => super::lookup::Found::Nothing,
                     },
@@ -134,7 +134,14 @@ impl Responder {
         let asked = FactsRequest::new(pending.question.clone(), &self.config);
         let outcome = match servers.facts(asked).await {
             Ok(facts) => {
-                self.finish(&request, &pending.question, &pending.domain, facts.found, facts.index, transport)
+                let found = match &self.acl {
+                    None => facts.found,
+                    Some(acl) => match acl.resolve("").await {
+                        Ok(identity) => super::acl_filter::visible(facts.found, &identity.authorizer),
+                        Err(_) => super::lookup::Found::Nothing,
+                    },
+                };
+                self.finish(&request, &pending.question, &pending.domain, found, facts.index, transport)
             }
             Err(e) => {
                 tracing::warn!(target: "dns", error = %e, "lookup failed");

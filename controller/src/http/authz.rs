@@ -211,9 +211,11 @@ pub fn keep_allowed<T>(
 /// The middleware: resolves the token, checks the route's need, and hands the identity on.
 pub async fn authorize(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
     let secret = request_token(req.headers(), req.uri().query());
-    let identity = match state.acl.resolve(&secret) {
+    let identity = match state.acl.resolve(&secret).await {
         Ok(identity) => identity,
-        Err(AclError::NotFound) => return ApiError::PermissionDenied("ACL not found".into()).into_response(),
+        Err(e @ (AclError::NotFound | AclError::Unresolved)) => {
+            return ApiError::PermissionDenied(e.to_string()).into_response();
+        }
     };
     let authz = Authz(identity);
     if state.acl.enabled() {

@@ -46,6 +46,15 @@ pub async fn to_server(State(state): State<AppState>, req: Request) -> Response 
                 request = request.header(name, value);
             }
         }
+        // A request without a token acts as this agent's default token, as Consul's agent
+        // fills it in before it forwards.
+        let default = state.acl.default_token();
+        if state.acl.enabled()
+            && !default.is_empty()
+            && super::authz::request_token(&parts.headers, parts.uri.query()).is_empty()
+        {
+            request = request.header("X-Consul-Token", default);
+        }
         match request.send().await {
             Ok(answer) => return relay(answer),
             Err(e) if e.is_connect() || read => {

@@ -27,6 +27,8 @@ pub struct RaftService {
     /// Where this server gossips, told to agents that join through this port.
     pub gossip_addr: String,
     pub gossip: Arc<crate::gossip::Gossip>,
+    /// This server's datacenter (node identities grant only in theirs).
+    pub datacenter: String,
 }
 
 fn encode<T: Serialize>(value: &T) -> Response {
@@ -108,6 +110,21 @@ async fn dns(State(svc): State<RaftService>, body: Bytes) -> Response {
     encode(&answer)
 }
 
+/// A client agent resolving a token: what it grants here (`None`: unknown), read after a
+/// default-mode barrier so a token just created through another server is found.
+async fn acl(State(svc): State<RaftService>, body: Bytes) -> Response {
+    let secret: String = match decode(&body) {
+        Ok(s) => s,
+        Err(resp) => return resp,
+    };
+    let answer: Remote<Option<crate::acl::Grants>> = match svc.node.read_barrier(ReadMode::Default).await {
+        Ok(()) => Ok(svc.node.catalog.read(|s| crate::acl::resolver::grants_of(s, &secret, &svc.datacenter))),
+        Err(crate::raft::ClusterError::NoLeader) => Err(RemoteError::NotLeader),
+        Err(other) => Err(RemoteError::failed(other)),
+    };
+    encode(&answer)
+}
+
 /// Every member this server knows, for an agent joining (or syncing) through this port.
 async fn members(State(svc): State<RaftService>) -> Response {
     let answer: Remote<_> = svc.gossip.member_states().await.map_err(RemoteError::failed);
@@ -173,6 +190,7 @@ pub fn router(svc: RaftService) -> Router {
         .route("/raft/write", post(write))
         .route("/raft/whois", post(whois))
         .route("/raft/dns", post(dns))
+        .route("/raft/acl", post(acl))
         .route("/raft/members", post(members))
         .route("/raft/read-index", post(read_index))
         .route("/raft/membership", post(membership))

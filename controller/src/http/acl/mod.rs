@@ -121,7 +121,7 @@ async fn bootstrap(State(state): State<AppState>, headers: HeaderMap, raw: Body)
     let req: BootstrapRequest = body(&headers, raw).await?;
     let (_, marked) = state.cluster.write(store::mark_bootstrapped()).await?;
     if marked != CommandResult::Bool(true) {
-        let reset = state.catalog.read(|s| store::bootstrapped(s)).unwrap_or(0);
+        let reset = state.catalog.read(store::bootstrapped).unwrap_or(0);
         return Err(ApiError::PermissionDenied(format!(
             "Permission denied: ACL bootstrap no longer allowed (reset index: {reset})"
         )));
