@@ -10,4 +10,5 @@ pub mod dns;
 pub mod gossip;
 pub mod http;
 pub mod raft;
+pub mod tls;
 pub mod version;

@@ -81,14 +81,33 @@ fn raft_id(node_id: &str) -> u64 {
 /// several small frames, and with Nagle's algorithm the second waits for the peer's delayed ACK
 /// (40 ms on Linux).
 async fn listen(addr: &str) -> Result<impl axum::serve::Listener<Addr = std::net::SocketAddr>, AgentError> {
-    let listener = tokio::net::TcpListener::bind(addr)
-        .await
-        .map_err(|source| AgentError::Listen { addr: addr.to_string(), source })?;
-    Ok(axum::serve::ListenerExt::tap_io(listener, |stream: &mut tokio::net::TcpStream| {
+    Ok(nodelay(bind(addr).await?))
+}
+
+fn nodelay(listener: tokio::net::TcpListener) -> impl axum::serve::Listener<Addr = std::net::SocketAddr> {
+    axum::serve::ListenerExt::tap_io(listener, |stream: &mut tokio::net::TcpStream| {
         if let Err(e) = stream.set_nodelay(true) {
             tracing::debug!(error = %e, "cannot set TCP_NODELAY");
         }
-    }))
+    })
+}
+
+async fn bind(addr: &str) -> Result<tokio::net::TcpListener, AgentError> {
+    tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|source| AgentError::Listen { addr: addr.to_string(), source })
+}
+
+/// A TLS listener on `listener` (TLS connections set TCP_NODELAY themselves).
+fn tls_listener(
+    listener: tokio::net::TcpListener,
+    settings: &crate::tls::TlsSettings,
+    alpn: &[&[u8]],
+) -> Result<crate::tls::server::TlsListener, AgentError> {
+    let tls = crate::tls::server::ReloadableServer::new(settings.clone(), alpn)
+        .map_err(|e| AgentError::Other(e.to_string()))?;
+    let addr = listener.local_addr().map(|a| a.to_string()).unwrap_or_default();
+    crate::tls::server::TlsListener::new(listener, tls).map_err(|source| AgentError::Listen { addr, source })
 }
 
 pub fn host_port(host: &str, port: u16) -> String {
@@ -176,7 +195,9 @@ async fn start_server(
     let m = config.raft_multiplier;
     let timing = RaftTiming { heartbeat_ms: 100 * m, election_min_ms: 300 * m, election_max_ms: 600 * m };
     let catalog = Arc::new(Catalog::new());
-    let cluster = ClusterNode::start(raft_id(node_id), me, config.data_dir.clone(), timing, catalog).await?;
+    let transport = peer_transport(config)?;
+    let cluster =
+        ClusterNode::start(raft_id(node_id), me, config.data_dir.clone(), timing, catalog, transport).await?;
     let discovery = Arc::new(Discovery::default());
     let raft_router = crate::raft::rpc_server::router(crate::raft::rpc_server::RaftService {
         node: cluster.clone(),
@@ -238,13 +259,27 @@ async fn servers_by_gossip(gossip: Arc<Gossip>, discovery: Arc<Discovery>) {
     }
 }
 
+/// The client of servers' Raft ports: TLS when `tls.internal_rpc` has a CA (checking servers'
+/// certificates, presenting this agent's own).
+fn peer_transport(config: &AgentConfig) -> Result<PeerTransport, AgentError> {
+    let tls = &config.tls;
+    let client = match tls.internal_rpc.enabled() {
+        true => Some(
+            crate::tls::client::client_config(&tls.internal_rpc, &tls.server_name, &[b"h2"])
+                .map_err(|e| AgentError::Other(e.to_string()))?,
+        ),
+        false => None,
+    };
+    PeerTransport::with_tls(client).map_err(|e| AgentError::Other(e.to_string()))
+}
+
 /// A client agent: no Raft; its own state, synced by anti-entropy; servers found by gossip.
 async fn start_client(
     config: &AgentConfig,
     gossip: &Arc<Gossip>,
     node: NodeSpec,
 ) -> Result<Role, AgentError> {
-    let transport = PeerTransport::new().map_err(|e| AgentError::Other(e.to_string()))?;
+    let transport = peer_transport(config)?;
     let pool = Arc::new(
         ServerPool::new(gossip.clone(), transport.clone()).map_err(|e| AgentError::Other(e.to_string()))?,
     );
@@ -287,7 +322,7 @@ pub async fn run(config: AgentConfig) -> Result<(), AgentError> {
     // The Raft port first, then HTTP: once a server answers HTTP (`census join` through it, say),
     // its peers started at the same time answer on their Raft port too.
     let raft_listener = match config.server {
-        true => Some(listen(&host_port(&config.bind, config.server_port)).await?),
+        true => Some(bind(&host_port(&config.bind, config.server_port)).await?),
         false => None,
     };
     let http_listener = listen(&host_port(&config.client, config.http_port)).await?;
@@ -325,7 +360,13 @@ pub async fn run(config: AgentConfig) -> Result<(), AgentError> {
         enable_script_checks: config.enable_script_checks,
     });
     let role = if let Some(raft_listener) = raft_listener {
-        start_server(&config, &node_id, &http_addr, &gossip, raft_listener).await?
+        // With a certificate the server port speaks TLS only: a plaintext peer is refused.
+        if config.tls.internal_rpc.has_certificate() {
+            let listener = tls_listener(raft_listener, &config.tls.internal_rpc, &[b"h2"])?;
+            start_server(&config, &node_id, &http_addr, &gossip, listener).await?
+        } else {
+            start_server(&config, &node_id, &http_addr, &gossip, nodelay(raft_listener)).await?
+        }
     } else {
         start_client(&config, &gossip, AppState::node_spec_of(&info)).await?
     };
@@ -368,6 +409,16 @@ pub async fn run(config: AgentConfig) -> Result<(), AgentError> {
         None => crate::http::ui::UiSource::Embedded,
     });
     let http_router = crate::http::router(state.clone(), ui);
+    if let Some(port) = config.tls.https_port {
+        let tcp = bind(&host_port(&config.client, port)).await?;
+        let listener = tls_listener(tcp, &config.tls.https, &[b"h2", b"http/1.1"])?;
+        let router = http_router.clone();
+        tokio::spawn(async move {
+            if let Err(e) = axum::serve(listener, router).await {
+                tracing::error!(error = %e, "https port stopped");
+            }
+        });
+    }
     tokio::spawn(async move {
         if let Err(e) = axum::serve(http_listener, http_router).await {
             tracing::error!(error = %e, "http port stopped");

@@ -13,6 +13,7 @@ mod progress;
 mod semaphore;
 mod snapshot;
 mod table;
+mod tls;
 mod watch;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
@@ -82,6 +83,11 @@ pub enum TopCommand {
         http: HttpArgs,
         #[command(subcommand)]
         command: acl::AclCommand,
+    },
+    /// Make a CA and agent certificates for TLS.
+    Tls {
+        #[command(subcommand)]
+        command: tls::TlsCommand,
     },
     /// Print a new gossip encryption key (for -encrypt).
     Keygen,
@@ -234,6 +240,7 @@ pub async fn run_client(command: TopCommand) -> Result<i32, CliError> {
         TopCommand::ForceLeave { http, args } => gossip::force_leave(&http, args).await,
         TopCommand::Event { http, args } => gossip::event(&http, args).await,
         TopCommand::Keygen => gossip::keygen(),
+        TopCommand::Tls { command } => tls::run(command),
         TopCommand::Acl { http, command } => acl::run(&http, command).await,
         TopCommand::Keyring { http, args } => gossip::keyring(&http, args).await,
         TopCommand::Reload { http } => commands::reload(&http).await,

@@ -97,6 +97,11 @@ impl ServerPool {
         all
     }
 
+    /// How this agent reaches servers' Raft ports (TLS when configured).
+    pub fn transport(&self) -> &PeerTransport {
+        &self.transport
+    }
+
     /// The server named `name` did not answer: prefer the next one from now on.
     pub fn failed(&self, name: &str) {
         let servers = self.servers();

@@ -279,8 +279,8 @@ pub async fn join(State(state): State<AppState>, Path(addr): Path<String>) -> Ap
                 .map_err(failed)?;
         }
         None => {
-            let transport = crate::raft::network::PeerTransport::new().map_err(|e| failed(e.to_string()))?;
-            crate::agent::join::join_one(&state.gossip, &transport, state.servers.as_deref(), &addr)
+            let pool = state.servers.as_deref().ok_or_else(|| failed("census: no server pool".into()))?;
+            crate::agent::join::join_one(&state.gossip, pool.transport(), Some(pool), &addr)
                 .await
                 .map_err(failed)?;
         }

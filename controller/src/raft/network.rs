@@ -25,22 +25,32 @@ pub enum PeerError {
     Codec(#[from] bincode::Error),
 }
 
-/// An HTTP/2 client for the Raft port of any peer.
+/// An HTTP/2 client for the Raft port of any peer: plain (prior knowledge), or TLS when the
+/// agent has TLS for its internal RPC (`tls.internal_rpc`).
 #[derive(Clone)]
 pub struct PeerTransport {
     http: reqwest::Client,
+    scheme: &'static str,
 }
 
 impl PeerTransport {
     pub fn new() -> Result<PeerTransport, reqwest::Error> {
-        let http = reqwest::Client::builder()
+        PeerTransport::with_tls(None)
+    }
+
+    /// `tls`: the client config that checks servers (and presents this agent's certificate).
+    pub fn with_tls(tls: Option<rustls::ClientConfig>) -> Result<PeerTransport, reqwest::Error> {
+        let builder = reqwest::Client::builder()
             .http2_prior_knowledge()
             .http2_keep_alive_interval(Duration::from_secs(5))
             .http2_keep_alive_while_idle(true)
             .connect_timeout(Duration::from_millis(500))
-            .tcp_nodelay(true)
-            .build()?;
-        Ok(PeerTransport { http })
+            .tcp_nodelay(true);
+        let (builder, scheme) = match tls {
+            Some(config) => (builder.use_preconfigured_tls(config), "https"),
+            None => (builder, "http"),
+        };
+        Ok(PeerTransport { http: builder.build()?, scheme })
     }
 
     /// POSTs a bincode body to `http://ADDR/raft/PATH` and decodes the bincode answer.
@@ -55,7 +65,7 @@ impl PeerTransport {
         let unreachable = |source| PeerError::Unreachable { addr: addr.to_string(), source };
         let resp = self
             .http
-            .post(format!("http://{addr}/raft/{path}"))
+            .post(format!("{}://{addr}/raft/{path}", self.scheme))
             .timeout(timeout)
             .body(body)
             .send()

@@ -124,6 +124,7 @@ impl ClusterNode {
         data_dir: Option<PathBuf>,
         timing: RaftTiming,
         catalog: Arc<Catalog>,
+        transport: PeerTransport,
     ) -> Result<Arc<ClusterNode>, ClusterError> {
         let storage = |e: &dyn std::fmt::Display| ClusterError::Storage(e.to_string());
         let raft_dir = data_dir.as_ref().map(|d| d.join("raft"));
@@ -142,7 +143,6 @@ impl ClusterNode {
         }
         .validate()
         .map_err(|e| ClusterError::Raft(e.to_string()))?;
-        let transport = PeerTransport::new().map_err(|e| ClusterError::Raft(e.to_string()))?;
         let mut reader = log_store.clone();
         let startup_index = openraft::storage::RaftLogStorage::get_log_state(&mut reader)
             .await

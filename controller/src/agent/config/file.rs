@@ -50,9 +50,31 @@ pub struct UiConfigFile {
 #[serde(default)]
 pub struct Ports {
     pub http: Option<u16>,
+    pub https: Option<u16>,
     pub dns: Option<i32>,
     pub server: Option<u16>,
     pub serf_lan: Option<u16>,
+}
+
+/// `tls.defaults`, `tls.internal_rpc`, `tls.https`: one listener's files and checks.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct TlsBlock {
+    pub ca_file: Option<PathBuf>,
+    pub cert_file: Option<PathBuf>,
+    pub key_file: Option<PathBuf>,
+    pub verify_incoming: Option<bool>,
+    pub verify_outgoing: Option<bool>,
+    pub verify_server_hostname: Option<bool>,
+}
+
+/// The `tls` block.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct TlsFile {
+    pub defaults: TlsBlock,
+    pub internal_rpc: TlsBlock,
+    pub https: TlsBlock,
 }
 
 /// The `acl` block.
@@ -103,6 +125,15 @@ pub struct FileConfig {
     pub client_addr: Option<String>,
     pub ports: Ports,
     pub acl: Option<AclFile>,
+    pub tls: Option<TlsFile>,
+    pub ca_file: Option<PathBuf>,
+    pub cert_file: Option<PathBuf>,
+    pub key_file: Option<PathBuf>,
+    pub verify_incoming: Option<bool>,
+    pub verify_incoming_rpc: Option<bool>,
+    pub verify_incoming_https: Option<bool>,
+    pub verify_outgoing: Option<bool>,
+    pub verify_server_hostname: Option<bool>,
     pub encrypt: Option<String>,
     pub encrypt_verify_incoming: Option<bool>,
     pub encrypt_verify_outgoing: Option<bool>,
@@ -261,8 +292,16 @@ mod tests {
     }
 
     #[test]
-    fn tls_refuses_to_start_and_acls_are_read() {
-        assert!(matches!(parse(r#"{"verify_incoming": true}"#), Err(ConfigError::Refused { .. })));
+    fn tls_files_and_acls_are_read() {
+        assert!(matches!(
+            parse(r#"{"tls": {"defaults": {"ca_path": "/etc/ca"}}}"#),
+            Err(ConfigError::Refused { .. })
+        ));
+        let tls =
+            parse(r#"{"verify_incoming": true, "tls": {"internal_rpc": {"verify_server_hostname": true}}}"#)
+                .expect("TLS settings are read");
+        assert_eq!(tls.verify_incoming, Some(true));
+        assert_eq!(tls.tls.expect("tls block").internal_rpc.verify_server_hostname, Some(true));
         assert!(parse(r#"{"encrypt": "pUqJrVyVRj5jsiYEkM/tFQ=="}"#).is_ok(), "gossip encryption is served");
         let acl = parse(
             r#"{"acl": {"enabled": true, "default_policy": "deny", "tokens": {"initial_management": "m"}}}"#,

@@ -125,9 +125,12 @@ mod tests {
                 "tls": {"defaults": {"cert_file": "/x.pem", "tls_min_version": "TLSv1_2"}}}"#,
         );
         let refused: Vec<&str> = f.refused.iter().map(|(k, _)| k.as_str()).collect();
-        // Gossip encryption and ACLs are served: `encrypt` and `acl` are read, not refused.
-        assert_eq!(refused, ["tls.defaults.cert_file", "verify_incoming"]);
+        // Gossip encryption, ACLs and TLS from files are served: read, not refused.
+        assert!(refused.is_empty(), "{refused:?}");
         assert_eq!(f.inert, ["tls.defaults.tls_min_version"]);
+        let f = findings(r#"{"tls": {"defaults": {"ca_path": "/etc/ca"}, "grpc": {"cert_file": "/x.pem"}}}"#);
+        let refused: Vec<&str> = f.refused.iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(refused, ["tls.defaults.ca_path", "tls.grpc.cert_file"]);
         let off = findings(r#"{"acl": {"enabled": false}, "encrypt": "", "verify_incoming": false}"#);
         assert_eq!(off, Findings::default());
     }

@@ -109,6 +109,8 @@ pub struct AgentConfig {
     pub warnings: Vec<String>,
     /// The `acl` block, later files over earlier ones.
     pub acl: crate::acl::AclConfig,
+    /// The `tls` block (and the older top-level TLS keys), `ports.https`.
+    pub tls: crate::tls::TlsConfig,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -200,6 +202,7 @@ impl AgentConfig {
         let node_name = pick(&args.node, |f| f.node_name.clone()).unwrap_or_else(local_hostname);
         let datacenter = pick(&args.datacenter, |f| f.datacenter.clone()).unwrap_or_else(|| "dc1".into());
         let dns = dns_config(args, files, &datacenter, &node_name)?;
+        let tls = tls_config(files, &datacenter, &dns.domains.primary)?;
         let kubernetes = match args.platform.as_deref() {
             None | Some("" | "none" | "docker") => {
                 if args.watch_namespace.is_some() {
@@ -284,6 +287,7 @@ impl AgentConfig {
                 .unwrap_or(true),
             dns_port: dns_port(args, files)?,
             acl: acl_config(files)?,
+            tls,
             dns,
             log_level: pick(&args.log_level, |f| f.log_level.clone()).unwrap_or_else(|| "info".into()),
             log_file,
@@ -318,6 +322,86 @@ impl AgentConfig {
 }
 
 /// `-ui`, `-ui-dir`, `ui`, `ui_dir`, `ui_config { enabled, dir }`; `-dev` turns the UI on.
+/// TLS settings: the older top-level keys, then `tls.defaults`, then each listener's own block,
+/// every source in order (later over earlier).
+fn tls_config(
+    files: &[FileConfig],
+    datacenter: &str,
+    domain: &str,
+) -> Result<crate::tls::TlsConfig, ConfigError> {
+    use self::file::TlsBlock;
+    use crate::tls::TlsSettings;
+    fn overlay(into: &mut TlsSettings, block: &TlsBlock) {
+        if let Some(v) = &block.ca_file {
+            into.ca_file = Some(v.clone());
+        }
+        if let Some(v) = &block.cert_file {
+            into.cert_file = Some(v.clone());
+        }
+        if let Some(v) = &block.key_file {
+            into.key_file = Some(v.clone());
+        }
+        if let Some(v) = block.verify_incoming {
+            into.verify_incoming = v;
+        }
+        if let Some(v) = block.verify_outgoing {
+            into.verify_outgoing = v;
+        }
+        if let Some(v) = block.verify_server_hostname {
+            into.verify_server_hostname = v;
+        }
+    }
+    let mut defaults = TlsSettings::default();
+    for f in files {
+        let legacy = TlsBlock {
+            ca_file: f.ca_file.clone(),
+            cert_file: f.cert_file.clone(),
+            key_file: f.key_file.clone(),
+            verify_incoming: f.verify_incoming,
+            verify_outgoing: f.verify_outgoing,
+            verify_server_hostname: None,
+        };
+        overlay(&mut defaults, &legacy);
+        if let Some(tls) = &f.tls {
+            overlay(&mut defaults, &tls.defaults);
+        }
+    }
+    let (mut internal_rpc, mut https) = (defaults.clone(), defaults);
+    for f in files {
+        if let Some(v) = f.verify_incoming_rpc {
+            internal_rpc.verify_incoming = v;
+        }
+        if let Some(v) = f.verify_server_hostname {
+            internal_rpc.verify_server_hostname = v;
+        }
+        if let Some(v) = f.verify_incoming_https {
+            https.verify_incoming = v;
+        }
+        if let Some(tls) = &f.tls {
+            overlay(&mut internal_rpc, &tls.internal_rpc);
+            overlay(&mut https, &tls.https);
+        }
+    }
+    let invalid = |e: crate::tls::TlsError| ConfigError::Invalid(e.to_string());
+    internal_rpc.check("tls.internal_rpc").map_err(invalid)?;
+    if internal_rpc.enabled() && internal_rpc.ca_file.is_none() {
+        return Err(ConfigError::Invalid("tls.internal_rpc: TLS on the server port needs a ca_file".into()));
+    }
+    let https_port = files.iter().rev().find_map(|f| f.ports.https).filter(|p| *p > 0);
+    if https_port.is_some() {
+        https.check("tls.https").map_err(invalid)?;
+        if !https.has_certificate() {
+            return Err(ConfigError::Invalid("ports.https needs cert_file and key_file".into()));
+        }
+    }
+    Ok(crate::tls::TlsConfig {
+        internal_rpc,
+        https,
+        https_port,
+        server_name: format!("server.{datacenter}.{}", domain.trim_end_matches('.')),
+    })
+}
+
 /// The `acl` blocks of every source, later ones over earlier ones key by key.
 fn acl_config(files: &[FileConfig]) -> Result<crate::acl::AclConfig, ConfigError> {
     use crate::acl::DefaultPolicy;

@@ -6,19 +6,34 @@ use super::keys::Rule;
 use super::keys::Rule::{Block, Inert, Refused, Used};
 
 const ACL_DC: &str = "census has one datacenter: there is no primary datacenter to replicate ACLs from";
-const TLS: &str = "census serves plain HTTP, DNS and Raft; it cannot present or verify TLS certificates";
+const TLS: &str = "census reads certificates from files (ca_file, cert_file, key_file); CA directories and automatic certificates are not built";
+const GRPC: &str = "census serves no gRPC port";
 const LISTEN: &str = "census listens on client_addr for HTTP and DNS and cannot restrict them further";
 const CIDRS: &str = "census cannot restrict which addresses may reach its server port";
 
 const TLS_SETTINGS: &[(&str, Rule)] = &[
-    ("ca_file", Refused(TLS)),
+    ("ca_file", Used),
     ("ca_path", Refused(TLS)),
-    ("cert_file", Refused(TLS)),
-    ("key_file", Refused(TLS)),
-    ("verify_incoming", Refused(TLS)),
-    ("verify_outgoing", Refused(TLS)),
-    ("verify_server_hostname", Refused(TLS)),
+    ("cert_file", Used),
+    ("key_file", Used),
+    ("verify_incoming", Used),
+    ("verify_outgoing", Used),
+    ("verify_server_hostname", Used),
     ("use_auto_cert", Refused(TLS)),
+    ("tls_min_version", Inert),
+    ("tls_cipher_suites", Inert),
+];
+
+/// `tls.grpc`: census serves no gRPC.
+const GRPC_TLS: &[(&str, Rule)] = &[
+    ("ca_file", Refused(GRPC)),
+    ("ca_path", Refused(GRPC)),
+    ("cert_file", Refused(GRPC)),
+    ("key_file", Refused(GRPC)),
+    ("verify_incoming", Refused(GRPC)),
+    ("verify_outgoing", Inert),
+    ("verify_server_hostname", Inert),
+    ("use_auto_cert", Refused(GRPC)),
     ("tls_min_version", Inert),
     ("tls_cipher_suites", Inert),
 ];
@@ -27,7 +42,7 @@ const PORTS: &[(&str, Rule)] = &[
     ("http", Used),
     ("dns", Used),
     ("server", Used),
-    ("https", Inert),
+    ("https", Used),
     ("grpc", Inert),
     ("grpc_tls", Inert),
     ("serf_lan", Used),
@@ -159,9 +174,9 @@ pub const TOP_LEVEL: &[(&str, Rule)] = &[
     ("bind_addr", Used),
     ("bootstrap", Used),
     ("bootstrap_expect", Used),
-    ("ca_file", Refused(TLS)),
+    ("ca_file", Used),
     ("ca_path", Refused(TLS)),
-    ("cert_file", Refused(TLS)),
+    ("cert_file", Used),
     ("check", Inert),
     ("check_output_max_size", Inert),
     ("check_update_interval", Inert),
@@ -207,7 +222,7 @@ pub const TOP_LEVEL: &[(&str, Rule)] = &[
             ("max_header_bytes", Inert),
         ]),
     ),
-    ("key_file", Refused(TLS)),
+    ("key_file", Used),
     ("leave_on_terminate", Used),
     ("license_path", Inert),
     ("limits", Inert),
@@ -271,7 +286,7 @@ pub const TOP_LEVEL: &[(&str, Rule)] = &[
             ("defaults", Block(TLS_SETTINGS)),
             ("internal_rpc", Block(TLS_SETTINGS)),
             ("https", Block(TLS_SETTINGS)),
-            ("grpc", Block(TLS_SETTINGS)),
+            ("grpc", Block(GRPC_TLS)),
         ]),
     ),
     ("tls_cipher_suites", Inert),
@@ -284,11 +299,11 @@ pub const TOP_LEVEL: &[(&str, Rule)] = &[
     ("ui_dir", Used),
     ("unix_sockets", Inert),
     ("use_streaming_backend", Inert),
-    ("verify_incoming", Refused(TLS)),
-    ("verify_incoming_https", Refused(TLS)),
-    ("verify_incoming_rpc", Refused(TLS)),
-    ("verify_outgoing", Refused(TLS)),
-    ("verify_server_hostname", Refused(TLS)),
+    ("verify_incoming", Used),
+    ("verify_incoming_https", Used),
+    ("verify_incoming_rpc", Used),
+    ("verify_outgoing", Used),
+    ("verify_server_hostname", Used),
     ("watches", Inert),
     ("xds", Inert),
 ];

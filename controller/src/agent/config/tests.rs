@@ -138,3 +138,31 @@ fn warnings_of_every_source_are_kept_once() {
         ["config key disable_update_check in test.json: accepted, has no effect in census"]
     );
 }
+
+#[test]
+fn tls_settings_layer_the_old_keys_the_defaults_and_each_listener() {
+    let files = vec![
+        FileConfig::parse(
+            r#"{"ca_file": "/old/ca.pem", "verify_incoming": true, "cert_file": "/c.pem", "key_file": "/k.pem",
+                "tls": {"defaults": {"ca_file": "/new/ca.pem", "verify_outgoing": true},
+                        "internal_rpc": {"verify_server_hostname": true},
+                        "https": {"verify_incoming": false}},
+                "ports": {"https": 8501}}"#,
+            ConfigSource::Env("CONSUL_LOCAL_CONFIG"),
+        )
+        .expect("parse"),
+    ];
+    let dev = AgentArgs { dev: true, ..Default::default() };
+    let config = AgentConfig::resolve(&dev, &files).expect("resolve");
+    let tls = &config.tls;
+    assert_eq!(tls.internal_rpc.ca_file.as_deref(), Some(std::path::Path::new("/new/ca.pem")));
+    assert!(tls.internal_rpc.verify_incoming && tls.internal_rpc.verify_outgoing);
+    assert!(tls.internal_rpc.verify_server_hostname);
+    assert!(!tls.https.verify_incoming && !tls.https.verify_server_hostname);
+    assert_eq!(tls.https_port, Some(8501));
+    assert_eq!(tls.server_name, "server.dc1.consul");
+    let half = FileConfig::parse(r#"{"tls": {"defaults": {"cert_file": "/c.pem"}}}"#, ConfigSource::Env("X"))
+        .expect("parse");
+    let err = AgentConfig::resolve(&dev, &[half]).expect_err("a certificate without its key");
+    assert!(err.to_string().contains("cert_file and key_file go together"), "{err}");
+}

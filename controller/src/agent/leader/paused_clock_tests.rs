@@ -16,9 +16,16 @@ use crate::raft::{ClusterNode, RaftTiming, ServerNode};
 async fn leader() -> Arc<ClusterNode> {
     let me =
         ServerNode { name: "n1".into(), raft_addr: "127.0.0.1:1".into(), http_addr: "127.0.0.1:2".into() };
-    let node = ClusterNode::start(1, me.clone(), None, RaftTiming::default(), Arc::new(Catalog::new()))
-        .await
-        .expect("start an in-memory server");
+    let node = ClusterNode::start(
+        1,
+        me.clone(),
+        None,
+        RaftTiming::default(),
+        Arc::new(Catalog::new()),
+        crate::raft::network::PeerTransport::new().expect("transport"),
+    )
+    .await
+    .expect("start an in-memory server");
     node.raft.initialize(BTreeMap::from([(1, me)])).await.expect("initialize");
     while !node.is_leader() {
         tokio::time::sleep(Duration::from_millis(10)).await;

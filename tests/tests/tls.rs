@@ -1,0 +1,166 @@
+//! TLS on the server port and the HTTPS API: a three-server cluster whose certificates come from
+//! `census tls`, with `verify_incoming`, `verify_outgoing` and `verify_server_hostname`, forms and
+//! replicates over TLS; a plaintext peer and a server with another CA's certificate are refused;
+//! the HTTPS API answers only a client with a certificate from the CA.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use census_client::KvWriteOptions;
+use census_e2e::{Agent, Cluster, census_bin, eventually, free_port};
+use serde_json::json;
+
+fn census_tls(dir: &Path, args: &[&str]) {
+    let out = Command::new(census_bin()).arg("tls").args(args).current_dir(dir).output().expect("census tls");
+    assert!(out.status.success(), "census tls {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+/// A CA in `dir` and `n` server certificates (`dc1-server-consul-<i>.pem`).
+fn make_certs(dir: &Path, n: usize) {
+    std::fs::create_dir_all(dir).expect("cert dir");
+    census_tls(dir, &["ca", "create"]);
+    for _ in 0..n {
+        census_tls(dir, &["cert", "create", "-server"]);
+    }
+    census_tls(dir, &["cert", "create", "-client"]);
+}
+
+/// The config of server `i`: TLS with every check on, HTTPS on `https_port`.
+fn tls_config(dir: &Path, certs: &Path, i: usize, https_port: u16) -> PathBuf {
+    let path = dir.join(format!("tls-{i}.json"));
+    let cert = |name: String| certs.join(name).display().to_string();
+    let config = json!({
+        "tls": {
+            "defaults": {
+                "ca_file": cert("consul-agent-ca.pem".into()),
+                "cert_file": cert(format!("dc1-server-consul-{i}.pem")),
+                "key_file": cert(format!("dc1-server-consul-{i}-key.pem")),
+                "verify_incoming": true,
+                "verify_outgoing": true,
+            },
+            "internal_rpc": {"verify_server_hostname": true},
+        },
+        "ports": {"https": https_port},
+    });
+    std::fs::write(&path, config.to_string()).expect("config");
+    path
+}
+
+fn curl(args: &[&str]) -> (bool, String) {
+    let out = Command::new("curl").args(["-sS", "--max-time", "5"]).args(args).output().expect("curl");
+    (
+        out.status.success(),
+        format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)),
+    )
+}
+
+#[tokio::test]
+async fn servers_form_over_mutual_tls_and_refuse_plaintext_and_other_cas() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let certs = work.path().join("certs");
+    make_certs(&certs, 3);
+    let https: Vec<u16> = (0..3).map(|_| free_port()).collect();
+    let configs: Vec<PathBuf> = (0..3).map(|i| tls_config(work.path(), &certs, i, https[i])).collect();
+    let cluster = Cluster::start_configured(3, &[], |i, agent| {
+        agent.extra.push(format!("-config-file={}", configs[i].display()));
+    })
+    .await;
+    let leader = cluster.wait_for_leader(Duration::from_secs(30)).await;
+    let follower = cluster.other_than(leader);
+    cluster.agents[leader].client().kv_put("over/tls", b"yes", KvWriteOptions::default()).await.expect("put");
+    let reader = cluster.agents[follower].client();
+    eventually(Duration::from_secs(10), "the write to replicate over TLS", || async {
+        let (pair, _) = reader.kv_get("over/tls", &Default::default()).await.ok()?;
+        pair.filter(|p| p.decoded_value().ok().as_deref() == Some(&b"yes"[..]))
+    })
+    .await;
+
+    // A plaintext peer gets no Raft answer.
+    let plain = reqwest::Client::builder().http2_prior_knowledge().build().expect("client");
+    let attempt = plain
+        .post(format!("http://{}/raft/whois", cluster.agents[leader].raft_addr()))
+        .timeout(Duration::from_secs(3))
+        .send()
+        .await;
+    assert!(attempt.is_err(), "a plaintext Raft request was answered: {attempt:?}");
+
+    // A server whose certificate another CA signed cannot join.
+    let foreign = work.path().join("foreign");
+    make_certs(&foreign, 1);
+    let config = tls_config(work.path(), &foreign, 0, free_port());
+    let stranger_config = work.path().join("stranger.json");
+    std::fs::rename(&config, &stranger_config).expect("rename");
+    let mut stranger = Agent::new(
+        "stranger",
+        work.path().join("stranger"),
+        vec![
+            format!("-config-file={}", stranger_config.display()),
+            format!("-retry-join={}", cluster.agents[leader].raft_addr()),
+        ],
+    );
+    stranger.start();
+    eventually(Duration::from_secs(20), "the cluster to refuse the stranger's handshake", || async {
+        let refused = cluster.agents.iter().any(|a| a.log().contains("TLS handshake refused"));
+        let failed = stranger.log().contains("unreachable") || stranger.log().contains("certificate");
+        (refused || failed).then_some(())
+    })
+    .await;
+    let peers = cluster.agents[leader].client().raft_configuration(false).await.expect("raft configuration");
+    assert_eq!(peers.servers.len(), 3, "the stranger is not a peer: {:?}", peers.servers);
+    assert!(!peers.servers.iter().any(|s| s.node == "stranger"));
+
+    // HTTPS: a client certificate from the CA is needed (verify_incoming).
+    let ca = certs.join("consul-agent-ca.pem").display().to_string();
+    let url = format!("https://127.0.0.1:{}/v1/kv/over/tls?raw", https[follower]);
+    let cert = certs.join("dc1-client-consul-0.pem").display().to_string();
+    let key = certs.join("dc1-client-consul-0-key.pem").display().to_string();
+    let (ok, body) = curl(&["--cacert", &ca, "--cert", &cert, "--key", &key, &url]);
+    assert!(ok && body == "yes", "{body}");
+    let (ok, body) = curl(&["--cacert", &ca, &url]);
+    assert!(!ok, "answered without a client certificate: {body}");
+    let foreign_cert = foreign.join("dc1-client-consul-0.pem").display().to_string();
+    let foreign_key = foreign.join("dc1-client-consul-0-key.pem").display().to_string();
+    let (ok, body) = curl(&["--cacert", &ca, "--cert", &foreign_cert, "--key", &foreign_key, &url]);
+    assert!(!ok, "answered a client certificate of another CA: {body}");
+}
+
+#[tokio::test]
+async fn a_client_agent_reaches_tls_servers_with_its_certificate() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let certs = work.path().join("certs");
+    make_certs(&certs, 1);
+    let config = tls_config(work.path(), &certs, 0, free_port());
+    let mut server = Agent::new(
+        "tls-s1",
+        work.path().join("tls-s1"),
+        vec!["-bootstrap-expect=1".into(), format!("-config-file={}", config.display())],
+    );
+    server.start();
+    server.wait_registered().await;
+    let client_config = work.path().join("client.json");
+    let cert = |name: &str| certs.join(name).display().to_string();
+    let body = json!({"tls": {"defaults": {"ca_file": cert("consul-agent-ca.pem"),
+        "cert_file": cert("dc1-client-consul-0.pem"), "key_file": cert("dc1-client-consul-0-key.pem"),
+        "verify_outgoing": true}, "internal_rpc": {"verify_server_hostname": true}}});
+    std::fs::write(&client_config, body.to_string()).expect("config");
+    let mut client = Agent::client_agent(
+        "tls-c1",
+        work.path().join("tls-c1"),
+        &server.raft_addr(),
+        vec![format!("-config-file={}", client_config.display())],
+    );
+    client.start();
+    let api = server.client();
+    eventually(Duration::from_secs(20), "the client agent's node in the catalog", || async {
+        let (nodes, _) = api.catalog_nodes(&Default::default()).await.ok()?;
+        nodes.iter().any(|n| n.node == "tls-c1").then_some(())
+    })
+    .await;
+    // What it forwards reaches the servers too.
+    client
+        .client()
+        .kv_put("via/client", b"1", KvWriteOptions::default())
+        .await
+        .expect("put through the client");
+}
