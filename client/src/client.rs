@@ -23,6 +23,55 @@ pub enum ClientError {
     Status { status: u16, body: String },
     #[error("cannot decode the agent's answer: {0}")]
     Decode(String),
+    #[error("TLS: {0}")]
+    Tls(String),
+}
+
+/// TLS to an agent's HTTPS port, as Consul's tools take it: `CONSUL_CACERT`,
+/// `CONSUL_CLIENT_CERT`, `CONSUL_CLIENT_KEY`, `CONSUL_HTTP_SSL_VERIFY=false`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TlsOptions {
+    pub ca_file: Option<std::path::PathBuf>,
+    pub cert_file: Option<std::path::PathBuf>,
+    pub key_file: Option<std::path::PathBuf>,
+    pub skip_verify: bool,
+}
+
+impl TlsOptions {
+    pub fn from_env() -> TlsOptions {
+        let path = |var: &str| std::env::var_os(var).filter(|v| !v.is_empty()).map(std::path::PathBuf::from);
+        TlsOptions {
+            ca_file: path("CONSUL_CACERT"),
+            cert_file: path("CONSUL_CLIENT_CERT"),
+            key_file: path("CONSUL_CLIENT_KEY"),
+            skip_verify: std::env::var("CONSUL_HTTP_SSL_VERIFY").is_ok_and(|v| v == "false" || v == "0"),
+        }
+    }
+
+    fn apply(&self, mut builder: reqwest::ClientBuilder) -> Result<reqwest::ClientBuilder> {
+        let read = |p: &std::path::Path| {
+            std::fs::read(p).map_err(|e| ClientError::Tls(format!("{}: {e}", p.display())))
+        };
+        if let Some(ca) = &self.ca_file {
+            for cert in reqwest::Certificate::from_pem_bundle(&read(ca)?)
+                .map_err(|e| ClientError::Tls(format!("{}: {e}", ca.display())))?
+            {
+                builder = builder.add_root_certificate(cert);
+            }
+        }
+        match (&self.cert_file, &self.key_file) {
+            (Some(cert), Some(key)) => {
+                let mut pem = read(cert)?;
+                pem.extend(read(key)?);
+                let identity = reqwest::Identity::from_pem(&pem)
+                    .map_err(|e| ClientError::Tls(format!("{}: {e}", cert.display())))?;
+                builder = builder.identity(identity);
+            }
+            (None, None) => {}
+            _ => return Err(ClientError::Tls("a client certificate needs both its file and its key".into())),
+        }
+        Ok(builder.danger_accept_invalid_certs(self.skip_verify))
+    }
 }
 
 pub type Result<T> = std::result::Result<T, ClientError>;
@@ -94,6 +143,11 @@ pub struct Client {
 impl Client {
     /// `addr` is `host:port` or a URL (`http://host:port`).
     pub fn new(addr: &str) -> Result<Self> {
+        Client::with_tls(addr, &TlsOptions::default())
+    }
+
+    /// A client of an agent's HTTPS (or HTTP) address with these TLS files.
+    pub fn with_tls(addr: &str, tls: &TlsOptions) -> Result<Self> {
         let base = if addr.starts_with("http://") || addr.starts_with("https://") {
             addr.trim_end_matches('/').to_string()
         } else if addr.is_empty() {
@@ -101,19 +155,21 @@ impl Client {
         } else {
             format!("http://{}", addr.trim_end_matches('/'))
         };
-        let http = reqwest::Client::builder()
-            .pool_idle_timeout(Duration::from_secs(90))
-            .build()
-            .map_err(|source| ClientError::Transport { addr: base.clone(), source })?;
+        let builder = tls.apply(reqwest::Client::builder().pool_idle_timeout(Duration::from_secs(90)))?;
+        let http = builder.build().map_err(|source| ClientError::Transport { addr: base.clone(), source })?;
         Ok(Client { base, http, token: None, default_timeout: None })
     }
 
     /// The address from `CENSUS_HTTP_ADDR`, else `CONSUL_HTTP_ADDR`, else `127.0.0.1:8500`.
+    /// With `CONSUL_HTTP_SSL=true` a bare `host:port` is reached over HTTPS; the TLS files come
+    /// from `TlsOptions::from_env`.
     pub fn from_env() -> Result<Self> {
         let addr = std::env::var("CENSUS_HTTP_ADDR")
             .or_else(|_| std::env::var("CONSUL_HTTP_ADDR"))
             .unwrap_or_else(|_| "127.0.0.1:8500".to_string());
-        let mut client = Client::new(&addr)?;
+        let ssl = std::env::var("CONSUL_HTTP_SSL").is_ok_and(|v| v == "true" || v == "1");
+        let addr = if ssl && !addr.contains("://") { format!("https://{addr}") } else { addr };
+        let mut client = Client::with_tls(&addr, &TlsOptions::from_env())?;
         client.token =
             std::env::var("CENSUS_HTTP_TOKEN").or_else(|_| std::env::var("CONSUL_HTTP_TOKEN")).ok();
         Ok(client)

@@ -11,5 +11,5 @@ pub mod session;
 pub mod snapshot;
 pub mod types;
 
-pub use client::{Client, ClientError, Consistency, KvWriteOptions, QueryMeta, QueryOptions};
+pub use client::{Client, ClientError, Consistency, KvWriteOptions, QueryMeta, QueryOptions, TlsOptions};
 pub use duration::{GoDuration, format_duration, parse_duration};

@@ -119,6 +119,21 @@ async fn servers_form_over_mutual_tls_and_refuse_plaintext_and_other_cas() {
     assert!(ok && body == "yes", "{body}");
     let (ok, body) = curl(&["--cacert", &ca, &url]);
     assert!(!ok, "answered without a client certificate: {body}");
+    // The CLI over HTTPS, configured as Consul's tools are.
+    let out = Command::new(census_bin())
+        .args(["kv", "get", "over/tls"])
+        .env("CONSUL_HTTP_ADDR", format!("https://127.0.0.1:{}", https[follower]))
+        .env("CONSUL_CACERT", &ca)
+        .env("CONSUL_CLIENT_CERT", &cert)
+        .env("CONSUL_CLIENT_KEY", &key)
+        .output()
+        .expect("census kv get");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "yes",
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let foreign_cert = foreign.join("dc1-client-consul-0.pem").display().to_string();
     let foreign_key = foreign.join("dc1-client-consul-0-key.pem").display().to_string();
     let (ok, body) = curl(&["--cacert", &ca, "--cert", &foreign_cert, "--key", &foreign_key, &url]);
@@ -163,4 +178,86 @@ async fn a_client_agent_reaches_tls_servers_with_its_certificate() {
         .kv_put("via/client", b"1", KvWriteOptions::default())
         .await
         .expect("put through the client");
+}
+
+/// The serial of the certificate the HTTPS port presents now.
+fn presented_serial(port: u16, certs: &Path) -> String {
+    let cert = |name: &str| certs.join(name).display().to_string();
+    let script = format!(
+        "openssl s_client -connect 127.0.0.1:{port} -CAfile {} -cert {} -key {} </dev/null 2>/dev/null | openssl x509 -noout -serial",
+        cert("consul-agent-ca.pem"),
+        cert("dc1-client-consul-0.pem"),
+        cert("dc1-client-consul-0-key.pem"),
+    );
+    let out = Command::new("sh").args(["-c", &script]).output().expect("openssl");
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+#[tokio::test]
+async fn certificates_rotate_on_sighup_without_a_failed_request() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let certs = work.path().join("certs");
+    make_certs(&certs, 1);
+    let port = free_port();
+    let config = tls_config(work.path(), &certs, 0, port);
+    let mut server = Agent::new(
+        "rot1",
+        work.path().join("rot1"),
+        vec!["-bootstrap-expect=1".into(), format!("-config-file={}", config.display())],
+    );
+    server.start();
+    server.wait_registered().await;
+    let before = presented_serial(port, &certs);
+    assert!(before.starts_with("serial="), "{before}");
+    let tls = census_client::TlsOptions {
+        ca_file: Some(certs.join("consul-agent-ca.pem")),
+        cert_file: Some(certs.join("dc1-client-consul-0.pem")),
+        key_file: Some(certs.join("dc1-client-consul-0-key.pem")),
+        skip_verify: false,
+    };
+    let client = census_client::Client::with_tls(&format!("https://127.0.0.1:{port}"), &tls).expect("client");
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writer = {
+        let (client, stop) = (client.clone(), stop.clone());
+        tokio::spawn(async move {
+            let (mut ok, mut failed) = (0u32, Vec::new());
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                match client.kv_put("rotate/n", ok.to_string().as_bytes(), KvWriteOptions::default()).await {
+                    Ok(true) => ok += 1,
+                    other => failed.push(format!("{other:?}")),
+                }
+            }
+            (ok, failed)
+        })
+    };
+    // A new certificate from the same CA, written over the files the agent reads.
+    census_tls(&certs, &["cert", "create", "-server"]);
+    for (from, to) in [
+        ("dc1-server-consul-1.pem", "dc1-server-consul-0.pem"),
+        ("dc1-server-consul-1-key.pem", "dc1-server-consul-0-key.pem"),
+    ] {
+        std::fs::copy(certs.join(from), certs.join(to)).expect("replace the certificate");
+    }
+    let pid = server.pid().expect("running");
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), nix::sys::signal::Signal::SIGHUP)
+        .expect("SIGHUP");
+    eventually(Duration::from_secs(20), "the HTTPS port to present the new certificate", || async {
+        let now = presented_serial(port, &certs);
+        (now.starts_with("serial=") && now != before).then_some(())
+    })
+    .await;
+    // Requests go on over the new certificate too.
+    let written_after =
+        client.kv_put("rotate/after", b"1", KvWriteOptions::default()).await.expect("a write after");
+    assert!(written_after);
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let (ok, failed) = writer.await.expect("writer");
+    assert!(ok > 0, "the writer wrote nothing");
+    assert!(
+        failed.is_empty(),
+        "{} of {} requests failed during the rotation: {:?}",
+        failed.len(),
+        ok as usize + failed.len(),
+        &failed[..failed.len().min(3)]
+    );
 }

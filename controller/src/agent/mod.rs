@@ -98,14 +98,17 @@ async fn bind(addr: &str) -> Result<tokio::net::TcpListener, AgentError> {
         .map_err(|source| AgentError::Listen { addr: addr.to_string(), source })
 }
 
-/// A TLS listener on `listener` (TLS connections set TCP_NODELAY themselves).
+/// A TLS listener on `listener` (TLS connections set TCP_NODELAY themselves); its certificates
+/// join what SIGHUP reads again.
 fn tls_listener(
     listener: tokio::net::TcpListener,
     settings: &crate::tls::TlsSettings,
     alpn: &[&[u8]],
+    reloader: &mut crate::tls::Reloader,
 ) -> Result<crate::tls::server::TlsListener, AgentError> {
     let tls = crate::tls::server::ReloadableServer::new(settings.clone(), alpn)
         .map_err(|e| AgentError::Other(e.to_string()))?;
+    reloader.servers.push(tls.clone());
     let addr = listener.local_addr().map(|a| a.to_string()).unwrap_or_default();
     crate::tls::server::TlsListener::new(listener, tls).map_err(|source| AgentError::Listen { addr, source })
 }
@@ -189,13 +192,13 @@ async fn start_server(
     http_addr: &str,
     gossip: &Arc<Gossip>,
     raft_listener: impl axum::serve::Listener<Addr = std::net::SocketAddr>,
+    transport: PeerTransport,
 ) -> Result<Role, AgentError> {
     let raft_addr = host_port(&config.advertise, config.server_port);
     let me = ServerNode { name: config.node_name.clone(), raft_addr, http_addr: http_addr.to_string() };
     let m = config.raft_multiplier;
     let timing = RaftTiming { heartbeat_ms: 100 * m, election_min_ms: 300 * m, election_max_ms: 600 * m };
     let catalog = Arc::new(Catalog::new());
-    let transport = peer_transport(config)?;
     let cluster =
         ClusterNode::start(raft_id(node_id), me, config.data_dir.clone(), timing, catalog, transport).await?;
     let discovery = Arc::new(Discovery::default());
@@ -278,8 +281,8 @@ async fn start_client(
     config: &AgentConfig,
     gossip: &Arc<Gossip>,
     node: NodeSpec,
+    transport: PeerTransport,
 ) -> Result<Role, AgentError> {
-    let transport = peer_transport(config)?;
     let pool = Arc::new(
         ServerPool::new(gossip.clone(), transport.clone()).map_err(|e| AgentError::Other(e.to_string()))?,
     );
@@ -359,16 +362,29 @@ pub async fn run(config: AgentConfig) -> Result<(), AgentError> {
         advertise_addr: config.advertise.clone(),
         enable_script_checks: config.enable_script_checks,
     });
+    let mut reloader = crate::tls::Reloader::default();
+    let transport = peer_transport(&config)?;
+    if config.tls.internal_rpc.enabled() {
+        let name = config.tls.server_name.clone();
+        reloader.peers = Some((transport.clone(), config.tls.internal_rpc.clone(), name));
+    }
     let role = if let Some(raft_listener) = raft_listener {
         // With a certificate the server port speaks TLS only: a plaintext peer is refused.
         if config.tls.internal_rpc.has_certificate() {
-            let listener = tls_listener(raft_listener, &config.tls.internal_rpc, &[b"h2"])?;
-            start_server(&config, &node_id, &http_addr, &gossip, listener).await?
+            let listener = tls_listener(raft_listener, &config.tls.internal_rpc, &[b"h2"], &mut reloader)?;
+            start_server(&config, &node_id, &http_addr, &gossip, listener, transport).await?
         } else {
-            start_server(&config, &node_id, &http_addr, &gossip, nodelay(raft_listener)).await?
+            start_server(&config, &node_id, &http_addr, &gossip, nodelay(raft_listener), transport).await?
         }
     } else {
-        start_client(&config, &gossip, AppState::node_spec_of(&info)).await?
+        start_client(&config, &gossip, AppState::node_spec_of(&info), transport).await?
+    };
+    let https_listener = match config.tls.https_port {
+        Some(port) => {
+            let tcp = bind(&host_port(&config.client, port)).await?;
+            Some(tls_listener(tcp, &config.tls.https, &[b"h2", b"http/1.1"], &mut reloader)?)
+        }
+        None => None,
     };
     let catalog = role.cluster.catalog().clone();
     let acl = Arc::new(match &role.servers {
@@ -403,15 +419,19 @@ pub async fn run(config: AgentConfig) -> Result<(), AgentError> {
     if state.server.is_some() {
         tokio::spawn(register_self(state.clone(), config.clone()));
     }
-    tokio::spawn(reload::serve(state.clone(), config.args.clone(), config.data_dir.clone(), reload_rx));
+    tokio::spawn(reload::serve(
+        state.clone(),
+        config.args.clone(),
+        config.data_dir.clone(),
+        reload_rx,
+        reloader,
+    ));
     let ui = config.ui.clone().map(|dir| match dir {
         Some(dir) => crate::http::ui::UiSource::Dir(dir),
         None => crate::http::ui::UiSource::Embedded,
     });
     let http_router = crate::http::router(state.clone(), ui);
-    if let Some(port) = config.tls.https_port {
-        let tcp = bind(&host_port(&config.client, port)).await?;
-        let listener = tls_listener(tcp, &config.tls.https, &[b"h2", b"http/1.1"])?;
+    if let Some(listener) = https_listener {
         let router = http_router.clone();
         tokio::spawn(async move {
             if let Err(e) = axum::serve(listener, router).await {

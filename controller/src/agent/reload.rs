@@ -98,6 +98,7 @@ pub async fn serve(
     args: AgentArgs,
     data_dir: Option<PathBuf>,
     mut requests: mpsc::Receiver<ReloadRequest>,
+    tls: crate::tls::Reloader,
 ) {
     // Taken first: from here on SIGHUP reloads instead of ending the process.
     let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
@@ -131,6 +132,12 @@ pub async fn serve(
                 None => return,
             },
         };
+        // Certificates first: a bad file is logged and the old certificates stay in use.
+        match tls.reload() {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(listeners = n, "TLS certificates read again"),
+            Err(e) => tracing::error!(error = %e, "TLS certificates not reloaded; the old ones stay in use"),
+        }
         let result = services.apply(&state).await.map(|done| {
             format!("registered {} service(s), deregistered {}", done.registered, done.deregistered)
         });

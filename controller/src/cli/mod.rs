@@ -38,6 +38,15 @@ pub struct HttpArgs {
     /// A file holding the ACL token (also CONSUL_HTTP_TOKEN_FILE).
     #[arg(long = "token-file", global = true, value_name = "FILE")]
     pub token_file: Option<String>,
+    /// The CA to check the agent's HTTPS certificate with (also CONSUL_CACERT).
+    #[arg(long = "ca-file", global = true, value_name = "FILE")]
+    pub ca_file: Option<std::path::PathBuf>,
+    /// A client certificate for an agent with verify_incoming (also CONSUL_CLIENT_CERT).
+    #[arg(long = "client-cert", global = true, value_name = "FILE")]
+    pub client_cert: Option<std::path::PathBuf>,
+    /// Its key (also CONSUL_CLIENT_KEY).
+    #[arg(long = "client-key", global = true, value_name = "FILE")]
+    pub client_key: Option<std::path::PathBuf>,
     /// Output format.
     #[arg(long, global = true, value_enum, default_value_t = Format::Table)]
     pub format: Format,
@@ -188,8 +197,18 @@ pub enum CliError {
 
 impl HttpArgs {
     pub fn client(&self) -> Result<census_client::Client, CliError> {
+        let mut tls = census_client::TlsOptions::from_env();
+        tls.ca_file = self.ca_file.clone().or(tls.ca_file);
+        tls.cert_file = self.client_cert.clone().or(tls.cert_file);
+        tls.key_file = self.client_key.clone().or(tls.key_file);
         let client = match &self.http_addr {
-            Some(addr) => census_client::Client::new(addr)?,
+            Some(addr) => census_client::Client::with_tls(addr, &tls)?,
+            None if tls != census_client::TlsOptions::from_env() => {
+                let addr = std::env::var("CENSUS_HTTP_ADDR")
+                    .or_else(|_| std::env::var("CONSUL_HTTP_ADDR"))
+                    .unwrap_or_else(|_| "127.0.0.1:8500".to_string());
+                census_client::Client::with_tls(&addr, &tls)?
+            }
             None => census_client::Client::from_env()?,
         };
         Ok(client.with_token(self.token()?))

@@ -29,7 +29,8 @@ pub enum PeerError {
 /// agent has TLS for its internal RPC (`tls.internal_rpc`).
 #[derive(Clone)]
 pub struct PeerTransport {
-    http: reqwest::Client,
+    /// Shared by every clone, so that new certificates (SIGHUP) reach every user at once.
+    http: std::sync::Arc<std::sync::RwLock<reqwest::Client>>,
     scheme: &'static str,
 }
 
@@ -40,17 +41,29 @@ impl PeerTransport {
 
     /// `tls`: the client config that checks servers (and presents this agent's certificate).
     pub fn with_tls(tls: Option<rustls::ClientConfig>) -> Result<PeerTransport, reqwest::Error> {
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        let http = std::sync::Arc::new(std::sync::RwLock::new(PeerTransport::client(tls)?));
+        Ok(PeerTransport { http, scheme })
+    }
+
+    fn client(tls: Option<rustls::ClientConfig>) -> Result<reqwest::Client, reqwest::Error> {
         let builder = reqwest::Client::builder()
             .http2_prior_knowledge()
             .http2_keep_alive_interval(Duration::from_secs(5))
             .http2_keep_alive_while_idle(true)
             .connect_timeout(Duration::from_millis(500))
             .tcp_nodelay(true);
-        let (builder, scheme) = match tls {
-            Some(config) => (builder.use_preconfigured_tls(config), "https"),
-            None => (builder, "http"),
-        };
-        Ok(PeerTransport { http: builder.build()?, scheme })
+        match tls {
+            Some(config) => builder.use_preconfigured_tls(config).build(),
+            None => builder.build(),
+        }
+    }
+
+    /// New TLS settings (certificates read again): connections made from now on use them.
+    pub fn replace_tls(&self, tls: rustls::ClientConfig) -> Result<(), reqwest::Error> {
+        let fresh = PeerTransport::client(Some(tls))?;
+        *self.http.write().unwrap_or_else(std::sync::PoisonError::into_inner) = fresh;
+        Ok(())
     }
 
     /// POSTs a bincode body to `http://ADDR/raft/PATH` and decodes the bincode answer.
@@ -63,8 +76,8 @@ impl PeerTransport {
     ) -> Result<Resp, PeerError> {
         let body = bincode::serialize(req)?;
         let unreachable = |source| PeerError::Unreachable { addr: addr.to_string(), source };
-        let resp = self
-            .http
+        let http = self.http.read().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
+        let resp = http
             .post(format!("{}://{addr}/raft/{path}", self.scheme))
             .timeout(timeout)
             .body(body)

@@ -78,6 +78,32 @@ pub struct TlsConfig {
     pub server_name: String,
 }
 
+/// What SIGHUP reads again: the listeners' certificates and the client side of the server port.
+#[derive(Clone, Default)]
+pub struct Reloader {
+    pub servers: Vec<server::ReloadableServer>,
+    pub peers: Option<(crate::raft::network::PeerTransport, TlsSettings, String)>,
+}
+
+impl Reloader {
+    /// Reads every certificate file again; on an error nothing changes and the error says why.
+    pub fn reload(&self) -> Result<usize, TlsError> {
+        let peers = match &self.peers {
+            Some((transport, settings, name)) => {
+                Some((transport, client::client_config(settings, name, &[b"h2"])?))
+            }
+            None => None,
+        };
+        for server in &self.servers {
+            server.reload()?;
+        }
+        if let Some((transport, config)) = peers {
+            transport.replace_tls(config).map_err(|e| TlsError::Config(e.to_string()))?;
+        }
+        Ok(self.servers.len() + usize::from(self.peers.is_some()))
+    }
+}
+
 pub fn provider() -> Arc<CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }
