@@ -56,6 +56,10 @@ SCENARIOS = {
         ),
         # A client agent on every node, reached at the node's IP (hostPort 8500).
         Scenario("clients", {"client": {"enabled": True}}),
+        # ACLs on servers and client agents, the management token made by the chart.
+        Scenario("acl", {"acl": {"enabled": True}, "client": {"enabled": True}}),
+        # ACLs with a management token the operator keeps in a Secret of their own.
+        Scenario("acl-own-secret", {"acl": {"enabled": True, "managementTokenSecret": "ops-census-root", "defaultPolicy": "allow"}}),
         # Client agents without hostPorts (so the restricted profile holds), with tolerations, a
         # restricted clientFrom, five servers, a cluster domain and another release name.
         Scenario(

@@ -5,6 +5,7 @@ values schema, and that kind-config.yaml matches the chart."""
 from __future__ import annotations
 
 import copy
+import json
 import re
 import sys
 import unittest
@@ -280,6 +281,40 @@ class ServicesTest(unittest.TestCase):
         self.assertEqual(mappings[80]["containerPort"], lb_port["nodePort"])
         for m in mappings.values():
             self.assertEqual(m.get("protocol", "TCP"), "TCP")
+
+    def test_acls_reach_every_agent_and_the_management_token_stays_in_a_secret(self):
+        for name in ("acl", "acl-own-secret", "default"):
+            with self.subTest(scenario=name):
+                items = manifests(name)
+                acl = SCENARIOS[name].values.get("acl", {})
+                secrets = [m for m in of_kind(items, "Secret") if m.name.endswith("-acl-management")]
+                agents = [c for _, pod in pod_templates(items) for c in all_containers(pod) if c["name"] == "census"]
+                self.assertTrue(agents)
+                if not acl.get("enabled"):
+                    self.assertEqual(secrets, [])
+                    for c in agents:
+                        self.assertNotIn("CENSUS_LOCAL_CONFIG", {e["name"] for e in c.get("env", [])})
+                    continue
+                own = acl.get("managementTokenSecret")
+                self.assertEqual(len(secrets), 0 if own else 1)
+                secret_name = own or secrets[0].name
+                for c in agents:
+                    env = {e["name"]: e for e in c.get("env", [])}
+                    config = json.loads(env["CENSUS_LOCAL_CONFIG"]["value"])
+                    self.assertEqual(config["acl"]["enabled"], True)
+                    self.assertEqual(config["acl"]["default_policy"], acl.get("defaultPolicy", "deny"))
+                    server = "-server" in c.get("args", [])
+                    if server:
+                        ref = env["CENSUS_ACL_MANAGEMENT_TOKEN"]["valueFrom"]["secretKeyRef"]
+                        self.assertEqual((ref["name"], ref["key"]), (secret_name, "token"))
+                        self.assertEqual(config["acl"]["tokens"]["initial_management"], "$(CENSUS_ACL_MANAGEMENT_TOKEN)")
+                        self.assertEqual(env["CONSUL_HTTP_TOKEN"]["value"], "$(CENSUS_ACL_MANAGEMENT_TOKEN)")
+                        # Kubernetes expands $(VAR) only from variables defined before it.
+                        names = [e["name"] for e in c["env"]]
+                        self.assertLess(names.index("CENSUS_ACL_MANAGEMENT_TOKEN"), names.index("CENSUS_LOCAL_CONFIG"))
+                    else:
+                        self.assertNotIn("tokens", config["acl"], "client agents never hold the management token")
+                        self.assertNotIn("CENSUS_ACL_MANAGEMENT_TOKEN", env)
 
     def test_network_policy_keeps_raft_between_servers(self):
         for name, s in SCENARIOS.items():

@@ -145,3 +145,31 @@ seccompProfile:
     fieldRef:
       fieldPath: spec.nodeName
 {{- end -}}
+
+{{/* The Secret holding the ACL management token. */}}
+{{- define "census.aclSecretName" -}}
+{{- .Values.acl.managementTokenSecret | default (printf "%s-acl-management" (include "census.fullname" .)) -}}
+{{- end -}}
+
+{{/*
+The agent's `acl` block, given through CENSUS_LOCAL_CONFIG (Kubernetes expands $(VAR) in env
+values); `server` adds the management token as initial_management and as the pod's own
+CONSUL_HTTP_TOKEN (for the preStop hand-over and `kubectl exec … census`).
+*/}}
+{{- define "census.aclEnv" -}}
+{{- if .ctx.Values.acl.enabled }}
+{{- $acl := dict "enabled" true "default_policy" .ctx.Values.acl.defaultPolicy -}}
+{{- if .server }}
+- name: CENSUS_ACL_MANAGEMENT_TOKEN
+  valueFrom:
+    secretKeyRef:
+      name: {{ include "census.aclSecretName" .ctx }}
+      key: token
+- name: CONSUL_HTTP_TOKEN
+  value: "$(CENSUS_ACL_MANAGEMENT_TOKEN)"
+{{- $_ := set $acl "tokens" (dict "initial_management" "$(CENSUS_ACL_MANAGEMENT_TOKEN)") -}}
+{{- end }}
+- name: CENSUS_LOCAL_CONFIG
+  value: {{ dict "acl" $acl | toJson | quote }}
+{{- end }}
+{{- end -}}
