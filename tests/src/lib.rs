@@ -1,6 +1,7 @@
 //! Harness for the end-to-end tests: real `census` processes on loopback.
 
 pub mod backend;
+pub mod bench;
 pub mod browser;
 pub mod chaos;
 pub mod fake_kube;

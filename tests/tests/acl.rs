@@ -503,3 +503,50 @@ async fn a_client_agent_checks_tokens_through_the_servers_and_keeps_them_while_t
     assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
     assert!(body.contains("no server answered"), "{body}");
 }
+
+/// The API server here is the in-memory one of `census_e2e::fake_kube` (no real kube-apiserver
+/// runs in this test yet: issue 23), answering TokenReview as the real one does.
+#[tokio::test]
+async fn a_pod_logs_in_with_its_service_account_and_gets_the_identity_its_binding_rule_names() {
+    let kube = census_e2e::fake_kube::FakeKube::new();
+    let api = kube.listen().await;
+    kube.set_token_reviewer("reviewer-jwt");
+    kube.add_service_account_token("web-pod-jwt", "shop", "web", "uid-web");
+    kube.add_service_account_token("batch-pod-jwt", "jobs", "batch", "uid-batch");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let agent = acl_server("k8s1", "deny", &dir).await;
+    let admin = as_token(&agent, MANAGEMENT);
+    let method = json!({"Name": "kubernetes", "Type": "kubernetes", "MaxTokenTTL": "1h",
+        "Config": {"Host": api, "CACert": "-----BEGIN CERTIFICATE-----\n-----END CERTIFICATE-----", "ServiceAccountJWT": "reviewer-jwt"}});
+    let (status, body) = call(&admin, Method::PUT, "/v1/acl/auth-method", Some(method)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let rule = json!({"AuthMethod": "kubernetes", "BindType": "service", "BindName": "${serviceaccount.name}",
+                      "Selector": "serviceaccount.namespace==shop"});
+    let (status, body) = call(&admin, Method::PUT, "/v1/acl/binding-rule", Some(rule)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+
+    let login = |jwt: &str| json!({"AuthMethod": "kubernetes", "BearerToken": jwt});
+    let anonymous = agent.client();
+    let (status, body) = call(&anonymous, Method::POST, "/v1/acl/login", Some(login("web-pod-jwt"))).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let token: Value = serde_json::from_str(&body).expect("token");
+    assert_eq!(token["AuthMethod"], "kubernetes");
+    assert_eq!(token["ServiceIdentities"][0]["ServiceName"], "web");
+    assert!(token["ExpirationTime"].is_string(), "MaxTokenTTL bounds the token: {token}");
+    let secret = token["SecretID"].as_str().expect("secret").to_string();
+    let web = as_token(&agent, &secret);
+    let reg = |name: &str| json!({"Name": name, "Port": 80});
+    assert_eq!(call(&web, Method::PUT, "/v1/agent/service/register", Some(reg("web"))).await.0, StatusCode::OK);
+    assert_eq!(call(&web, Method::PUT, "/v1/agent/service/register", Some(reg("db"))).await.0, StatusCode::FORBIDDEN);
+
+    // A service account no rule selects, and a JWT the API server does not know, get nothing.
+    let (status, body) = call(&anonymous, Method::POST, "/v1/acl/login", Some(login("batch-pod-jwt"))).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    let (status, body) = call(&anonymous, Method::POST, "/v1/acl/login", Some(login("forged"))).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    assert!(body.contains("invalid bearer token"), "{body}");
+
+    // Logout deletes the login's token.
+    assert_eq!(call(&web, Method::POST, "/v1/acl/logout", None).await.0, StatusCode::OK);
+    assert_eq!(call(&web, Method::GET, "/v1/agent/services", None).await, (StatusCode::FORBIDDEN, "ACL not found".into()));
+}

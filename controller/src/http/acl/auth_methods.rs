@@ -1,8 +1,7 @@
 //! `/v1/acl/auth-method*`, `/v1/acl/binding-rule*`, `/v1/acl/login`, `/v1/acl/logout`.
 //!
-//! Auth methods and binding rules are stored and validated as Consul does. Logging in with
-//! one is not built yet (`kubernetes` and `jwt` login: issue 17's remaining part): a login
-//! names the method's type in a 400 rather than pretending.
+//! Auth methods and binding rules are stored and validated as Consul does; logging in is
+//! `login.rs`.
 
 use axum::body::Body;
 use axum::extract::{Path, State};
@@ -325,32 +324,6 @@ pub async fn list_rules(State(state): State<AppState>, authz: Authz, params: Par
         (s.table_index(Table::Autopilot), rules)
     })
     .await
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(rename_all = "PascalCase", default)]
-pub struct LoginRequest {
-    auth_method: String,
-    bearer_token: String,
-}
-
-/// `POST /v1/acl/login`: an unknown method is `ACL not found`, as Consul answers.
-pub async fn login(State(state): State<AppState>, headers: HeaderMap, raw: Body) -> ApiResult<Response> {
-    if !state.acl.enabled() {
-        return Err(ApiError::AclDisabled);
-    }
-    let req: LoginRequest = body(&headers, raw).await?;
-    if req.bearer_token.is_empty() {
-        return Err(ApiError::BadRequest("BearerToken is required".into()));
-    }
-    let method = state
-        .catalog
-        .read(|s| store::get::<AuthMethod>(s, &req.auth_method))
-        .ok_or_else(|| ApiError::PermissionDenied("ACL not found".into()))?;
-    Err(ApiError::Internal(format!(
-        "census: logging in with a {:?} auth method is not supported yet",
-        method.kind
-    )))
 }
 
 /// `POST /v1/acl/logout`: deletes the request's token if a login created it.

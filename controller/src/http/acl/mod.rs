@@ -4,6 +4,7 @@
 //! need only the token).
 
 mod auth_methods;
+mod login;
 pub(super) mod policies;
 mod roles;
 mod templated;
@@ -55,7 +56,7 @@ pub fn routes() -> Router<AppState> {
             get(auth_methods::read_rule).put(auth_methods::update_rule).delete(auth_methods::delete_rule),
         )
         .route("/v1/acl/binding-rules", get(auth_methods::list_rules))
-        .route("/v1/acl/login", post(auth_methods::login))
+        .route("/v1/acl/login", post(login::login))
         .route("/v1/acl/logout", post(auth_methods::logout))
         .route("/v1/acl/templated-policies", get(templated::list))
         .route("/v1/acl/templated-policy/name/{*name}", get(templated::read))
