@@ -78,4 +78,3 @@ pub async fn step(client: Client, op: Op, clients: usize, duration: Duration) ->
     latencies_us.sort_unstable();
     StepResult { ops: latencies_us.len(), errors, secs: started.elapsed().as_secs_f64(), latencies_us }
 }
-

@@ -536,8 +536,14 @@ async fn a_pod_logs_in_with_its_service_account_and_gets_the_identity_its_bindin
     let secret = token["SecretID"].as_str().expect("secret").to_string();
     let web = as_token(&agent, &secret);
     let reg = |name: &str| json!({"Name": name, "Port": 80});
-    assert_eq!(call(&web, Method::PUT, "/v1/agent/service/register", Some(reg("web"))).await.0, StatusCode::OK);
-    assert_eq!(call(&web, Method::PUT, "/v1/agent/service/register", Some(reg("db"))).await.0, StatusCode::FORBIDDEN);
+    assert_eq!(
+        call(&web, Method::PUT, "/v1/agent/service/register", Some(reg("web"))).await.0,
+        StatusCode::OK
+    );
+    assert_eq!(
+        call(&web, Method::PUT, "/v1/agent/service/register", Some(reg("db"))).await.0,
+        StatusCode::FORBIDDEN
+    );
 
     // A service account no rule selects, and a JWT the API server does not know, get nothing.
     let (status, body) = call(&anonymous, Method::POST, "/v1/acl/login", Some(login("batch-pod-jwt"))).await;
@@ -548,5 +554,8 @@ async fn a_pod_logs_in_with_its_service_account_and_gets_the_identity_its_bindin
 
     // Logout deletes the login's token.
     assert_eq!(call(&web, Method::POST, "/v1/acl/logout", None).await.0, StatusCode::OK);
-    assert_eq!(call(&web, Method::GET, "/v1/agent/services", None).await, (StatusCode::FORBIDDEN, "ACL not found".into()));
+    assert_eq!(
+        call(&web, Method::GET, "/v1/agent/services", None).await,
+        (StatusCode::FORBIDDEN, "ACL not found".into())
+    );
 }

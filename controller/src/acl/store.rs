@@ -13,6 +13,7 @@ pub const BOOTSTRAP_KEY: &str = "bootstrap";
 pub trait Stored: DeserializeOwned + Serialize {
     const KIND: DocKind;
     fn set_indexes(&mut self, create: u64, modify: u64);
+    fn modify_index(&self) -> u64;
     /// Its key among the documents, and the name no other record of its kind may carry.
     fn key_and_unique_name(&self) -> (String, String);
 }
@@ -24,6 +25,9 @@ macro_rules! stored {
             fn set_indexes(&mut self, create: u64, modify: u64) {
                 self.create_index = create;
                 self.modify_index = modify;
+            }
+            fn modify_index(&self) -> u64 {
+                self.modify_index
             }
             fn key_and_unique_name(&self) -> (String, String) {
                 let $r = self;

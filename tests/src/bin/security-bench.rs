@@ -69,7 +69,8 @@ async fn start(mode: Mode, work: &Path) -> (Cluster, Client) {
         Mode::Acl => {
             let admin = cluster.agents[leader].client().with_token(Some(MANAGEMENT.into()));
             let token = loop {
-                let policy = json!({"Name": "bench", "Rules": "key_prefix \"bench/\" { policy = \"write\" }"});
+                let policy =
+                    json!({"Name": "bench", "Rules": "key_prefix \"bench/\" { policy = \"write\" }"});
                 let body = Some(policy.to_string().into_bytes());
                 let _ = admin.raw(reqwest::Method::PUT, "/v1/acl/policy", &[], body, None).await;
                 let body = Some(json!({"Policies": [{"Name": "bench"}]}).to_string().into_bytes());
@@ -122,9 +123,11 @@ async fn main() {
     println!("| mode | op | clients | ops/s (2 runs) | ratio to plain | p50 ms | p99 ms |");
     println!("|---|---|---|---|---|---|---|");
     for op in [Op::Put, Op::GetStale] {
-        let plain: f64 = rows.iter().filter(|r| r.0 == Mode::Plain && r.1 == op).map(|r| r.2).sum::<f64>() / 2.0;
+        let plain: f64 =
+            rows.iter().filter(|r| r.0 == Mode::Plain && r.1 == op).map(|r| r.2).sum::<f64>() / 2.0;
         for mode in [Mode::Plain, Mode::Acl, Mode::Tls] {
-            let runs: Vec<&(Mode, Op, f64, f64, f64)> = rows.iter().filter(|r| r.0 == mode && r.1 == op).collect();
+            let runs: Vec<&(Mode, Op, f64, f64, f64)> =
+                rows.iter().filter(|r| r.0 == mode && r.1 == op).collect();
             let mean = runs.iter().map(|r| r.2).sum::<f64>() / runs.len() as f64;
             let p50 = runs.iter().map(|r| r.3).sum::<f64>() / runs.len() as f64;
             let p99 = runs.iter().map(|r| r.4).sum::<f64>() / runs.len() as f64;

@@ -151,7 +151,8 @@ impl FakeKube {
                 "user": {"username": format!("system:serviceaccount:{ns}:{name}"), "uid": uid}}),
             None => json!({"authenticated": false, "error": "invalid bearer token"}),
         };
-        let answer = json!({"apiVersion": "authentication.k8s.io/v1", "kind": "TokenReview", "status": status});
+        let answer =
+            json!({"apiVersion": "authentication.k8s.io/v1", "kind": "TokenReview", "status": status});
         (StatusCode::CREATED, [("content-type", "application/json")], answer.to_string()).into_response()
     }
 

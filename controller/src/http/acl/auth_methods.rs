@@ -10,13 +10,13 @@ use axum::response::Response;
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::{AppState, acl_table, body, check, new_id, save};
+use super::{AppState, acl_table, body, check, delete_one, existing, new_id, read_one, save};
 use crate::acl::records::{AuthMethod, BindingRule, Token};
 use crate::acl::{Access, store};
 use crate::catalog::{CatalogState, Table};
 use crate::http::authz::{Authz, request_token};
 use crate::http::error::{ApiError, ApiResult};
-use crate::http::query::{Params, blocking, json_response, query_not_found};
+use crate::http::query::{Params, blocking, json_response};
 
 const METHOD_TYPES: [&str; 3] = ["kubernetes", "jwt", "oidc"];
 const BIND_TYPES: [&str; 5] = ["service", "node", "role", "policy", "templated-policy"];
@@ -107,10 +107,7 @@ pub async fn update(
     } else if req.name != name {
         return Err(ApiError::BadRequest("Auth Method Name in URL and payload do not match".into()));
     }
-    let existing = state
-        .catalog
-        .read(|s| store::get::<AuthMethod>(s, &name))
-        .ok_or_else(|| ApiError::Internal(format!("Cannot find auth method {name:?}")))?;
+    let existing: AuthMethod = existing(&state, &name, "auth method")?;
     let cas = Some(existing.modify_index);
     write_method(&state, method_of(req, Some(&existing))?, cas).await
 }
@@ -146,20 +143,6 @@ pub async fn delete(
     Ok(crate::http::json_true())
 }
 
-fn found_or_404<T: serde::Serialize>(
-    state: &AppState,
-    params: &Params,
-    found: Option<T>,
-) -> ApiResult<Result<T, Response>> {
-    match found {
-        Some(v) => Ok(Ok(v)),
-        None => {
-            let index = state.catalog.read(|s| s.table_index(Table::Autopilot));
-            Ok(Err(query_not_found(state, params, index)))
-        }
-    }
-}
-
 pub async fn read(
     State(state): State<AppState>,
     authz: Authz,
@@ -167,17 +150,7 @@ pub async fn read(
     params: Params,
 ) -> ApiResult<Response> {
     check(&state, &authz, Access::Read)?;
-    let found = state.catalog.read(|s| store::get::<AuthMethod>(s, &name));
-    match found_or_404(&state, &params, found)? {
-        Err(not_found) => Ok(not_found),
-        Ok(_) => {
-            blocking(&state, &params, acl_table(), |s| {
-                let m = store::get::<AuthMethod>(s, &name);
-                (m.as_ref().map_or(1, |m| m.modify_index), m)
-            })
-            .await
-        }
-    }
+    read_one(&state, &params, move |s| store::get::<AuthMethod>(s, &name)).await
 }
 
 pub async fn list(State(state): State<AppState>, authz: Authz, params: Params) -> ApiResult<Response> {
@@ -270,10 +243,7 @@ pub async fn update_rule(
     if !req.id.is_empty() && req.id != id {
         return Err(ApiError::BadRequest("BindingRule ID in URL and payload do not match".into()));
     }
-    let existing = state
-        .catalog
-        .read(|s| store::get::<BindingRule>(s, &id))
-        .ok_or_else(|| ApiError::Internal(format!("Cannot find binding rule {id:?}")))?;
+    let existing: BindingRule = existing(&state, &id, "binding rule")?;
     let cas = Some(existing.modify_index);
     let rule = state.catalog.read(|s| rule_of(s, req, existing))?;
     write_rule(&state, rule, cas).await
@@ -285,11 +255,7 @@ pub async fn delete_rule(
     Path(id): Path<String>,
 ) -> ApiResult<Response> {
     check(&state, &authz, Access::Write)?;
-    if state.catalog.read(|s| store::get::<BindingRule>(s, &id).is_none()) {
-        return Err(ApiError::NotFound("Cannot find binding rule to delete".into()));
-    }
-    state.cluster.write(store::delete::<BindingRule>(&id)).await?;
-    Ok(crate::http::json_true())
+    delete_one::<BindingRule>(&state, &id, "binding rule").await
 }
 
 pub async fn read_rule(
@@ -300,17 +266,7 @@ pub async fn read_rule(
 ) -> ApiResult<Response> {
     check(&state, &authz, Access::Read)?;
     super::policies::valid_id(&id)?;
-    let found = state.catalog.read(|s| store::get::<BindingRule>(s, &id));
-    match found_or_404(&state, &params, found)? {
-        Err(not_found) => Ok(not_found),
-        Ok(_) => {
-            blocking(&state, &params, acl_table(), |s| {
-                let r = store::get::<BindingRule>(s, &id);
-                (r.as_ref().map_or(1, |r| r.modify_index), r)
-            })
-            .await
-        }
-    }
+    read_one(&state, &params, move |s| store::get::<BindingRule>(s, &id)).await
 }
 
 pub async fn list_rules(State(state): State<AppState>, authz: Authz, params: Params) -> ApiResult<Response> {

@@ -14,7 +14,9 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::{AppState, body, new_id, save, tokens};
-use crate::acl::records::{AuthMethod, BindingRule, Link, NodeIdentity, Policy, Role, ServiceIdentity, Token};
+use crate::acl::records::{
+    AuthMethod, BindingRule, Link, NodeIdentity, Policy, Role, ServiceIdentity, Token,
+};
 use crate::acl::store;
 use crate::http::error::{ApiError, ApiResult};
 use crate::http::filter::Filter;
@@ -61,7 +63,8 @@ async fn review(config: &Value, jwt: &str) -> ApiResult<ServiceAccount> {
         builder = builder.add_root_certificate(cert);
     }
     let http = builder.build().map_err(|e| ApiError::Internal(e.to_string()))?;
-    let review = json!({"apiVersion": "authentication.k8s.io/v1", "kind": "TokenReview", "spec": {"token": jwt}});
+    let review =
+        json!({"apiVersion": "authentication.k8s.io/v1", "kind": "TokenReview", "spec": {"token": jwt}});
     let answer = http
         .post(format!("{}/apis/authentication.k8s.io/v1/tokenreviews", host.trim_end_matches('/')))
         .bearer_auth(reviewer)
@@ -105,9 +108,9 @@ struct Bound {
 
 fn bind(state: &AppState, method: &AuthMethod, account: &ServiceAccount) -> ApiResult<Bound> {
     let vars = account.variables();
-    let rules: Vec<BindingRule> = state
-        .catalog
-        .read(|s| store::all::<BindingRule>(s).into_iter().filter(|r| r.auth_method == method.name).collect());
+    let rules: Vec<BindingRule> = state.catalog.read(|s| {
+        store::all::<BindingRule>(s).into_iter().filter(|r| r.auth_method == method.name).collect()
+    });
     let mut bound = Bound::default();
     for rule in rules {
         if !rule.selector.trim().is_empty() {
@@ -120,7 +123,9 @@ fn bind(state: &AppState, method: &AuthMethod, account: &ServiceAccount) -> ApiR
         let name = account.interpolate(&rule.bind_name);
         match rule.bind_type.as_str() {
             "service" => bound.services.push(ServiceIdentity { service_name: name, datacenters: Vec::new() }),
-            "node" => bound.nodes.push(NodeIdentity { node_name: name, datacenter: state.info.datacenter.clone() }),
+            "node" => {
+                bound.nodes.push(NodeIdentity { node_name: name, datacenter: state.info.datacenter.clone() })
+            }
             "role" => {
                 if let Some(r) = state.catalog.read(|s| store::by_name::<Role>(s, &name)) {
                     bound.roles.push(Link { id: r.id, name: r.name });
@@ -158,7 +163,11 @@ pub async fn login(State(state): State<AppState>, headers: HeaderMap, raw: Body)
     }
     let account = review(&method.config, &req.bearer_token).await?;
     let bound = bind(&state, &method, &account)?;
-    if bound.services.is_empty() && bound.nodes.is_empty() && bound.roles.is_empty() && bound.policies.is_empty() {
+    if bound.services.is_empty()
+        && bound.nodes.is_empty()
+        && bound.roles.is_empty()
+        && bound.policies.is_empty()
+    {
         return Err(ApiError::PermissionDenied("Permission denied: no binding rule matched".into()));
     }
     let mut meta = req.meta.clone();
@@ -183,8 +192,13 @@ pub async fn login(State(state): State<AppState>, headers: HeaderMap, raw: Body)
         create_time: crate::agent::log_stream::rfc3339(now),
         ..Token::default()
     };
-    save(&state, store::put(&token, Some(0)), "Invalid Token: AccessorID is already in use", "Invalid Token: SecretID is already in use")
-        .await?;
+    save(
+        &state,
+        store::put(&token, Some(0)),
+        "Invalid Token: AccessorID is already in use",
+        "Invalid Token: SecretID is already in use",
+    )
+    .await?;
     tracing::info!(method = %method.name, account = %format!("{}/{}", account.namespace, account.name), accessor = %token.accessor_id, "login");
     let stored = state.catalog.read(|s| store::get::<Token>(s, &token.accessor_id)).unwrap_or(token);
     json_response(&tokens::view(&stored, true), false)

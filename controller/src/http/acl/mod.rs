@@ -23,10 +23,10 @@ use super::AppState;
 use super::authz::Authz;
 use super::decode::{MAX_BODY, decode_json, read_body};
 use super::error::{ApiError, ApiResult};
-use super::query::json_response;
+use super::query::{Params, blocking, json_response, query_not_found};
 use crate::acl::records::{GLOBAL_MANAGEMENT_ID, GLOBAL_MANAGEMENT_NAME, Link, Token};
 use crate::acl::{Access, Resource, store};
-use crate::catalog::{CommandResult, Table, WatchKey};
+use crate::catalog::{CatalogState, CommandResult, Table, WatchKey};
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -74,6 +74,40 @@ fn check(state: &AppState, authz: &Authz, access: Access) -> ApiResult<()> {
         return Err(ApiError::AclDisabled);
     }
     authz.require(Resource::Acl, "", access)
+}
+
+/// One record as its read endpoint answers it: 404 when there is none, else a blocking read.
+async fn read_one<T, F>(state: &AppState, params: &Params, find: F) -> ApiResult<Response>
+where
+    T: store::Stored,
+    F: Fn(&CatalogState) -> Option<T>,
+{
+    if state.catalog.read(|s| find(s).is_none()) {
+        let index = state.catalog.read(|s| s.table_index(Table::Autopilot));
+        return Ok(query_not_found(state, params, index));
+    }
+    blocking(state, params, acl_table(), |s| {
+        let found = find(s);
+        (found.as_ref().map_or_else(|| s.table_index(Table::Autopilot), store::Stored::modify_index), found)
+    })
+    .await
+}
+
+/// The record an update replaces; Consul's 500 `Cannot find <what> "<key>"` when there is none.
+fn existing<T: store::Stored>(state: &AppState, key: &str, what: &str) -> ApiResult<T> {
+    state
+        .catalog
+        .read(|s| store::get::<T>(s, key))
+        .ok_or_else(|| ApiError::Internal(format!("Cannot find {what} {key:?}")))
+}
+
+/// Deletes one record: 404 `Cannot find <what> to delete` when there is none.
+async fn delete_one<T: store::Stored>(state: &AppState, key: &str, what: &str) -> ApiResult<Response> {
+    if state.catalog.read(|s| store::get::<T>(s, key).is_none()) {
+        return Err(ApiError::NotFound(format!("Cannot find {what} to delete")));
+    }
+    state.cluster.write(store::delete::<T>(key)).await?;
+    Ok(super::json_true())
 }
 
 /// A JSON body; an empty one is `T::default()`.

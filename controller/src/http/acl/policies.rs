@@ -7,13 +7,13 @@ use axum::response::Response;
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::{AppState, acl_table, body, check, hash_of, new_id, save};
+use super::{AppState, acl_table, body, check, delete_one, existing, hash_of, new_id, read_one, save};
 use crate::acl::records::{GLOBAL_MANAGEMENT_ID, Policy};
 use crate::acl::{Access, rules, store};
 use crate::catalog::Table;
 use crate::http::authz::Authz;
 use crate::http::error::{ApiError, ApiResult};
-use crate::http::query::{Params, blocking, json_response, query_not_found};
+use crate::http::query::{Params, blocking, json_response};
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "PascalCase", default)]
@@ -101,10 +101,7 @@ pub async fn update(
     if !req.id.is_empty() && req.id != id {
         return Err(ApiError::BadRequest("Policy ID in URL and payload do not match".into()));
     }
-    let existing = state
-        .catalog
-        .read(|s| store::get::<Policy>(s, &id))
-        .ok_or_else(|| ApiError::Internal(format!("Cannot find policy {id:?}")))?;
+    let existing: Policy = existing(&state, &id, "policy")?;
     if id == GLOBAL_MANAGEMENT_ID && (req.rules != existing.rules || req.name != existing.name) {
         return Err(ApiError::Internal(
             "Changing the Rules or Name of the builtin global-management policy is not permitted".into(),
@@ -127,27 +124,7 @@ pub async fn delete(
             "Delete operation not permitted on the builtin global-management policy".into(),
         ));
     }
-    if state.catalog.read(|s| store::get::<Policy>(s, &id).is_none()) {
-        return Err(ApiError::NotFound("Cannot find policy to delete".into()));
-    }
-    state.cluster.write(store::delete::<Policy>(&id)).await?;
-    Ok(crate::http::json_true())
-}
-
-async fn answer(
-    state: AppState,
-    params: Params,
-    find: impl Fn(&crate::catalog::CatalogState) -> Option<Policy>,
-) -> ApiResult<Response> {
-    if state.catalog.read(|s| find(s).is_none()) {
-        let index = state.catalog.read(|s| s.table_index(Table::Autopilot));
-        return Ok(query_not_found(&state, &params, index));
-    }
-    blocking(&state, &params, acl_table(), |s| {
-        let p = find(s);
-        (p.as_ref().map_or(s.table_index(Table::Autopilot), |p| p.modify_index), p)
-    })
-    .await
+    delete_one::<Policy>(&state, &id, "policy").await
 }
 
 pub(super) fn valid_id(id: &str) -> ApiResult<()> {
@@ -165,7 +142,7 @@ pub async fn read(
 ) -> ApiResult<Response> {
     check(&state, &authz, Access::Read)?;
     valid_id(&id)?;
-    answer(state, params, move |s| store::get(s, &id)).await
+    read_one(&state, &params, move |s| store::get::<Policy>(s, &id)).await
 }
 
 /// `GET /v1/acl/policy/name/:name`
@@ -176,7 +153,7 @@ pub async fn read_by_name(
     params: Params,
 ) -> ApiResult<Response> {
     check(&state, &authz, Access::Read)?;
-    answer(state, params, move |s| store::by_name(s, &name)).await
+    read_one(&state, &params, move |s| store::by_name::<Policy>(s, &name)).await
 }
 
 /// `GET /v1/acl/policies`: every policy without its rules.

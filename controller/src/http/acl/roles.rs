@@ -7,13 +7,13 @@ use axum::response::Response;
 use serde::Deserialize;
 
 use super::tokens::check_identities;
-use super::{AppState, acl_table, body, check, hash_of, new_id, save};
+use super::{AppState, acl_table, body, check, delete_one, existing, hash_of, new_id, read_one, save};
 use crate::acl::records::{Link, NodeIdentity, Policy, Role, ServiceIdentity, TemplatedPolicy};
 use crate::acl::{Access, store};
 use crate::catalog::{CatalogState, Table};
 use crate::http::authz::Authz;
 use crate::http::error::{ApiError, ApiResult};
-use crate::http::query::{Params, blocking, json_response, query_not_found};
+use crate::http::query::{Params, blocking, json_response};
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "PascalCase", default)]
@@ -96,10 +96,7 @@ pub async fn update(
     if !req.id.is_empty() && req.id != id {
         return Err(ApiError::BadRequest("Role ID in URL and payload do not match".into()));
     }
-    let existing = state
-        .catalog
-        .read(|s| store::get::<Role>(s, &id))
-        .ok_or_else(|| ApiError::Internal(format!("Cannot find role {id:?}")))?;
+    let existing: Role = existing(&state, &id, "role")?;
     let cas = Some(existing.modify_index);
     let role = state.catalog.read(|s| checked(s, req, existing))?;
     write(&state, role, cas).await
@@ -112,27 +109,7 @@ pub async fn delete(
     Path(id): Path<String>,
 ) -> ApiResult<Response> {
     check(&state, &authz, Access::Write)?;
-    if state.catalog.read(|s| store::get::<Role>(s, &id).is_none()) {
-        return Err(ApiError::NotFound("Cannot find role to delete".into()));
-    }
-    state.cluster.write(store::delete::<Role>(&id)).await?;
-    Ok(crate::http::json_true())
-}
-
-async fn answer(
-    state: AppState,
-    params: Params,
-    find: impl Fn(&CatalogState) -> Option<Role>,
-) -> ApiResult<Response> {
-    if state.catalog.read(|s| find(s).is_none()) {
-        let index = state.catalog.read(|s| s.table_index(Table::Autopilot));
-        return Ok(query_not_found(&state, &params, index));
-    }
-    blocking(&state, &params, acl_table(), |s| {
-        let r = find(s);
-        (r.as_ref().map_or(s.table_index(Table::Autopilot), |r| r.modify_index), r)
-    })
-    .await
+    delete_one::<Role>(&state, &id, "role").await
 }
 
 /// `GET /v1/acl/role/:id`: 404 when there is none.
@@ -144,7 +121,7 @@ pub async fn read(
 ) -> ApiResult<Response> {
     check(&state, &authz, Access::Read)?;
     super::policies::valid_id(&id)?;
-    answer(state, params, move |s| store::get(s, &id)).await
+    read_one(&state, &params, move |s| store::get::<Role>(s, &id)).await
 }
 
 /// `GET /v1/acl/role/name/:name`
@@ -155,7 +132,7 @@ pub async fn read_by_name(
     params: Params,
 ) -> ApiResult<Response> {
     check(&state, &authz, Access::Read)?;
-    answer(state, params, move |s| store::by_name(s, &name)).await
+    read_one(&state, &params, move |s| store::by_name::<Role>(s, &name)).await
 }
 
 /// `GET /v1/acl/roles`, optionally only those linking `?policy=`.

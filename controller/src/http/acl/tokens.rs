@@ -317,11 +317,7 @@ pub async fn delete(
             "Deletion of the request's authorization token is not permitted".into(),
         ));
     }
-    if state.catalog.read(|s| store::get::<Token>(s, &id).is_none()) {
-        return Err(ApiError::NotFound("Cannot find token to delete".into()));
-    }
-    state.cluster.write(store::delete::<Token>(&id)).await?;
-    Ok(crate::http::json_true())
+    super::delete_one::<Token>(&state, &id, "token").await
 }
 
 /// `GET /v1/acl/tokens`, optionally only those linking a policy, role, auth method or service.
