@@ -13,6 +13,8 @@ command -v python3 >/dev/null 2>&1 || apt_packages+=(python3 python3-pip)
 python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || apt_packages+=(python3-venv)
 command -v curl >/dev/null 2>&1 || apt_packages+=(curl)
 command -v dig >/dev/null 2>&1 || apt_packages+=(dnsutils)
+# The TLS tests (tests/tests/tls.rs) read the certificate an HTTPS port presents with openssl.
+command -v openssl >/dev/null 2>&1 || apt_packages+=(openssl)
 command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || apt_packages+=(nginx)
 # The render sidecar's haproxy template is checked by a real haproxy (tests/tests/render_haproxy.rs).
 command -v haproxy >/dev/null 2>&1 || [ -x /usr/sbin/haproxy ] || apt_packages+=(haproxy)
