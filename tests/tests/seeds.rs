@@ -217,8 +217,12 @@ async fn seed_003_agent_flags_write_the_log_and_pid_files_and_serve_the_ui() {
     api.wait_ready().await;
     let pid_file = tmp.path().join("run/consul.pid");
     assert_eq!(std::fs::read_to_string(&pid_file).expect("pid file"), agent.pid().to_string());
-    let logged = std::fs::read_to_string(tmp.path().join("logs/consul.log")).expect("log file");
-    assert!(logged.contains("census agent running"), "{logged}");
+    // The HTTP port answers before the agent logs that it runs: wait for the line.
+    let log_file = tmp.path().join("logs/consul.log");
+    census_e2e::eventually(EXIT, "the log file to say the agent runs", || async {
+        std::fs::read_to_string(&log_file).ok().filter(|l| l.contains("census agent running"))
+    })
+    .await;
     assert!(tmp.path().join("data/node-id").exists(), "the Raft data is under data/");
     let (status, page) = api.get("/ui/").await.expect("the UI answers");
     assert!(status == 200 && page.contains("<html"), "the UI at /ui/: {status}");
