@@ -179,6 +179,15 @@ pub enum BindingRuleCommand {
     },
 }
 
+/// A line on standard output; a closed pipe (`census acl token list | head`) ends the output
+/// quietly instead of a panic.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout().lock(), $($arg)*);
+    }};
+}
+
 /// `@FILE` reads the file; anything else is the value itself.
 fn text_or_file(value: &str) -> Result<String, CliError> {
     match value.strip_prefix('@') {
@@ -225,7 +234,7 @@ async fn call(http: &HttpArgs, method: Method, path: &str, body: Option<Value>) 
     }
     let value: Value = serde_json::from_slice(&answer).unwrap_or(Value::Null);
     match http.format {
-        Format::Json => println!("{}", serde_json::to_string_pretty(&value).unwrap_or_default()),
+        Format::Json => say!("{}", serde_json::to_string_pretty(&value).unwrap_or_default()),
         Format::Table => print_value(&value),
     }
     Ok(0)
@@ -236,7 +245,7 @@ fn print_value(value: &Value) {
         Value::Array(items) => {
             for (i, item) in items.iter().enumerate() {
                 if i > 0 {
-                    println!();
+                    say!();
                 }
                 print_value(item);
             }
@@ -244,10 +253,10 @@ fn print_value(value: &Value) {
         Value::Object(fields) => {
             for (key, v) in fields {
                 match v {
-                    Value::String(s) if s.contains('\n') => println!("{key}:\n{s}"),
-                    Value::String(s) => println!("{key}: {s}"),
+                    Value::String(s) if s.contains('\n') => say!("{key}:\n{s}"),
+                    Value::String(s) => say!("{key}: {s}"),
                     Value::Array(items) => {
-                        println!("{key}:");
+                        say!("{key}:");
                         for item in items {
                             let line = match item {
                                 Value::Object(o) => o
@@ -257,16 +266,16 @@ fn print_value(value: &Value) {
                                     .join(" - "),
                                 other => other.as_str().map_or(other.to_string(), str::to_string),
                             };
-                            println!("   {line}");
+                            say!("   {line}");
                         }
                     }
                     Value::Null => {}
-                    other => println!("{key}: {other}"),
+                    other => say!("{key}: {other}"),
                 }
             }
         }
         Value::Bool(true) => {}
-        other => println!("{other}"),
+        other => say!("{other}"),
     }
 }
 
