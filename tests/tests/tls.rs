@@ -261,3 +261,52 @@ async fn certificates_rotate_on_sighup_without_a_failed_request() {
         &failed[..failed.len().min(3)]
     );
 }
+
+#[tokio::test]
+async fn an_https_check_of_a_self_signed_endpoint_passes_only_with_tls_skip_verify() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let certs = work.path().join("certs");
+    make_certs(&certs, 1);
+    let port = free_port();
+    let config = tls_config(work.path(), &certs, 0, port);
+    // The HTTPS port asks no client certificate, as an application's own endpoint would not.
+    let mut body: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&config).expect("read")).expect("json");
+    body["tls"]["https"] = json!({"verify_incoming": false});
+    std::fs::write(&config, body.to_string()).expect("config");
+    let mut server = Agent::new(
+        "chk1",
+        work.path().join("chk1"),
+        vec!["-bootstrap-expect=1".into(), format!("-config-file={}", config.display())],
+    );
+    server.start();
+    server.wait_registered().await;
+    let api = server.client();
+    let url = format!("https://127.0.0.1:{port}/v1/status/leader");
+    for (id, skip) in [("skip", true), ("verify", false)] {
+        let reg = json!({"Name": id, "Port": 1, "Check": {"CheckID": id, "HTTP": url, "Interval": "1s", "TLSSkipVerify": skip}});
+        census_e2e::put(&api, "/v1/agent/service/register", Some(reg)).await;
+    }
+    let status = |id: &'static str| {
+        let api = api.clone();
+        async move {
+            let (_, _, body) =
+                api.raw(reqwest::Method::GET, "/v1/agent/checks", &[], None, None).await.ok()?;
+            let checks: serde_json::Value = serde_json::from_slice(&body).ok()?;
+            checks[id]["Status"].as_str().map(str::to_string)
+        }
+    };
+    eventually(Duration::from_secs(20), "the TLSSkipVerify check to pass", || async {
+        (status("skip").await.as_deref() == Some("passing")).then_some(())
+    })
+    .await;
+    // The other has been run by now too (same interval): the agent trusts no CA for checks.
+    let verify = eventually(Duration::from_secs(20), "the verifying check to have run", || async {
+        let (_, _, body) = api.raw(reqwest::Method::GET, "/v1/agent/checks", &[], None, None).await.ok()?;
+        let checks: serde_json::Value = serde_json::from_slice(&body).ok()?;
+        let output = checks["verify"]["Output"].as_str()?.to_string();
+        (!output.is_empty()).then_some((checks["verify"]["Status"].as_str()?.to_string(), output))
+    })
+    .await;
+    assert_eq!(verify.0, "critical", "{}", verify.1);
+}

@@ -18,6 +18,9 @@ pub struct Prober {
     http: reqwest::Client,
     /// For `DisableRedirects` checks.
     http_no_redirects: reqwest::Client,
+    /// For `TLSSkipVerify` checks of `https://` URLs (with and without redirects).
+    http_insecure: reqwest::Client,
+    http_insecure_no_redirects: reqwest::Client,
     grpc: reqwest::Client,
 }
 
@@ -44,6 +47,14 @@ impl Prober {
             http_no_redirects: reqwest::Client::builder()
                 .redirect(reqwest::redirect::Policy::none())
                 .build()?,
+            http_insecure: reqwest::Client::builder()
+                .redirect(same_host_redirects())
+                .danger_accept_invalid_certs(true)
+                .build()?,
+            http_insecure_no_redirects: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .danger_accept_invalid_certs(true)
+                .build()?,
             grpc: reqwest::Client::builder().http2_prior_knowledge().build()?,
         })
     }
@@ -51,8 +62,13 @@ impl Prober {
     pub async fn probe(&self, spec: &CheckSpec) -> (CheckStatus, String) {
         let timeout = Duration::from_millis(spec.timeout_ms.max(1));
         match &spec.kind {
-            CheckKind::Http { url, method, header, body, disable_redirects, .. } => {
-                let client = if *disable_redirects { &self.http_no_redirects } else { &self.http };
+            CheckKind::Http { url, method, header, body, disable_redirects, tls_skip_verify, .. } => {
+                let client = match (*tls_skip_verify, *disable_redirects) {
+                    (false, false) => &self.http,
+                    (false, true) => &self.http_no_redirects,
+                    (true, false) => &self.http_insecure,
+                    (true, true) => &self.http_insecure_no_redirects,
+                };
                 http(client, url, method, header, body, timeout).await
             }
             CheckKind::Tcp { address, .. } => net::tcp(address, timeout).await,
