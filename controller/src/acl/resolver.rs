@@ -32,7 +32,9 @@ pub const TOKEN_TTL: Duration = Duration::from_secs(30);
 pub struct Identity {
     /// Empty for the agent recovery token and when ACLs are off.
     pub accessor_id: String,
-    pub authorizer: Authorizer,
+    /// Shared with the resolver's cache: a cached token costs a reference count, not a copy of
+    /// its rule tables, per request.
+    pub authorizer: Arc<Authorizer>,
     /// Whether the request named a token itself (listings then say when they were filtered).
     pub named: bool,
 }
@@ -116,7 +118,11 @@ impl Acl {
     }
 
     fn everything(named: bool) -> Arc<Identity> {
-        Arc::new(Identity { accessor_id: String::new(), authorizer: Authorizer::management(), named })
+        Arc::new(Identity {
+            accessor_id: String::new(),
+            authorizer: Arc::new(Authorizer::management()),
+            named,
+        })
     }
 
     /// The secret a request acts with, and whether it named one.
@@ -219,12 +225,12 @@ impl Acl {
     }
 
     fn identity(&self, grants: &Grants, named: bool) -> Identity {
-        let authorizer = if grants.management {
+        let authorizer = Arc::new(if grants.management {
             Authorizer::management()
         } else {
             let parsed = grants.rules.iter().flat_map(|text| rules::parse(text).unwrap_or_default());
             Authorizer::from_rules(parsed, self.config.default_policy)
-        };
+        });
         Identity { accessor_id: grants.accessor_id.clone(), authorizer, named }
     }
 }
