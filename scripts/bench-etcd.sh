@@ -6,22 +6,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 secs=${1:-3}
-command -v etcd >/dev/null || { echo "apt-get install etcd-server golang-go golang-etcd-server-dev"; exit 1; }
-[ -x target/etcd-load ] || GO111MODULE=off GOPATH=/usr/share/gocode go build -o target/etcd-load ./bench/etcd-load
 work=$(mktemp -d --tmpdir=/work 2>/dev/null || mktemp -d)   # on the same disk as census' data dirs
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
-cluster=m1=http://127.0.0.1:12380,m2=http://127.0.0.1:22380,m3=http://127.0.0.1:32380
-for i in 1 2 3; do
-  etcd --name m$i --data-dir "$work/m$i" --heartbeat-interval 100 --election-timeout 1000 \
-    --listen-client-urls http://127.0.0.1:${i}2379 --advertise-client-urls http://127.0.0.1:${i}2379 \
-    --listen-peer-urls http://127.0.0.1:${i}2380 --initial-advertise-peer-urls http://127.0.0.1:${i}2380 \
-    --initial-cluster $cluster --initial-cluster-token bench --initial-cluster-state new \
-    --logger zap --log-level warn >"$work/m$i.log" 2>&1 &
-done
-eps=127.0.0.1:12379,127.0.0.1:22379,127.0.0.1:32379
-for _ in $(seq 100); do ETCDCTL_API=3 etcdctl --endpoints=$eps endpoint health >/dev/null 2>&1 && break; sleep 0.1; done
-leader=$(ETCDCTL_API=3 etcdctl --endpoints=$eps endpoint status -w simple | awk -F', ' '$5=="true"{print $1}')
-pids=$(pgrep -f "etcd --name m" | tr '\n' ' ')
+source scripts/etcd-cluster.sh
 cpu() { local t=0; for p in $pids; do t=$((t + $(awk '{print $14+$15}' /proc/$p/stat))); done; echo $t; }
 hz=$(getconf CLK_TCK)
 step() { # op clients endpoints
@@ -39,12 +26,6 @@ echo "etcd RSS KiB: $(for p in $pids; do awk '/VmRSS/{printf "%s ", $2}' /proc/$
 
 # Leader-kill write gap, 3 rounds: SIGKILL the leader, time the first acknowledged put through the
 # two survivors, restart the killed member from its data dir and wait for a healthy cluster.
-member_args() { # i
-  echo --name m$1 --data-dir "$work/m$1" --heartbeat-interval 100 --election-timeout 1000 \
-    --listen-client-urls http://127.0.0.1:${1}2379 --advertise-client-urls http://127.0.0.1:${1}2379 \
-    --listen-peer-urls http://127.0.0.1:${1}2380 --initial-advertise-peer-urls http://127.0.0.1:${1}2380 \
-    --initial-cluster $cluster --initial-cluster-token bench --logger zap --log-level warn
-}
 for round in 1 2 3; do
   leader=$(ETCDCTL_API=3 etcdctl --endpoints=$eps endpoint status -w simple | awk -F', ' '$5=="true"{print $1}')
   i=${leader:10:1}                                   # 127.0.0.1:N2379 → N

@@ -54,4 +54,6 @@ cargo fmt --all -- --check
 cargo clippy --workspace --all-targets -- -D warnings
 # The end-to-end tests run the built binaries as separate processes.
 cargo build --workspace --bins
-cargo test --workspace
+# A hung test fails the run here, naming itself in the output, instead of running into CI's limit
+# (timeout signals its whole process group: the test binaries and the servers they started).
+timeout --kill-after=60 55m cargo test --workspace

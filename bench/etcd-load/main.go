@@ -1,6 +1,8 @@
 // etcd-load: the etcd side of census-bench. Same load shape: closed loop, one connection per
-// client, 16-byte values, 100 keys per client; put, serializable get (like ?stale) and
-// linearizable get (like ?consistent). Prints one RESULT line.
+// client, 16-byte values, 100 keys per client (or -value-bytes and -keys shared by all clients);
+// put, serializable get (like ?stale) and linearizable get (like ?consistent). Prints one RESULT
+// line, and with -window one WINDOW line per window (throughput, tail latency, and the RSS of
+// the -pids processes at its end).
 //
 // Build (Debian packages golang-go and golang-etcd-server-dev, offline, GOPATH mode):
 //   GO111MODULE=off GOPATH=/usr/share/gocode go build -o target/etcd-load ./bench/etcd-load
@@ -10,7 +12,9 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"io/ioutil"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -25,7 +29,12 @@ func main() {
 	seconds := flag.Float64("seconds", 3, "measurement time")
 	op := flag.String("op", "put", "put | get-stale | get-consistent | gap")
 	since := flag.Int64("since", 0, "gap: the Unix time in nanoseconds the leader was killed")
+	valueBytes := flag.Int("value-bytes", 16, "bytes per value")
+	keys := flag.Int("keys", 0, "keys shared by all clients (0: 100 per client)")
+	window := flag.Float64("window", 0, "seconds per WINDOW line (0: none)")
+	pids := flag.String("pids", "", "comma-separated server pids whose RSS the WINDOW lines report")
 	flag.Parse()
+	value := strings.Repeat("v", *valueBytes)
 	if *op == "gap" {
 		writeGap(strings.Split(*endpoints, ","), *since)
 		return
@@ -34,6 +43,8 @@ func main() {
 	var stop int32
 	var errors int64
 	lat := make([][]time.Duration, *clients)
+	at := make([][]time.Duration, *clients) // when each operation ended, since began
+	began := time.Now()
 	var wg sync.WaitGroup
 	eps := strings.Split(*endpoints, ",")
 	for w := 0; w < *clients; w++ {
@@ -47,12 +58,15 @@ func main() {
 			defer wg.Done()
 			for i := 0; atomic.LoadInt32(&stop) == 0; i++ {
 				key := fmt.Sprintf("bench/%d/%d", w, i%100)
+				if *keys > 0 {
+					key = fmt.Sprintf("bench/%d", (w*7919+i)%*keys)
+				}
 				start := time.Now()
 				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 				var err error
 				switch *op {
 				case "put":
-					_, err = cli.Put(ctx, key, "0123456789abcdef")
+					_, err = cli.Put(ctx, key, value)
 				case "get-stale":
 					_, err = cli.Get(ctx, key, clientv3.WithSerializable())
 				default:
@@ -64,11 +78,18 @@ func main() {
 					continue
 				}
 				lat[w] = append(lat[w], time.Since(start))
+				at[w] = append(at[w], time.Since(began))
 			}
 		}(w, cli)
 	}
-	began := time.Now()
-	time.Sleep(time.Duration(*seconds * float64(time.Second)))
+	var rss []string
+	if *window > 0 {
+		for t := *window; t <= *seconds+1e-9; t += *window {
+			time.Sleep(time.Until(began.Add(time.Duration(t * float64(time.Second)))))
+			rss = append(rss, rssKiB(*pids))
+		}
+	}
+	time.Sleep(time.Until(began.Add(time.Duration(*seconds * float64(time.Second)))))
 	atomic.StoreInt32(&stop, 1)
 	wg.Wait()
 	elapsed := time.Since(began).Seconds()
@@ -83,8 +104,49 @@ func main() {
 		}
 		return float64(all[int(float64(len(all)-1)*p)].Microseconds()) / 1000
 	}
-	fmt.Printf("RESULT system=etcd op=%s clients=%d ops_s=%.0f p50_ms=%.2f p99_ms=%.2f errors=%d\n",
-		*op, *clients, float64(len(all))/elapsed, pct(0.5), pct(0.99), errors)
+	fmt.Printf("RESULT system=etcd op=%s clients=%d ops_s=%.0f p50_ms=%.2f p99_ms=%.2f p999_ms=%.2f max_ms=%.2f errors=%d\n",
+		*op, *clients, float64(len(all))/elapsed, pct(0.5), pct(0.99), pct(0.999), pct(1), errors)
+	for i, r := range rss {
+		from, to := time.Duration(float64(i)**window*float64(time.Second)), time.Duration(float64(i+1)**window*float64(time.Second))
+		var in []time.Duration
+		for w := range lat {
+			for j, t := range at[w] {
+				if t >= from && t < to {
+					in = append(in, lat[w][j])
+				}
+			}
+		}
+		sort.Slice(in, func(i, j int) bool { return in[i] < in[j] })
+		q := func(p float64) float64 {
+			if len(in) == 0 {
+				return 0
+			}
+			return float64(in[int(float64(len(in)-1)*p)].Microseconds()) / 1000
+		}
+		fmt.Printf("WINDOW system=etcd op=%s clients=%d t_s=%.0f ops_s=%.0f p50_ms=%.2f p99_ms=%.2f p999_ms=%.2f max_ms=%.2f rss_kib=%s\n",
+			*op, *clients, to.Seconds(), float64(len(in))/(*window), q(0.5), q(0.99), q(0.999), q(1), r)
+	}
+}
+
+// rssKiB is the VmRSS of each pid, comma-separated.
+func rssKiB(pids string) string {
+	var out []string
+	for _, pid := range strings.Split(pids, ",") {
+		if _, err := strconv.Atoi(pid); err != nil {
+			continue
+		}
+		status, err := ioutil.ReadFile("/proc/" + pid + "/status")
+		if err != nil {
+			out = append(out, "?")
+			continue
+		}
+		for _, line := range strings.Split(string(status), "\n") {
+			if strings.HasPrefix(line, "VmRSS:") {
+				out = append(out, strings.Fields(line)[1])
+			}
+		}
+	}
+	return strings.Join(out, ",")
 }
 
 // writeGap retries one put through the given (surviving) members, each attempt with a 100 ms

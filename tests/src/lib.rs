@@ -31,6 +31,16 @@ pub fn census_bin() -> PathBuf {
     bin
 }
 
+/// An HTTP client for tests: a request that gets no answer fails after 30 s instead of hanging
+/// the run (a hung server is a failure to report, not a CI timeout).
+pub fn http_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .connect_timeout(Duration::from_secs(5))
+        .timeout(Duration::from_secs(30))
+        .build()
+        .expect("reqwest client with rustls")
+}
+
 /// The Python of the tests: the virtualenv `scripts/py-consul-suite.sh` prepares (py-consul,
 /// pytest), apart from the system's, where Patroni needs Debian's python3-consul.
 pub fn python() -> PathBuf {
@@ -272,8 +282,13 @@ where
 {
     let deadline = Instant::now() + timeout;
     loop {
-        if let Some(v) = check().await {
-            return v;
+        // A check that never answers (a request to a hung server) fails the wait at its deadline
+        // instead of hanging the test run.
+        let left = deadline.saturating_duration_since(Instant::now()).max(Duration::from_secs(1));
+        match tokio::time::timeout(left, check()).await {
+            Ok(Some(v)) => return v,
+            Ok(None) => {}
+            Err(_) => panic!("timed out after {timeout:?} waiting for {what} (a check did not answer)"),
         }
         assert!(Instant::now() < deadline, "timed out after {timeout:?} waiting for {what}");
         tokio::time::sleep(Duration::from_millis(25)).await;

@@ -49,7 +49,7 @@ async fn bad_input_gets_consul_status_codes_and_writes_nothing() {
     // The same without Content-Length: a chunked stream.
     let chunks: Vec<Result<Vec<u8>, std::io::Error>> =
         big.chunks(64 * 1024).map(|c| Ok(c.to_vec())).collect();
-    let resp = reqwest::Client::new()
+    let resp = census_e2e::http_client()
         .put(format!("http://{}/v1/kv/big", agent.http_addr()))
         .body(reqwest::Body::wrap_stream(futures_stream(chunks)))
         .send()

@@ -109,7 +109,7 @@ fn every_route_is_documented_and_every_named_test_exists() {
 #[tokio::test(flavor = "multi_thread")]
 async fn endpoints_marked_no_are_not_served() {
     let (agent, _dir) = single_server("compat-doc", &[]).await;
-    let http = reqwest::Client::new();
+    let http = census_e2e::http_client();
     for row in rows().iter().filter(|r| r.state == "no") {
         let path: String =
             row.path.split('/').map(|s| if is_param(s) { "x" } else { s }).collect::<Vec<_>>().join("/");

@@ -16,7 +16,7 @@ struct Api {
 
 impl Api {
     fn new(addr: &str) -> Api {
-        Api { http: reqwest::Client::new(), base: format!("http://{addr}") }
+        Api { http: census_e2e::http_client(), base: format!("http://{addr}") }
     }
 
     async fn call(

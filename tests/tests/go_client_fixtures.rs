@@ -63,7 +63,7 @@ fn assert_fields(what: &str, actual: &Value, expected: &Value) {
 #[tokio::test(flavor = "multi_thread")]
 async fn the_go_clients_request_bodies_succeed_and_read_back() {
     let (agent, _dir) = single_server("go-client", &[]).await;
-    let api = Api { http: reqwest::Client::new(), base: format!("http://{}", agent.http_addr()) };
+    let api = Api { http: census_e2e::http_client(), base: format!("http://{}", agent.http_addr()) };
     let mut sessions = 0;
     let mut query_id = None;
     for fixture in fixtures() {

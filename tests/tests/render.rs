@@ -69,7 +69,7 @@ impl Lb {
         let (ok, stderr) = Sidecar::run(&once.map(String::from), &envs);
         assert!(ok, "render -once failed: {stderr}");
         nginx.start();
-        let http = reqwest::Client::new();
+        let http = census_e2e::http_client();
         eventually(Duration::from_secs(10), "nginx serving /web", || async {
             let r = http.get(nginx.url("/web")).send().await.ok()?;
             r.status().is_success().then_some(())
@@ -217,7 +217,7 @@ async fn fifty_reloads_under_keep_alive_load_fail_no_request() {
     for _ in 0..8 {
         let (stats, stop, url) = (stats.clone(), stop.clone(), lb.nginx.url("/web"));
         load.push(tokio::spawn(async move {
-            let http = reqwest::Client::new();
+            let http = census_e2e::http_client();
             while !stop.load(Ordering::Relaxed) {
                 let mut result = http.get(&url).send().await;
                 if result.is_err() {

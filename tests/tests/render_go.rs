@@ -144,7 +144,7 @@ async fn seed_003_ctmpl_renders_the_seed_output_and_nginx_follows_the_catalog() 
     // Real nginx serves it; then the catalog changes and nginx follows.
     nginx.start();
     let _stop_nginx = StopNginx(nginx.pid_file());
-    let http = reqwest::Client::new();
+    let http = census_e2e::http_client();
     eventually(Duration::from_secs(10), "nginx answering /stub_status", || async {
         let r = http.get(nginx.url("/stub_status")).send().await.ok()?;
         r.status().is_success().then_some(())
@@ -264,7 +264,7 @@ async fn go_templates_keep_the_last_good_file_on_a_failed_check_and_an_outage() 
     ];
     let envs = [("NGINX_LISTEN", free_port().to_string())];
     let sidecar = Sidecar::spawn(&args, &envs, &dir.path().join("sidecar.log"));
-    let http = reqwest::Client::new();
+    let http = census_e2e::http_client();
     let read = || std::fs::read_to_string(&dest).unwrap_or_default();
     eventually(Duration::from_secs(10), "the first render", || async {
         read().contains(&format!("server 127.0.0.1:{};", backend.port)).then_some(())

@@ -96,7 +96,7 @@ async fn haproxy_follows_the_catalog_with_the_shipped_template() {
         "off".into(),
     ];
     let sidecar = Sidecar::spawn(&args, &envs, &dir.path().join("sidecar.log"));
-    let http = reqwest::Client::new();
+    let http = census_e2e::http_client();
     let url = format!("http://127.0.0.1:{port}/web");
     let hits = |n: usize| {
         let (http, url) = (http.clone(), url.clone());

@@ -1,10 +1,12 @@
 //! The Raft log store: entries in memory for reads, made durable by a writer thread that commits
-//! every pending append with one fdatasync (group commit).
+//! every pending append with one fdatasync (group commit), into WAL segments that are deleted
+//! whole once a purge has made them history.
 
 use std::collections::BTreeMap;
 use std::fmt::Debug;
 use std::ops::RangeBounds;
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, mpsc};
 
 use openraft::storage::{LogFlushed, RaftLogStorage};
@@ -36,10 +38,13 @@ struct LogMem {
 }
 
 impl LogMem {
-    fn apply(&mut self, op: &LogOp) {
+    /// Applies `op`; a purge returns the entries it removed, for the caller to free elsewhere.
+    fn apply(&mut self, op: &LogOp) -> Option<BTreeMap<u64, Entry>> {
         match op {
             LogOp::Append(entries) => {
-                for e in entries {
+                // Replaying a segment may meet entries a later-restated purge already removed.
+                let purged = self.last_purged.map(|p| p.index);
+                for e in entries.iter().filter(|e| purged.is_none_or(|p| e.log_id.index > p)) {
                     self.entries.insert(e.log_id.index, e.clone());
                 }
             }
@@ -47,16 +52,19 @@ impl LogMem {
                 self.entries.split_off(since);
             }
             LogOp::Purge(upto) => {
-                self.entries = self.entries.split_off(&(upto.index + 1));
+                let kept = self.entries.split_off(&(upto.index + 1));
                 self.last_purged = Some(*upto);
+                return Some(std::mem::replace(&mut self.entries, kept));
             }
             LogOp::Vote(v) => self.vote = Some(*v),
             LogOp::Committed(c) => self.committed = *c,
         }
+        None
     }
 
-    /// The records that recreate this state from nothing.
-    fn as_ops(&self) -> Vec<LogOp> {
+    /// The records a new WAL segment starts with: everything but the entries, which the
+    /// segments that hold them keep until a purge makes them history.
+    fn head_ops(&self) -> Vec<LogOp> {
         let mut ops = Vec::new();
         if let Some(v) = self.vote {
             ops.push(LogOp::Vote(v));
@@ -65,10 +73,18 @@ impl LogMem {
             ops.push(LogOp::Purge(p));
         }
         ops.push(LogOp::Committed(self.committed));
-        if !self.entries.is_empty() {
-            ops.push(LogOp::Append(self.entries.values().cloned().collect()));
-        }
         ops
+    }
+}
+
+impl LogOp {
+    /// The highest entry index this record holds (0 for none): a WAL segment is history once a
+    /// durable purge covers its highest one.
+    fn highest_index(&self) -> u64 {
+        match self {
+            LogOp::Append(entries) => entries.iter().map(|e| e.log_id.index).max().unwrap_or(0),
+            _ => 0,
+        }
     }
 }
 
@@ -88,6 +104,10 @@ struct Shared {
     mem: Mutex<LogMem>,
     /// Sends are made while `mem` is locked, so the writer sees ops in the order memory took them.
     tx: Mutex<Option<mpsc::Sender<WriteReq>>>,
+    /// Bytes written to the WAL since the process started.
+    appended: AtomicU64,
+    /// Bytes in the WAL's segments now.
+    on_disk: AtomicU64,
 }
 
 /// The log store handed to openraft. Cloning shares the same log.
@@ -104,44 +124,66 @@ fn lock_mem(shared: &Shared) -> std::sync::MutexGuard<'_, LogMem> {
     shared.mem.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-/// Rewrite the WAL when it has grown past this and twice what it held after the last rewrite.
-const REWRITE_MIN_BYTES: u64 = 64 << 20;
+/// Start a new WAL segment when the active one has grown past this.
+const SEGMENT_BYTES: u64 = 16 << 20;
+/// Where the log lived before it was split into segments (one file, compacted by rewriting).
+const SINGLE_FILE: &str = "raft-log.wal";
 
 impl LogStore {
     /// Opens the log under `dir` (`None`: memory only, for `-dev`).
     pub fn open(dir: Option<&Path>) -> Result<LogStore, WalError> {
+        LogStore::open_with_segments_of(dir, SEGMENT_BYTES)
+    }
+
+    /// [`LogStore::open`] with WAL segments of about `segment_bytes`.
+    fn open_with_segments_of(dir: Option<&Path>, segment_bytes: u64) -> Result<LogStore, WalError> {
         let mut mem = LogMem::default();
         let wal = match dir {
             Some(dir) => {
-                std::fs::create_dir_all(dir)
-                    .map_err(|source| WalError::Io { path: dir.to_path_buf(), source })?;
-                let (wal, ops) = Wal::open::<LogOp>(&dir.join("raft-log.wal"))?;
+                let segments = dir.join("raft-log");
+                adopt_single_file(dir, &segments)?;
+                let (wal, ops) = Wal::open::<LogOp>(&segments, LogOp::highest_index)?;
                 for op in &ops {
-                    mem.apply(op);
+                    drop(mem.apply(op));
                 }
                 wal
             }
             None => Wal::in_memory(),
         };
         let (tx, rx) = mpsc::channel();
-        let shared = Arc::new(Shared { mem: Mutex::new(mem), tx: Mutex::new(Some(tx)) });
+        let shared = Arc::new(Shared {
+            mem: Mutex::new(mem),
+            tx: Mutex::new(Some(tx)),
+            appended: AtomicU64::new(0),
+            on_disk: AtomicU64::new(wal.total_bytes()),
+        });
         let writer_shared = shared.clone();
         std::thread::Builder::new()
             .name("raft-log-writer".into())
-            .spawn(move || writer_loop(wal, rx, writer_shared))
+            .spawn(move || writer_loop(wal, rx, writer_shared, segment_bytes))
             .map_err(|source| WalError::Io { path: "raft-log-writer".into(), source })?;
         Ok(LogStore { shared })
     }
 
     /// Records `op` in memory and queues it for the writer.
     fn submit(&self, op: LogOp, sync: bool, done: Done) -> Result<(), StorageError> {
-        let mut mem = lock_mem(&self.shared);
-        mem.apply(&op);
-        let tx = self.shared.tx.lock().unwrap_or_else(|p| p.into_inner());
-        let sender = tx.as_ref().ok_or_else(|| storage_err(std::io::Error::other("log writer stopped")))?;
-        sender
-            .send(WriteReq { op, sync, done })
-            .map_err(|_| storage_err(std::io::Error::other("log writer stopped")))
+        let purged = {
+            let mut mem = lock_mem(&self.shared);
+            let purged = mem.apply(&op);
+            let tx = self.shared.tx.lock().unwrap_or_else(|p| p.into_inner());
+            let sender =
+                tx.as_ref().ok_or_else(|| storage_err(std::io::Error::other("log writer stopped")))?;
+            sender
+                .send(WriteReq { op, sync, done })
+                .map_err(|_| storage_err(std::io::Error::other("log writer stopped")))?;
+            purged
+        };
+        // Freeing a purge's entries (up to tens of megabytes of small allocations) takes long
+        // enough to stall the log if done under its lock, or the Raft core if done here.
+        if let Some(entries) = purged.filter(|e| e.len() > 64) {
+            let _ = std::thread::Builder::new().name("raft-log-free".into()).spawn(move || drop(entries));
+        }
+        Ok(())
     }
 
     /// Queues `op` and waits until it is on disk.
@@ -159,23 +201,55 @@ impl LogStore {
     pub fn close(&self) {
         self.shared.tx.lock().unwrap_or_else(|p| p.into_inner()).take();
     }
+
+    /// Bytes written to the WAL since start: what the snapshot trigger counts.
+    pub fn appended_bytes(&self) -> u64 {
+        self.shared.appended.load(Ordering::Relaxed)
+    }
+
+    /// Bytes the WAL's segments hold now.
+    pub fn wal_bytes(&self) -> u64 {
+        self.shared.on_disk.load(Ordering::Relaxed)
+    }
 }
 
-fn writer_loop(mut wal: Wal, rx: mpsc::Receiver<WriteReq>, shared: Arc<Shared>) {
-    let mut size_after_rewrite = wal.size();
-    let mut purged_since_rewrite = false;
+/// Moves a log kept in one file (before segments) into the segment directory as its first
+/// segment, so an upgraded server keeps its log.
+fn adopt_single_file(dir: &Path, segments: &Path) -> Result<(), WalError> {
+    let old = dir.join(SINGLE_FILE);
+    if !old.exists() || segments.exists() {
+        return Ok(());
+    }
+    let io = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| WalError::Io { path, source }
+    };
+    std::fs::create_dir_all(segments).map_err(io(segments))?;
+    std::fs::rename(&old, segments.join(format!("{:016x}.wal", 1))).map_err(io(&old))?;
+    std::fs::File::open(dir).and_then(|d| d.sync_all()).map_err(io(dir))
+}
+
+fn writer_loop(mut wal: Wal, rx: mpsc::Receiver<WriteReq>, shared: Arc<Shared>, segment_bytes: u64) {
     while let Ok(first) = rx.recv() {
         let mut batch = vec![first];
         while let Ok(more) = rx.try_recv() {
             batch.push(more);
         }
         let sync = batch.iter().any(|r| r.sync);
-        purged_since_rewrite |= batch.iter().any(|r| matches!(r.op, LogOp::Purge(_)));
+        let purged = batch
+            .iter()
+            .filter_map(|r| match r.op {
+                LogOp::Purge(upto) => Some(upto.index),
+                _ => None,
+            })
+            .max();
         let ops: Vec<&LogOp> = batch.iter().map(|r| &r.op).collect();
-        let result = wal.append(&ops, sync).map_err(|e| e.to_string());
-        if let Err(e) = &result {
+        let mark = ops.iter().map(|op| op.highest_index()).max().unwrap_or(0);
+        let written = wal.append(&ops, sync, mark).map_err(|e| e.to_string());
+        if let Err(e) = &written {
             tracing::error!(error = %e, "raft log write failed");
         }
+        let result = written.as_ref().map(|_| ()).map_err(String::clone);
         for req in batch {
             match req.done {
                 Done::Flushed(cb) => cb.log_io_completed(result.clone().map_err(std::io::Error::other)),
@@ -185,23 +259,38 @@ fn writer_loop(mut wal: Wal, rx: mpsc::Receiver<WriteReq>, shared: Arc<Shared>) 
                 Done::Nothing => {}
             }
         }
-        if result.is_ok()
-            && purged_since_rewrite
-            && wal.size() > REWRITE_MIN_BYTES.max(2 * size_after_rewrite)
-        {
-            // Holding `mem` stops new ops. Ops still queued are already in memory, so the rewrite
-            // holds them; writing them again afterwards replays a suffix of the history, which
-            // leaves the same state.
-            let mem = lock_mem(&shared);
-            match wal.rewrite(&mem.as_ops()) {
-                Ok(()) => {
-                    size_after_rewrite = wal.size();
-                    purged_since_rewrite = false;
-                }
-                Err(e) => tracing::error!(error = %e, "raft log rewrite failed"),
+        if let Ok(bytes) = written {
+            shared.appended.fetch_add(bytes, Ordering::Relaxed);
+            if let Err(e) = maintain_segments(&mut wal, &shared, purged, segment_bytes) {
+                tracing::error!(error = %e, "raft log segment upkeep failed");
             }
+            shared.on_disk.store(wal.total_bytes(), Ordering::Relaxed);
         }
     }
+}
+
+/// After a write: deletes the segments a purge in it made history (once that purge is durable)
+/// and starts a new segment when the active one is full. Neither holds up appends for long: a
+/// delete is an unlink, a new segment begins with a few small records.
+fn maintain_segments(
+    wal: &mut Wal,
+    shared: &Shared,
+    purged: Option<u64>,
+    segment_bytes: u64,
+) -> Result<(), WalError> {
+    if let Some(upto) = purged
+        && wal.segment_count() > 1
+    {
+        wal.sync()?;
+        wal.drop_through(upto)?;
+    }
+    if wal.active_bytes() > segment_bytes {
+        // Ops still queued are already in memory, so the head may restate them early; writing
+        // them again afterwards replays a suffix of the history, which leaves the same state.
+        let head = lock_mem(shared).head_ops();
+        wal.rotate(&head, 0)?;
+    }
+    Ok(())
 }
 
 impl RaftLogReader<TypeConfig> for LogStore {
@@ -259,5 +348,73 @@ impl RaftLogStorage<TypeConfig> for LogStore {
 
     async fn purge(&mut self, log_id: LogId) -> Result<(), StorageError> {
         self.submit(LogOp::Purge(log_id), false, Done::Nothing)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use openraft::testing::{blank_ent, log_id};
+
+    use super::*;
+
+    fn segment_files(dir: &Path) -> usize {
+        std::fs::read_dir(dir.join("raft-log")).map(|d| d.count()).unwrap_or(0)
+    }
+
+    fn reopen(dir: &Path) -> LogMem {
+        let store = LogStore::open_with_segments_of(Some(dir), 512).expect("reopen");
+        let mem = std::mem::take(&mut *lock_mem(&store.shared));
+        store.close();
+        mem
+    }
+
+    #[test]
+    fn purged_segments_are_deleted_and_the_rest_replays_to_the_same_log() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = LogStore::open_with_segments_of(Some(dir.path()), 512).expect("open");
+        let vote = Vote::new(3, 1);
+        store.submit_and_wait(LogOp::Vote(vote)).expect("vote");
+        for index in 1..=200 {
+            store.submit_and_wait(LogOp::Append(vec![blank_ent::<TypeConfig>(1, 1, index)])).expect("append");
+        }
+        let before = segment_files(dir.path());
+        assert!(before > 5, "small segments rotate ({before} files)");
+        store.submit(LogOp::Purge(log_id(1, 1, 150)), false, Done::Nothing).expect("purge");
+        // The writer keeps segments after acknowledging a batch: once a second op is acknowledged,
+        // the batch with the purge has been written and its history deleted.
+        for _ in 0..2 {
+            store.submit_and_wait(LogOp::Committed(Some(log_id(1, 1, 200)))).expect("commit");
+        }
+        let after = segment_files(dir.path());
+        assert!(after < before / 2, "segments before the purge are gone ({before} → {after})");
+        store.close();
+
+        let mem = reopen(dir.path());
+        assert_eq!(mem.vote, Some(vote));
+        assert_eq!(mem.last_purged, Some(log_id(1, 1, 150)));
+        assert_eq!(mem.committed, Some(log_id(1, 1, 200)));
+        assert_eq!(mem.entries.keys().copied().collect::<Vec<_>>(), (151..=200).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn a_log_kept_in_one_file_is_adopted_as_the_first_segment() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        // The format before segments: the same records, in raft-log.wal beside the snapshot.
+        {
+            let old = dir.path().join("old");
+            let (mut wal, _) = Wal::open::<LogOp>(&old, LogOp::highest_index).expect("wal");
+            let ops = [
+                LogOp::Vote(Vote::new(2, 1)),
+                LogOp::Append((1..=3).map(|i| blank_ent::<TypeConfig>(1, 1, i)).collect()),
+            ];
+            wal.append(&ops, true, 3).expect("append");
+            let segment = std::fs::read_dir(&old).expect("dir").next().expect("file").expect("entry").path();
+            std::fs::rename(segment, dir.path().join(SINGLE_FILE)).expect("move");
+        }
+        let mem = reopen(dir.path());
+        assert_eq!(mem.vote, Some(Vote::new(2, 1)));
+        assert_eq!(mem.entries.len(), 3);
+        assert!(!dir.path().join(SINGLE_FILE).exists());
+        assert_eq!(segment_files(dir.path()), 1);
     }
 }

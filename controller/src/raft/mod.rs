@@ -11,6 +11,7 @@ pub mod network;
 pub mod node;
 mod read_rounds;
 pub mod rpc_server;
+mod snapshot_trigger;
 pub mod state_machine;
 pub mod types;
 pub mod wal;

@@ -136,8 +136,12 @@ impl ClusterNode {
             heartbeat_interval: timing.heartbeat_ms,
             election_timeout_min: timing.election_min_ms,
             election_timeout_max: timing.election_max_ms,
+            // Also by volume: see snapshot_trigger.rs.
             snapshot_policy: SnapshotPolicy::LogsSinceLast(8192),
-            max_in_snapshot_log_to_keep: 1024,
+            // Entries kept after a snapshot for followers that lag a little (further behind,
+            // they are sent the snapshot); with batches of up to 256 writes each, 512 entries
+            // are tens of megabytes at most.
+            max_in_snapshot_log_to_keep: 512,
             max_payload_entries: 256,
             ..Default::default()
         }
@@ -159,6 +163,11 @@ impl ClusterNode {
         )
         .await
         .map_err(|e| ClusterError::Raft(e.to_string()))?;
+        tokio::spawn(super::snapshot_trigger::run(
+            raft.clone(),
+            log_store.clone(),
+            super::snapshot_trigger::SNAPSHOT_BYTES,
+        ));
         let batcher = WriteBatcher::start(raft.clone());
         let read_raft = raft.clone();
         let read_rounds = ReadRounds::new(move || {

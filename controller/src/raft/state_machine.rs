@@ -19,10 +19,18 @@ struct Applied {
 }
 
 /// A snapshot as stored on disk.
-#[derive(Serialize, Deserialize)]
+#[derive(Deserialize)]
 struct SnapshotFile {
     meta: SnapshotMeta,
     data: Vec<u8>,
+}
+
+/// [`SnapshotFile`] borrowed for writing (the same encoding: a slice and a Vec are both a
+/// length-prefixed sequence), so the data is not copied to be saved.
+#[derive(Serialize)]
+struct SnapshotFileRef<'a> {
+    meta: &'a SnapshotMeta,
+    data: &'a [u8],
 }
 
 struct Inner {
@@ -72,36 +80,60 @@ impl StateMachine {
         Ok(StateMachine { inner: Arc::new(inner) })
     }
 
-    fn persist(&self, meta: &SnapshotMeta, data: &[u8]) -> Result<(), StorageError> {
+    /// Writes the snapshot durably (aside, fsync, rename, fsync the directory) and keeps it as
+    /// the current one. Blocking: callers run it off the async workers.
+    fn persist(&self, meta: &SnapshotMeta, data: Vec<u8>) -> Result<(), StorageError> {
         if let Some(dir) = &self.inner.dir {
-            let file = SnapshotFile { meta: meta.clone(), data: data.to_vec() };
-            let bytes = bincode::serialize(&file).map_err(snap_err)?;
             let tmp = dir.join("snapshot.bin.tmp");
-            std::fs::write(&tmp, &bytes).map_err(snap_err)?;
-            std::fs::File::open(&tmp).and_then(|f| f.sync_all()).map_err(snap_err)?;
+            let file = std::fs::File::create(&tmp).map_err(snap_err)?;
+            let mut out = std::io::BufWriter::new(file);
+            bincode::serialize_into(&mut out, &SnapshotFileRef { meta, data: &data }).map_err(snap_err)?;
+            let file = out.into_inner().map_err(|e| snap_err(e.into_error()))?;
+            file.sync_all().map_err(snap_err)?;
             std::fs::rename(&tmp, dir.join("snapshot.bin")).map_err(snap_err)?;
             std::fs::File::open(dir).and_then(|d| d.sync_all()).map_err(snap_err)?;
         }
-        *lock(&self.inner.current) = Some((meta.clone(), data.to_vec()));
+        *lock(&self.inner.current) = Some((meta.clone(), data));
         Ok(())
     }
-}
 
-impl RaftSnapshotBuilder<TypeConfig> for StateMachine {
-    async fn build_snapshot(&mut self) -> Result<Snapshot<TypeConfig>, StorageError> {
-        let (applied, state) = {
-            let applied = lock(&self.inner.applied);
-            (applied.clone(), self.inner.catalog.read(CatalogState::clone))
-        };
+    /// Encodes a copy of the catalog taken at `applied` and persists it (blocking).
+    fn encode_and_persist(
+        &self,
+        applied: Applied,
+        state: CatalogState,
+    ) -> Result<Snapshot<TypeConfig>, StorageError> {
         let data = state.to_bytes().map_err(sm_err)?;
+        drop(state);
         let snapshot_id = match applied.log_id {
             Some(id) => format!("{}-{}-{}", id.leader_id, id.index, data.len()),
             None => format!("empty-{}", data.len()),
         };
         let meta =
             SnapshotMeta { last_log_id: applied.log_id, last_membership: applied.membership, snapshot_id };
-        self.persist(&meta, &data)?;
+        self.persist(&meta, data.clone())?;
         Ok(Snapshot { meta, snapshot: Box::new(Cursor::new(data)) })
+    }
+}
+
+/// Runs blocking snapshot work (encoding, fsync) on tokio's blocking pool, so the Raft core and
+/// request handlers keep their worker threads meanwhile.
+async fn off_workers<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, StorageError> + Send + 'static,
+) -> Result<T, StorageError> {
+    tokio::task::spawn_blocking(work).await.map_err(sm_err)?
+}
+
+impl RaftSnapshotBuilder<TypeConfig> for StateMachine {
+    async fn build_snapshot(&mut self) -> Result<Snapshot<TypeConfig>, StorageError> {
+        // The copy is taken under the applied lock so it matches the log id it is labelled with;
+        // encoding and writing it happen after, with applies running again.
+        let (applied, state) = {
+            let applied = lock(&self.inner.applied);
+            (applied.clone(), self.inner.catalog.read(CatalogState::clone))
+        };
+        let this = self.clone();
+        off_workers(move || this.encode_and_persist(applied, state)).await
     }
 }
 
@@ -157,13 +189,17 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         snapshot: Box<Cursor<Vec<u8>>>,
     ) -> Result<(), StorageError> {
         let data = snapshot.into_inner();
-        let state = CatalogState::from_bytes(&data).map_err(snap_err)?;
-        {
-            let mut applied = lock(&self.inner.applied);
-            self.inner.catalog.replace(state);
-            *applied = Applied { log_id: meta.last_log_id, membership: meta.last_membership.clone() };
-        }
-        self.persist(meta, &data)
+        let (this, meta) = (self.clone(), meta.clone());
+        off_workers(move || {
+            let state = CatalogState::from_bytes(&data).map_err(snap_err)?;
+            {
+                let mut applied = lock(&this.inner.applied);
+                this.inner.catalog.replace(state);
+                *applied = Applied { log_id: meta.last_log_id, membership: meta.last_membership.clone() };
+            }
+            this.persist(&meta, data)
+        })
+        .await
     }
 
     async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot<TypeConfig>>, StorageError> {

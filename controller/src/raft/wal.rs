@@ -1,10 +1,17 @@
-//! An append-only, checksummed record file: the durable half of the Raft log store.
+//! An append-only, checksummed record log in segment files: the durable half of the Raft log
+//! store.
 //!
-//! Each record is `[len: u32 LE][crc32: u32 LE][payload]`. Replay stops at the first torn or corrupt
-//! record and cuts the file there, so a crash mid-write loses only what was never acknowledged.
+//! Each record is `[len: u32 LE][crc32: u32 LE][payload]`. Records go to the newest segment; when
+//! it grows past a size the caller starts another, and segments whose content a later one
+//! supersedes are deleted whole. Nothing is ever rewritten, so no write waits for a compaction.
+//!
+//! Replay reads every segment in order. A torn or corrupt record at the end of the newest
+//! segment, with nothing intact after it, is a crash mid-write (what was never acknowledged) and
+//! is cut off; a bad record anywhere else is corruption of acknowledged data and refuses to open,
+//! rather than silently dropping every later entry.
 
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, BufReader, Read, Write};
+use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
@@ -13,6 +20,7 @@ use serde::de::DeserializeOwned;
 const HEADER: usize = 8;
 /// A record larger than this is corruption, not data (entries are capped far below it).
 const MAX_RECORD: usize = 1 << 30;
+const SUFFIX: &str = "wal";
 
 #[derive(Debug, thiserror::Error)]
 pub enum WalError {
@@ -20,6 +28,10 @@ pub enum WalError {
     Io { path: PathBuf, source: io::Error },
     #[error("wal record encoding: {0}")]
     Encode(#[from] bincode::Error),
+    #[error(
+        "wal {path}: record at byte {offset} is corrupt and later segments exist; refusing to drop acknowledged entries (restore this server from a snapshot or remove its data dir to rejoin)"
+    )]
+    Corrupt { path: PathBuf, offset: u64 },
 }
 
 impl From<WalError> for io::Error {
@@ -31,63 +43,151 @@ impl From<WalError> for io::Error {
     }
 }
 
-/// The file, or nothing at all for `-dev` (records are dropped; memory is the only copy).
-pub struct Wal {
-    file: Option<(PathBuf, File)>,
-    size: u64,
-}
-
 fn io_err(path: &Path) -> impl FnOnce(io::Error) -> WalError + '_ {
     move |source| WalError::Io { path: path.to_path_buf(), source }
 }
 
+/// One segment file: its sequence number, size, and the highest mark its records carry.
+#[derive(Debug)]
+struct Segment {
+    seq: u64,
+    path: PathBuf,
+    bytes: u64,
+    mark: u64,
+}
+
+/// The segments on disk and the newest one open for appending; or nothing at all for `-dev`
+/// (records are dropped, memory is the only copy).
+pub struct Wal {
+    dir: Option<PathBuf>,
+    /// Oldest first; the last one is the active segment.
+    segments: Vec<Segment>,
+    active: Option<File>,
+}
+
+fn segment_path(dir: &Path, seq: u64) -> PathBuf {
+    dir.join(format!("{seq:016x}.{SUFFIX}"))
+}
+
+/// The record that starts at `at` in `bytes`, if one does: its payload and its end.
+fn record_at(bytes: &[u8], at: usize) -> Option<(&[u8], usize)> {
+    let header = bytes.get(at..at + HEADER)?;
+    let len = u32::from_le_bytes([header[0], header[1], header[2], header[3]]) as usize;
+    let crc = u32::from_le_bytes([header[4], header[5], header[6], header[7]]);
+    if len > MAX_RECORD {
+        return None;
+    }
+    let payload = bytes.get(at + HEADER..at + HEADER + len)?;
+    (crc32fast::hash(payload) == crc).then_some((payload, at + HEADER + len))
+}
+
+/// How a segment reads: its records in order, where the intact prefix ends, and whether an
+/// intact record follows the first bad one (which a torn final write cannot explain).
+struct SegmentRead {
+    intact: u64,
+    actual: u64,
+    record_after_damage: bool,
+}
+
+fn read_segment<R: DeserializeOwned>(path: &Path, records: &mut Vec<R>) -> Result<SegmentRead, WalError> {
+    let bytes = fs::read(path).map_err(io_err(path))?;
+    let mut at = 0;
+    while let Some((payload, end)) = record_at(&bytes, at) {
+        match bincode::deserialize(payload) {
+            Ok(record) => records.push(record),
+            Err(_) => break,
+        }
+        at = end;
+    }
+    // A crash mid-write leaves a partial record at the very end and nothing intact after it; an
+    // intact record further on means bytes in the middle went bad.
+    // (Zeros a filesystem may leave after a crash read as empty records: those do not count.)
+    let record_after_damage = at < bytes.len()
+        && (at + 1..bytes.len())
+            .any(|i| record_at(&bytes, i).is_some_and(|(payload, _)| !payload.is_empty()));
+    Ok(SegmentRead { intact: at as u64, actual: bytes.len() as u64, record_after_damage })
+}
+
+fn sync_dir(dir: &Path) -> Result<(), WalError> {
+    File::open(dir).and_then(|d| d.sync_all()).map_err(io_err(dir))
+}
+
 impl Wal {
     pub fn in_memory() -> Wal {
-        Wal { file: None, size: 0 }
+        Wal { dir: None, segments: Vec::new(), active: None }
     }
 
-    /// Opens (or creates) the file and returns every intact record in order.
-    pub fn open<R: DeserializeOwned>(path: &Path) -> Result<(Wal, Vec<R>), WalError> {
-        let mut file =
-            OpenOptions::new().read(true).append(true).create(true).open(path).map_err(io_err(path))?;
-        let mut records = Vec::new();
-        let mut good_len: u64 = 0;
-        {
-            let mut reader = BufReader::new(&mut file);
-            let mut header = [0u8; HEADER];
-            loop {
-                match reader.read_exact(&mut header) {
-                    Ok(()) => {}
-                    Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => break,
-                    Err(e) => return Err(io_err(path)(e)),
-                }
-                let len = u32::from_le_bytes([header[0], header[1], header[2], header[3]]) as usize;
-                let crc = u32::from_le_bytes([header[4], header[5], header[6], header[7]]);
-                if len > MAX_RECORD {
-                    break;
-                }
-                let mut payload = vec![0u8; len];
-                if reader.read_exact(&mut payload).is_err() || crc32fast::hash(&payload) != crc {
-                    break;
-                }
-                match bincode::deserialize(&payload) {
-                    Ok(record) => records.push(record),
-                    Err(_) => break,
-                }
-                good_len += (HEADER + len) as u64;
+    /// Opens (or creates) the segment directory and returns every intact record in order.
+    /// `mark_of` gives each record's mark (the Raft log store: the highest entry index in it).
+    pub fn open<R: DeserializeOwned>(
+        dir: &Path,
+        mark_of: impl Fn(&R) -> u64,
+    ) -> Result<(Wal, Vec<R>), WalError> {
+        fs::create_dir_all(dir).map_err(io_err(dir))?;
+        let mut seqs = Vec::new();
+        for entry in fs::read_dir(dir).map_err(io_err(dir))? {
+            let name = entry.map_err(io_err(dir))?.file_name();
+            let name = name.to_string_lossy();
+            if let Some(seq) =
+                name.strip_suffix(&format!(".{SUFFIX}")).and_then(|s| u64::from_str_radix(s, 16).ok())
+            {
+                seqs.push(seq);
             }
         }
-        let actual = file.metadata().map_err(io_err(path))?.len();
-        if actual != good_len {
-            tracing::warn!(path = %path.display(), actual, kept = good_len, "cutting torn tail of the raft log");
-            file.set_len(good_len).map_err(io_err(path))?;
-            file.sync_all().map_err(io_err(path))?;
+        seqs.sort_unstable();
+        let mut records = Vec::new();
+        let mut segments = Vec::new();
+        let count = seqs.len();
+        for (i, seq) in seqs.into_iter().enumerate() {
+            let path = segment_path(dir, seq);
+            let first = records.len();
+            let read = read_segment(&path, &mut records)?;
+            let (good, actual) = (read.intact, read.actual);
+            if good != actual {
+                if i + 1 < count || read.record_after_damage {
+                    return Err(WalError::Corrupt { path, offset: good });
+                }
+                tracing::warn!(path = %path.display(), actual, kept = good, "cutting torn tail of the raft log");
+                let file = OpenOptions::new().write(true).open(&path).map_err(io_err(&path))?;
+                file.set_len(good).map_err(io_err(&path))?;
+                file.sync_all().map_err(io_err(&path))?;
+            }
+            let mark = records[first..].iter().map(&mark_of).max().unwrap_or(0);
+            segments.push(Segment { seq, path, bytes: good, mark });
         }
-        Ok((Wal { file: Some((path.to_path_buf(), file)), size: good_len }, records))
+        let mut wal = Wal { dir: Some(dir.to_path_buf()), segments, active: None };
+        match wal.segments.last() {
+            Some(last) => {
+                let file = OpenOptions::new().append(true).open(&last.path).map_err(io_err(&last.path))?;
+                wal.active = Some(file);
+            }
+            None => wal.start_segment(1)?,
+        }
+        Ok((wal, records))
     }
 
-    pub fn size(&self) -> u64 {
-        self.size
+    fn start_segment(&mut self, seq: u64) -> Result<(), WalError> {
+        let Some(dir) = &self.dir else { return Ok(()) };
+        let path = segment_path(dir, seq);
+        let file = OpenOptions::new().create_new(true).append(true).open(&path).map_err(io_err(&path))?;
+        sync_dir(dir)?;
+        self.active = Some(file);
+        self.segments.push(Segment { seq, path, bytes: 0, mark: 0 });
+        Ok(())
+    }
+
+    /// Bytes in the active segment.
+    pub fn active_bytes(&self) -> u64 {
+        self.segments.last().map_or(0, |s| s.bytes)
+    }
+
+    /// Bytes in every segment.
+    pub fn total_bytes(&self) -> u64 {
+        self.segments.iter().map(|s| s.bytes).sum()
+    }
+
+    pub fn segment_count(&self) -> usize {
+        self.segments.len()
     }
 
     fn encode<R: Serialize>(records: &[R]) -> Result<Vec<u8>, WalError> {
@@ -101,37 +201,62 @@ impl Wal {
         Ok(buf)
     }
 
-    /// Appends records with one write and, when `sync`, one fdatasync.
-    pub fn append<R: Serialize>(&mut self, records: &[R], sync: bool) -> Result<(), WalError> {
+    /// Appends records to the active segment with one write and, when `sync`, one fdatasync.
+    /// `mark` is the highest mark among them. Returns the bytes written.
+    pub fn append<R: Serialize>(&mut self, records: &[R], sync: bool, mark: u64) -> Result<u64, WalError> {
         let buf = Self::encode(records)?;
-        if let Some((path, file)) = &mut self.file {
-            file.write_all(&buf).map_err(io_err(path))?;
+        if let (Some(file), Some(segment)) = (&mut self.active, self.segments.last()) {
+            file.write_all(&buf).map_err(io_err(&segment.path))?;
             if sync {
-                file.sync_data().map_err(io_err(path))?;
+                file.sync_data().map_err(io_err(&segment.path))?;
             }
         }
-        self.size += buf.len() as u64;
+        if let Some(segment) = self.segments.last_mut() {
+            segment.bytes += buf.len() as u64;
+            segment.mark = segment.mark.max(mark);
+        }
+        Ok(buf.len() as u64)
+    }
+
+    /// Makes everything appended so far durable.
+    pub fn sync(&mut self) -> Result<(), WalError> {
+        if let (Some(file), Some(segment)) = (&mut self.active, self.segments.last()) {
+            file.sync_data().map_err(io_err(&segment.path))?;
+        }
         Ok(())
     }
 
-    /// Replaces the file's content by `records` atomically (write aside, fsync, rename, fsync dir).
-    pub fn rewrite<R: Serialize>(&mut self, records: &[R]) -> Result<(), WalError> {
-        let buf = Self::encode(records)?;
-        if let Some((path, file)) = &mut self.file {
-            let tmp = path.with_extension("rewrite");
-            {
-                let mut out = File::create(&tmp).map_err(io_err(&tmp))?;
-                out.write_all(&buf).map_err(io_err(&tmp))?;
-                out.sync_all().map_err(io_err(&tmp))?;
-            }
-            fs::rename(&tmp, &*path).map_err(io_err(path))?;
-            if let Some(dir) = path.parent() {
-                File::open(dir).and_then(|d| d.sync_all()).map_err(io_err(dir))?;
-            }
-            *file = OpenOptions::new().read(true).append(true).open(&*path).map_err(io_err(path))?;
+    /// Closes the active segment (synced) and starts a new one that begins with `head`: records
+    /// that restate, on their own, what older segments established and later records need.
+    pub fn rotate<R: Serialize>(&mut self, head: &[R], mark: u64) -> Result<(), WalError> {
+        if self.dir.is_none() {
+            return Ok(());
         }
-        self.size = buf.len() as u64;
-        Ok(())
+        self.sync()?;
+        let next = self.segments.last().map_or(1, |s| s.seq + 1);
+        self.start_segment(next)?;
+        self.append(head, true, mark).map(|_| ())
+    }
+
+    /// Deletes every segment but the active one whose records all carry a mark of at most
+    /// `mark`, oldest first, stopping at the first that does not qualify. The caller makes sure
+    /// durable records in later segments supersede them. Returns how many were deleted.
+    pub fn drop_through(&mut self, mark: u64) -> Result<usize, WalError> {
+        let keep_from = self
+            .segments
+            .iter()
+            .take(self.segments.len().saturating_sub(1))
+            .position(|s| s.mark > mark)
+            .unwrap_or(self.segments.len().saturating_sub(1));
+        for segment in self.segments.drain(..keep_from) {
+            fs::remove_file(&segment.path).map_err(io_err(&segment.path))?;
+        }
+        if keep_from > 0
+            && let Some(dir) = &self.dir
+        {
+            sync_dir(dir)?;
+        }
+        Ok(keep_from)
     }
 }
 
@@ -139,53 +264,117 @@ impl Wal {
 mod tests {
     use super::*;
 
-    #[test]
-    fn replays_records_and_cuts_a_torn_tail() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let path = dir.path().join("log.wal");
-        {
-            let (mut wal, records) = Wal::open::<String>(&path).expect("open new");
-            assert!(records.is_empty());
-            wal.append(&["a".to_string(), "b".to_string()], true).expect("append");
-            wal.append(&["c".to_string()], true).expect("append");
-        }
-        // A crash mid-write: half a record at the end.
-        let mut f = OpenOptions::new().append(true).open(&path).expect("reopen");
-        f.write_all(&[42, 0, 0, 0, 1, 2]).expect("torn write");
-        drop(f);
-        let (mut wal, records) = Wal::open::<String>(&path).expect("open torn");
-        assert_eq!(records, vec!["a", "b", "c"]);
-        wal.append(&["d".to_string()], true).expect("append after cut");
-        drop(wal);
-        let (_, records) = Wal::open::<String>(&path).expect("open again");
-        assert_eq!(records, vec!["a", "b", "c", "d"]);
+    fn strings(v: &[&str]) -> Vec<String> {
+        v.iter().map(|s| s.to_string()).collect()
+    }
+
+    fn no_mark(_: &String) -> u64 {
+        0
+    }
+
+    fn only_segment(dir: &Path) -> PathBuf {
+        let mut files: Vec<PathBuf> =
+            fs::read_dir(dir).expect("dir").map(|e| e.expect("entry").path()).collect();
+        files.sort();
+        files.pop().expect("a segment")
     }
 
     #[test]
-    fn corrupt_record_ends_replay() {
+    fn replays_records_and_cuts_a_torn_tail() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let path = dir.path().join("log.wal");
-        let (mut wal, _) = Wal::open::<String>(&path).expect("open");
-        wal.append(&["first".to_string(), "second".to_string()], true).expect("append");
+        {
+            let (mut wal, records) = Wal::open(dir.path(), no_mark).expect("open new");
+            assert!(records.is_empty());
+            wal.append(&strings(&["a", "b"]), true, 0).expect("append");
+            wal.append(&strings(&["c"]), true, 0).expect("append");
+        }
+        // A crash mid-write: half a record at the end, then zeros as a filesystem may leave.
+        let mut f = OpenOptions::new().append(true).open(only_segment(dir.path())).expect("reopen");
+        f.write_all(&[42, 0, 0, 0, 1, 2]).expect("torn write");
+        f.write_all(&[0; 64]).expect("zeros");
+        drop(f);
+        let (mut wal, records) = Wal::open(dir.path(), no_mark).expect("open torn");
+        assert_eq!(records, strings(&["a", "b", "c"]));
+        wal.append(&strings(&["d"]), true, 0).expect("append after cut");
         drop(wal);
+        let (_, records) = Wal::open(dir.path(), no_mark).expect("open again");
+        assert_eq!(records, strings(&["a", "b", "c", "d"]));
+    }
+
+    #[test]
+    fn corrupt_last_record_of_the_newest_segment_ends_replay() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (mut wal, _) = Wal::open(dir.path(), no_mark).expect("open");
+        wal.append(&strings(&["first", "second"]), true, 0).expect("append");
+        drop(wal);
+        let path = only_segment(dir.path());
         let mut bytes = fs::read(&path).expect("read");
         let last = bytes.len() - 1;
         bytes[last] ^= 0xff;
         fs::write(&path, &bytes).expect("write");
-        let (_, records) = Wal::open::<String>(&path).expect("open corrupt");
-        assert_eq!(records, vec!["first"]);
+        let (_, records) = Wal::open(dir.path(), no_mark).expect("open corrupt");
+        assert_eq!(records, strings(&["first"]));
     }
 
     #[test]
-    fn rewrite_replaces_content() {
+    fn a_bad_record_with_intact_ones_after_it_refuses_to_open() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let path = dir.path().join("log.wal");
-        let (mut wal, _) = Wal::open::<String>(&path).expect("open");
-        wal.append(&vec!["x".to_string(); 10], true).expect("append");
-        wal.rewrite(&["y".to_string()]).expect("rewrite");
-        wal.append(&["z".to_string()], true).expect("append");
+        let (mut wal, _) = Wal::open(dir.path(), no_mark).expect("open");
+        wal.append(&strings(&["one", "two", "three"]), true, 0).expect("append");
         drop(wal);
-        let (_, records) = Wal::open::<String>(&path).expect("reopen");
-        assert_eq!(records, vec!["y", "z"]);
+        let path = only_segment(dir.path());
+        let mut bytes = fs::read(&path).expect("read");
+        // Flip a byte of the second record's payload ("two"): the third is still intact.
+        let second = HEADER + 8 + 3 + HEADER;
+        bytes[second + 8] ^= 0xff;
+        fs::write(&path, &bytes).expect("write");
+        match Wal::open(dir.path(), no_mark) {
+            Err(WalError::Corrupt { offset, .. }) => assert_eq!(offset, (HEADER + 8 + 3) as u64),
+            Err(other) => panic!("expected Corrupt, got {other}"),
+            Ok((_, records)) => panic!("opened a log with a bad record in the middle: {records:?}"),
+        }
+    }
+
+    #[test]
+    fn corruption_in_an_older_segment_refuses_to_open() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (mut wal, _) = Wal::open(dir.path(), no_mark).expect("open");
+        wal.append(&strings(&["one", "two"]), true, 0).expect("append");
+        wal.rotate(&strings(&["head"]), 0).expect("rotate");
+        wal.append(&strings(&["three"]), true, 0).expect("append");
+        drop(wal);
+        let first = segment_path(dir.path(), 1);
+        let mut bytes = fs::read(&first).expect("read");
+        bytes[HEADER + 1] ^= 0xff;
+        fs::write(&first, &bytes).expect("write");
+        match Wal::open(dir.path(), no_mark) {
+            Err(WalError::Corrupt { path, offset }) => {
+                assert_eq!((path, offset), (first, 0));
+            }
+            Err(other) => panic!("expected Corrupt, got {other}"),
+            Ok((_, records)) => panic!("opened a corrupt log: {records:?}"),
+        }
+    }
+
+    #[test]
+    fn segments_rotate_and_old_ones_are_dropped_by_mark() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mark = |r: &(u64, String)| r.0;
+        let (mut wal, _) = Wal::open(dir.path(), mark).expect("open");
+        wal.append(&[(5u64, "a".to_string())], true, 5).expect("append");
+        wal.rotate(&[(0u64, "head-2".to_string())], 0).expect("rotate");
+        wal.append(&[(9u64, "b".to_string())], true, 9).expect("append");
+        wal.rotate(&[(0u64, "head-3".to_string())], 0).expect("rotate");
+        wal.append(&[(12u64, "c".to_string())], true, 12).expect("append");
+        assert_eq!(wal.segment_count(), 3);
+        // Segment 2 holds mark 9 > 6: only segment 1 goes.
+        assert_eq!(wal.drop_through(6).expect("drop"), 1);
+        // The active segment is never dropped, whatever its mark.
+        assert_eq!(wal.drop_through(100).expect("drop"), 1);
+        assert_eq!(wal.segment_count(), 1);
+        drop(wal);
+        let (wal, records) = Wal::open(dir.path(), mark).expect("reopen");
+        assert_eq!(records, vec![(0, "head-3".to_string()), (12, "c".to_string())]);
+        assert_eq!(wal.segment_count(), 1);
     }
 }

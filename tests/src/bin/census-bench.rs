@@ -1,11 +1,16 @@
 //! Load generator: KV PUT and GET (`?stale`, `?consistent`) throughput and latency at several
 //! client counts against a three-server census cluster on loopback, plus the write gap after
 //! the leader is killed. Usage: `census-bench [SECONDS_PER_STEP]` (CENSUS_BIN picks the binary).
+//!
+//! `census-bench soak SECONDS CLIENTS [WINDOW_SECONDS]`: sustained PUTs of 256-byte values over
+//! 10,000 keys, one WINDOW line per window (throughput, p50/p99/p999/max, each server's RSS at
+//! its end) and one RESULT line, in the format of bench/etcd-load (scripts/bench-soak.sh runs
+//! both).
 
 use std::time::{Duration, Instant};
 
 use census_client::KvWriteOptions;
-use census_e2e::bench::{Op, percentile, step};
+use census_e2e::bench::{Op, Shape, percentile, run, step, windows};
 use census_e2e::{Agent, Cluster, eventually};
 
 /// User plus system CPU time of a process so far, from /proc/PID/stat (fields 14 and 15, in
@@ -35,9 +40,57 @@ fn rss_kib(cluster: &Cluster) -> String {
     cluster.agents.iter().filter_map(Agent::pid).map(rss).collect::<Vec<_>>().join(",")
 }
 
+fn ms(sorted: &[u64], p: f64) -> f64 {
+    percentile(sorted, p) as f64 / 1000.0
+}
+
+async fn soak(secs: u64, clients: usize, window: u64) {
+    let mut cluster = Cluster::start(3).await;
+    let leader = cluster.wait_for_leader(Duration::from_secs(10)).await;
+    let client = cluster.agents[leader].client();
+    let shape = Shape { value_bytes: 256, keys: 10_000 };
+    let mut rss = Vec::new();
+    let samples = run(client, Op::Put, clients, Duration::from_secs(secs), shape, |second| {
+        if second % window == 0 {
+            rss.push(rss_kib(&cluster));
+        }
+    })
+    .await;
+    let mut all = samples.latencies_us.clone();
+    all.sort_unstable();
+    println!(
+        "RESULT system=census op=put clients={clients} ops_s={:.0} p50_ms={:.2} p99_ms={:.2} p999_ms={:.2} max_ms={:.2} errors={}",
+        all.len() as f64 / samples.secs,
+        ms(&all, 0.5),
+        ms(&all, 0.99),
+        ms(&all, 0.999),
+        ms(&all, 1.0),
+        samples.errors
+    );
+    for (w, rss) in windows(&samples, window).iter().zip(rss) {
+        let l = &w.latencies_us;
+        println!(
+            "WINDOW system=census op=put clients={clients} t_s={} ops_s={:.0} p50_ms={:.2} p99_ms={:.2} p999_ms={:.2} max_ms={:.2} rss_kib={rss}",
+            w.end_s,
+            w.ops_s,
+            ms(l, 0.5),
+            ms(l, 0.99),
+            ms(l, 0.999),
+            ms(l, 1.0)
+        );
+    }
+    cluster.agents.iter_mut().for_each(Agent::kill);
+}
+
 #[tokio::main]
 async fn main() {
-    let secs: u64 = std::env::args().nth(1).and_then(|s| s.parse().ok()).unwrap_or(5);
+    let args: Vec<String> = std::env::args().collect();
+    if args.get(1).map(String::as_str) == Some("soak") {
+        let num = |i: usize, default: u64| args.get(i).and_then(|s| s.parse().ok()).unwrap_or(default);
+        soak(num(2, 60), num(3, 64) as usize, num(4, 10).max(1)).await;
+        return;
+    }
+    let secs: u64 = args.get(1).and_then(|s| s.parse().ok()).unwrap_or(5);
     let mut cluster = Cluster::start(3).await;
     let leader = cluster.wait_for_leader(Duration::from_secs(10)).await;
     let client = cluster.agents[leader].client();
