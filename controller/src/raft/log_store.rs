@@ -126,6 +126,8 @@ fn lock_mem(shared: &Shared) -> std::sync::MutexGuard<'_, LogMem> {
 
 /// Start a new WAL segment when the active one has grown past this.
 const SEGMENT_BYTES: u64 = 16 << 20;
+/// A WAL write (with its fdatasync) slower than this is logged.
+const SLOW_WRITE: std::time::Duration = std::time::Duration::from_millis(50);
 /// Where the log lived before it was split into segments (one file, compacted by rewriting).
 const SINGLE_FILE: &str = "raft-log.wal";
 
@@ -245,7 +247,13 @@ fn writer_loop(mut wal: Wal, rx: mpsc::Receiver<WriteReq>, shared: Arc<Shared>, 
             .max();
         let ops: Vec<&LogOp> = batch.iter().map(|r| &r.op).collect();
         let mark = ops.iter().map(|op| op.highest_index()).max().unwrap_or(0);
+        let started = std::time::Instant::now();
         let written = wal.append(&ops, sync, mark).map_err(|e| e.to_string());
+        let took = started.elapsed();
+        if took > SLOW_WRITE {
+            // As etcd's "slow fdatasync": the disk, not census, held every write this long.
+            tracing::warn!(took_ms = took.as_millis() as u64, ops = ops.len(), sync, "slow raft log write");
+        }
         if let Err(e) = &written {
             tracing::error!(error = %e, "raft log write failed");
         }
@@ -282,7 +290,10 @@ fn maintain_segments(
         && wal.segment_count() > 1
     {
         wal.sync()?;
-        wal.drop_through(upto)?;
+        let dropped = wal.drop_through(upto)?;
+        if dropped > 0 {
+            tracing::debug!(dropped, purged_through = upto, "raft log segments deleted");
+        }
     }
     if wal.active_bytes() > segment_bytes {
         // Ops still queued are already in memory, so the head may restate them early; writing

@@ -19,6 +19,9 @@ use super::types::{NodeId, ServerNode, TypeConfig};
 pub enum PeerError {
     #[error("peer {addr} unreachable: {source}")]
     Unreachable { addr: String, source: reqwest::Error },
+    /// The peer took longer than the call's deadline: busy, not gone.
+    #[error("peer {addr} did not answer within {after:?}")]
+    TimedOut { addr: String, after: Duration },
     #[error("peer {addr} answered {status}")]
     Status { addr: String, status: u16 },
     #[error("encoding a raft message: {0}")]
@@ -75,7 +78,13 @@ impl PeerTransport {
         timeout: Duration,
     ) -> Result<Resp, PeerError> {
         let body = bincode::serialize(req)?;
-        let unreachable = |source| PeerError::Unreachable { addr: addr.to_string(), source };
+        let unreachable = |source: reqwest::Error| {
+            if source.is_timeout() {
+                PeerError::TimedOut { addr: addr.to_string(), after: timeout }
+            } else {
+                PeerError::Unreachable { addr: addr.to_string(), source }
+            }
+        };
         let http = self.http.read().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
         let resp = http
             .post(format!("{}://{addr}/raft/{path}", self.scheme))
@@ -129,6 +138,9 @@ impl PeerClient {
     {
         let answer: Result<Resp, RaftError<NodeId, E>> =
             self.transport.call(&self.addr, path, req, option.hard_ttl()).await.map_err(|e| match e {
+                // openraft stops replicating to an unreachable peer for 500 ms; a peer that was
+                // only slow to answer (a large append under load, whose deadline is one heartbeat
+                // interval) is retried at once instead, or every write stalls for those 500 ms.
                 PeerError::Unreachable { .. } => RPCError::Unreachable(Unreachable::new(&e)),
                 other => RPCError::Network(NetworkError::new(&other)),
             })?;

@@ -139,10 +139,12 @@ impl ClusterNode {
             // Also by volume: see snapshot_trigger.rs.
             snapshot_policy: SnapshotPolicy::LogsSinceLast(8192),
             // Entries kept after a snapshot for followers that lag a little (further behind,
-            // they are sent the snapshot); with batches of up to 256 writes each, 512 entries
-            // are tens of megabytes at most.
-            max_in_snapshot_log_to_keep: 512,
-            max_payload_entries: 256,
+            // they are sent the snapshot); with batches of up to 256 writes each, 128 entries
+            // are ~10 MB at most.
+            max_in_snapshot_log_to_keep: 128,
+            // An entry holds up to 256 writes: 32 entries keep one append well under its deadline
+            // (the heartbeat interval) when a follower catches up under load.
+            max_payload_entries: 32,
             ..Default::default()
         }
         .validate()
@@ -159,14 +161,15 @@ impl ClusterNode {
             Arc::new(config),
             Network::new(transport.clone()),
             log_store.clone(),
-            state_machine,
+            state_machine.clone(),
         )
         .await
         .map_err(|e| ClusterError::Raft(e.to_string()))?;
         tokio::spawn(super::snapshot_trigger::run(
             raft.clone(),
             log_store.clone(),
-            super::snapshot_trigger::SNAPSHOT_BYTES,
+            state_machine,
+            super::snapshot_trigger::SNAPSHOT_BYTES_FLOOR,
         ));
         let batcher = WriteBatcher::start(raft.clone());
         let read_raft = raft.clone();

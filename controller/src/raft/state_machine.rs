@@ -80,6 +80,11 @@ impl StateMachine {
         Ok(StateMachine { inner: Arc::new(inner) })
     }
 
+    /// The size of the current snapshot's data.
+    pub fn snapshot_bytes(&self) -> u64 {
+        lock(&self.inner.current).as_ref().map_or(0, |(_, data)| data.len() as u64)
+    }
+
     /// Writes the snapshot durably (aside, fsync, rename, fsync the directory) and keeps it as
     /// the current one. Blocking: callers run it off the async workers.
     fn persist(&self, meta: &SnapshotMeta, data: Vec<u8>) -> Result<(), StorageError> {
@@ -128,12 +133,22 @@ impl RaftSnapshotBuilder<TypeConfig> for StateMachine {
     async fn build_snapshot(&mut self) -> Result<Snapshot<TypeConfig>, StorageError> {
         // The copy is taken under the applied lock so it matches the log id it is labelled with;
         // encoding and writing it happen after, with applies running again.
+        let started = std::time::Instant::now();
         let (applied, state) = {
             let applied = lock(&self.inner.applied);
             (applied.clone(), self.inner.catalog.read(CatalogState::clone))
         };
+        let copied = started.elapsed();
         let this = self.clone();
-        off_workers(move || this.encode_and_persist(applied, state)).await
+        let snapshot = off_workers(move || this.encode_and_persist(applied, state)).await?;
+        tracing::info!(
+            index = snapshot.meta.last_log_id.map(|l| l.index),
+            bytes = snapshot.snapshot.get_ref().len(),
+            copy_ms = copied.as_millis() as u64,
+            total_ms = started.elapsed().as_millis() as u64,
+            "snapshot built"
+        );
+        Ok(snapshot)
     }
 }
 

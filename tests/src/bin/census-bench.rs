@@ -50,6 +50,13 @@ async fn soak(secs: u64, clients: usize, window: u64) {
     let client = cluster.agents[leader].client();
     let shape = Shape { value_bytes: 256, keys: 10_000 };
     let mut rss = Vec::new();
+    println!(
+        "START {}",
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis())
+            .unwrap_or(0)
+    );
     let samples = run(client, Op::Put, clients, Duration::from_secs(secs), shape, |second| {
         if second % window == 0 {
             rss.push(rss_kib(&cluster));
@@ -78,6 +85,13 @@ async fn soak(secs: u64, clients: usize, window: u64) {
             ms(l, 0.999),
             ms(l, 1.0)
         );
+    }
+    if std::env::var_os("CENSUS_BENCH_SHOW_LOGS").is_some() {
+        for (i, agent) in cluster.agents.iter().enumerate() {
+            for line in agent.log().lines().filter(|l| !l.contains(" INFO census::agent")) {
+                println!("server {i}: {line}");
+            }
+        }
     }
     cluster.agents.iter_mut().for_each(Agent::kill);
 }
