@@ -27,7 +27,10 @@ func main() {
 	endpoints := flag.String("endpoints", "127.0.0.1:2379", "comma-separated client URLs")
 	clients := flag.Int("clients", 1, "concurrent clients, one connection each")
 	seconds := flag.Float64("seconds", 3, "measurement time")
-	op := flag.String("op", "put", "put | get-stale | get-consistent | gap")
+	op := flag.String("op", "put", "put | get-stale | get-consistent | gap | fanout")
+	watchers := flag.Int("watchers", 1000, "fanout: watchers, one client connection each")
+	rounds := flag.Int("rounds", 10, "fanout: rounds")
+	shared := flag.Bool("shared", false, "fanout: all watchers on one client connection (gRPC streams)")
 	since := flag.Int64("since", 0, "gap: the Unix time in nanoseconds the leader was killed")
 	valueBytes := flag.Int("value-bytes", 16, "bytes per value")
 	keys := flag.Int("keys", 0, "keys shared by all clients (0: 100 per client)")
@@ -37,6 +40,10 @@ func main() {
 	value := strings.Repeat("v", *valueBytes)
 	if *op == "gap" {
 		writeGap(strings.Split(*endpoints, ","), *since)
+		return
+	}
+	if *op == "fanout" {
+		fanout(strings.Split(*endpoints, ","), *watchers, *rounds, *shared)
 		return
 	}
 
@@ -171,4 +178,72 @@ func writeGap(endpoints []string, since int64) {
 			return
 		}
 	}
+}
+
+// fanout opens `watchers` clients (one connection each, or one for all with -shared) on a follower, each watching one key,
+// then puts the key through the first endpoint (the leader) and prints the time from the put's
+// answer to the first and the last watcher's event, per round and the medians.
+func fanout(endpoints []string, watchers, rounds int, shared bool) {
+	writer, err := clientv3.New(clientv3.Config{Endpoints: endpoints[:1], DialTimeout: 5 * time.Second})
+	if err != nil {
+		panic(err)
+	}
+	defer writer.Close()
+	follower := endpoints[len(endpoints)-1]
+	connections := watchers
+	if shared {
+		connections = 1
+	}
+	clients := make([]*clientv3.Client, connections)
+	for i := range clients {
+		clients[i], err = clientv3.New(clientv3.Config{Endpoints: []string{follower}, DialTimeout: 5 * time.Second})
+		if err != nil {
+			panic(err)
+		}
+		defer clients[i].Close()
+	}
+	var firsts, lasts []float64
+	for round := 0; round < rounds; round++ {
+		ctx, cancel := context.WithCancel(context.Background())
+		events := make(chan time.Time, watchers)
+		for w := 0; w < watchers; w++ {
+			ch := clients[w%connections].Watch(ctx, "fan/key")
+			go func(ch clientv3.WatchChan) {
+				for range ch {
+					events <- time.Now()
+					return
+				}
+			}(ch)
+		}
+		time.Sleep(time.Duration(500+watchers/2) * time.Millisecond)
+		if _, err := writer.Put(context.Background(), "fan/key", fmt.Sprint(round)); err != nil {
+			panic(err)
+		}
+		done := time.Now()
+		first, last := 1e9, 0.0
+		for i := 0; i < watchers; i++ {
+			select {
+			case t := <-events:
+				ms := float64(t.Sub(done).Microseconds()) / 1000
+				if ms < 0 {
+					ms = 0
+				}
+				if ms < first {
+					first = ms
+				}
+				if ms > last {
+					last = ms
+				}
+			case <-time.After(30 * time.Second):
+				i = watchers
+			}
+		}
+		cancel()
+		fmt.Printf("ROUND system=etcd op=fanout watchers=%d first_ms=%.2f last_ms=%.2f\n", watchers, first, last)
+		firsts, lasts = append(firsts, first), append(lasts, last)
+	}
+	sort.Float64s(firsts)
+	sort.Float64s(lasts)
+	fmt.Printf("RESULT system=etcd op=fanout watchers=%d connections=%d first_ms=%.2f last_ms=%.2f (medians of %d)\n",
+		watchers, connections, firsts[len(firsts)/2], lasts[len(lasts)/2], rounds)
 }

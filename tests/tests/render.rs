@@ -377,11 +377,11 @@ async fn a_burst_of_100_changes_inside_the_wait_window_is_one_reload() {
     .map(String::from);
     let _sidecar = Sidecar::spawn(&args, &[], &dir.path().join("sidecar.log"));
     let read = |p: &Path| std::fs::read_to_string(p).unwrap_or_default();
-    eventually(Duration::from_secs(10), "the first render", || async {
-        (read(&out) == "n=0\n").then_some(())
+    // The command runs after the file is written: wait for both.
+    eventually(Duration::from_secs(10), "the first render and its command", || async {
+        (read(&out) == "n=0\n" && read(&count).lines().count() == 1).then_some(())
     })
     .await;
-    assert_eq!(read(&count).lines().count(), 1);
     for n in 1..=100 {
         client.kv_put("burst/n", n.to_string().as_bytes(), KvWriteOptions::default()).await.expect("put");
     }

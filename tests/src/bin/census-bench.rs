@@ -6,6 +6,11 @@
 //! 10,000 keys, one WINDOW line per window (throughput, p50/p99/p999/max, each server's RSS at
 //! its end) and one RESULT line, in the format of bench/etcd-load (scripts/bench-soak.sh runs
 //! both).
+//!
+//! `census-bench fanout WATCHERS [ROUNDS] [stale|default]`: WATCHERS blocking GETs (one
+//! connection each, `?stale` unless `default`) on one key of a follower, then one PUT through the
+//! leader; prints the time from the PUT's answer
+//! to the first and the last watcher's answer, per round and their medians.
 
 use std::time::{Duration, Instant};
 
@@ -96,9 +101,86 @@ async fn soak(secs: u64, clients: usize, window: u64) {
     cluster.agents.iter_mut().for_each(Agent::kill);
 }
 
+/// Blocking GETs on one key through a follower, woken by one PUT through the leader.
+async fn fanout(watchers: usize, rounds: usize, mode: &str) {
+    let mut cluster = Cluster::start(3).await;
+    let leader = cluster.wait_for_leader(Duration::from_secs(10)).await;
+    let writer = cluster.agents[leader].client();
+    let follower = cluster.agents[cluster.other_than(leader)].http_addr();
+    let http = reqwest::Client::builder().pool_max_idle_per_host(watchers).build().expect("http client");
+    let url = format!("http://{follower}/v1/kv/fan/key");
+    let (mut firsts, mut lasts) = (Vec::new(), Vec::new());
+    for round in 0..rounds {
+        writer.kv_put("fan/key", format!("{round}").as_bytes(), KvWriteOptions::default()).await.expect("put");
+        // The follower has applied it once a stale read sees it; its index is what watchers wait past.
+        let index = eventually(Duration::from_secs(5), "the follower applied the put", || async {
+            let r = http.get(format!("{url}?stale")).send().await.ok()?;
+            let index = r.headers().get("X-Consul-Index")?.to_str().ok()?.parse::<u64>().ok()?;
+            let body = r.text().await.ok()?;
+            body.contains(&base64_of(round)).then_some(index)
+        })
+        .await;
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let mut tasks = Vec::new();
+        for _ in 0..watchers {
+            let (http, url, tx) = (http.clone(), format!("{url}?index={index}&wait=60s{mode}"), tx.clone());
+            tasks.push(tokio::spawn(async move {
+                if let Ok(r) = http.get(url).send().await {
+                    let _ = r.bytes().await;
+                    let _ = tx.send(Instant::now());
+                }
+            }));
+        }
+        // Every watcher's request is in and blocked: the server counts them in a gauge... it
+        // does not; give them time to connect and block (not a synchronization: a late one
+        // only makes this round's figure larger).
+        tokio::time::sleep(Duration::from_millis(500 + watchers as u64 / 2)).await;
+        let value = format!("{}", round + 1_000_000);
+        writer.kv_put("fan/key", value.as_bytes(), KvWriteOptions::default()).await.expect("put");
+        let put_done = Instant::now();
+        let mut times = Vec::with_capacity(watchers);
+        while times.len() < watchers {
+            match tokio::time::timeout(Duration::from_secs(30), rx.recv()).await {
+                Ok(Some(t)) => times.push(t),
+                _ => break,
+            }
+        }
+        let ms = |t: &Instant| t.saturating_duration_since(put_done).as_secs_f64() * 1000.0;
+        let (first, last) = (times.iter().map(ms).fold(f64::MAX, f64::min), times.iter().map(ms).fold(0.0, f64::max));
+        println!("ROUND system=census op=fanout watchers={watchers} answered={} first_ms={first:.2} last_ms={last:.2}", times.len());
+        firsts.push(first);
+        lasts.push(last);
+        for t in tasks {
+            let _ = t.await;
+        }
+    }
+    let median = |v: &mut Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    println!(
+        "RESULT system=census op=fanout watchers={watchers} first_ms={:.2} last_ms={:.2} (medians of {rounds})",
+        median(&mut firsts),
+        median(&mut lasts)
+    );
+    cluster.agents.iter_mut().for_each(Agent::kill);
+}
+
+/// The base64 of a round's value, as the KV API returns it.
+fn base64_of(round: usize) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(round.to_string())
+}
+
 #[tokio::main]
 async fn main() {
     let args: Vec<String> = std::env::args().collect();
+    if args.get(1).map(String::as_str) == Some("fanout") {
+        let num = |i: usize, default: usize| args.get(i).and_then(|s| s.parse().ok()).unwrap_or(default);
+        let mode = if args.get(4).map(String::as_str) == Some("default") { "" } else { "&stale" };
+        fanout(num(2, 1000), num(3, 10), mode).await;
+        return;
+    }
     if args.get(1).map(String::as_str) == Some("soak") {
         let num = |i: usize, default: u64| args.get(i).and_then(|s| s.parse().ok()).unwrap_or(default);
         soak(num(2, 60), num(3, 64) as usize, num(4, 10).max(1)).await;
