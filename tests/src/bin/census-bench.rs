@@ -111,7 +111,10 @@ async fn fanout(watchers: usize, rounds: usize, mode: &str) {
     let url = format!("http://{follower}/v1/kv/fan/key");
     let (mut firsts, mut lasts) = (Vec::new(), Vec::new());
     for round in 0..rounds {
-        writer.kv_put("fan/key", format!("{round}").as_bytes(), KvWriteOptions::default()).await.expect("put");
+        writer
+            .kv_put("fan/key", format!("{round}").as_bytes(), KvWriteOptions::default())
+            .await
+            .expect("put");
         // The follower has applied it once a stale read sees it; its index is what watchers wait past.
         let index = eventually(Duration::from_secs(5), "the follower applied the put", || async {
             let r = http.get(format!("{url}?stale")).send().await.ok()?;
@@ -146,8 +149,12 @@ async fn fanout(watchers: usize, rounds: usize, mode: &str) {
             }
         }
         let ms = |t: &Instant| t.saturating_duration_since(put_done).as_secs_f64() * 1000.0;
-        let (first, last) = (times.iter().map(ms).fold(f64::MAX, f64::min), times.iter().map(ms).fold(0.0, f64::max));
-        println!("ROUND system=census op=fanout watchers={watchers} answered={} first_ms={first:.2} last_ms={last:.2}", times.len());
+        let (first, last) =
+            (times.iter().map(ms).fold(f64::MAX, f64::min), times.iter().map(ms).fold(0.0, f64::max));
+        println!(
+            "ROUND system=census op=fanout watchers={watchers} answered={} first_ms={first:.2} last_ms={last:.2}",
+            times.len()
+        );
         firsts.push(first);
         lasts.push(last);
         for t in tasks {
