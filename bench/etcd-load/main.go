@@ -5,7 +5,8 @@
 // the -pids processes at its end).
 //
 // Build (Debian packages golang-go and golang-etcd-server-dev, offline, GOPATH mode):
-//   GO111MODULE=off GOPATH=/usr/share/gocode go build -o target/etcd-load ./bench/etcd-load
+//
+//	GO111MODULE=off GOPATH=/usr/share/gocode go build -o target/etcd-load ./bench/etcd-load
 package main
 
 import (
@@ -104,13 +105,7 @@ func main() {
 	for _, l := range lat {
 		all = append(all, l...)
 	}
-	sort.Slice(all, func(i, j int) bool { return all[i] < all[j] })
-	pct := func(p float64) float64 {
-		if len(all) == 0 {
-			return 0
-		}
-		return float64(all[int(float64(len(all)-1)*p)].Microseconds()) / 1000
-	}
+	pct := percentiles(all)
 	fmt.Printf("RESULT system=etcd op=%s clients=%d ops_s=%.0f p50_ms=%.2f p99_ms=%.2f p999_ms=%.2f max_ms=%.2f errors=%d\n",
 		*op, *clients, float64(len(all))/elapsed, pct(0.5), pct(0.99), pct(0.999), pct(1), errors)
 	for i, r := range rss {
@@ -123,15 +118,20 @@ func main() {
 				}
 			}
 		}
-		sort.Slice(in, func(i, j int) bool { return in[i] < in[j] })
-		q := func(p float64) float64 {
-			if len(in) == 0 {
-				return 0
-			}
-			return float64(in[int(float64(len(in)-1)*p)].Microseconds()) / 1000
-		}
+		q := percentiles(in)
 		fmt.Printf("WINDOW system=etcd op=%s clients=%d t_s=%.0f ops_s=%.0f p50_ms=%.2f p99_ms=%.2f p999_ms=%.2f max_ms=%.2f rss_kib=%s\n",
 			*op, *clients, to.Seconds(), float64(len(in))/(*window), q(0.5), q(0.99), q(0.999), q(1), r)
+	}
+}
+
+// percentiles sorts the latencies and returns their p-th percentile in milliseconds (0 if none).
+func percentiles(lat []time.Duration) func(p float64) float64 {
+	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
+	return func(p float64) float64 {
+		if len(lat) == 0 {
+			return 0
+		}
+		return float64(lat[int(float64(len(lat)-1)*p)].Microseconds()) / 1000
 	}
 }
 
