@@ -144,9 +144,18 @@ impl LogStore {
             Some(dir) => {
                 let segments = dir.join("raft-log");
                 adopt_single_file(dir, &segments)?;
-                let (wal, ops) = Wal::open::<LogOp>(&segments, LogOp::highest_index)?;
+                let (mut wal, ops) = Wal::open::<LogOp>(&segments, LogOp::highest_index)?;
                 for op in &ops {
                     drop(mem.apply(op));
+                }
+                // The active segment must begin with the state (vote above all) that older
+                // segments hold, or deleting those would lose it: a crash between creating a
+                // segment and writing its head leaves one that does not.
+                let head = mem.head_ops();
+                if wal.active_bytes() == 0 {
+                    wal.append(&head, true, 0)?;
+                } else {
+                    wal.rotate(&head, 0)?;
                 }
                 wal
             }
@@ -426,6 +435,41 @@ mod tests {
         assert_eq!(mem.vote, Some(Vote::new(2, 1)));
         assert_eq!(mem.entries.len(), 3);
         assert!(!dir.path().join(SINGLE_FILE).exists());
-        assert_eq!(segment_files(dir.path()), 1);
+        // The adopted file, and the segment the reopened log writes to, which starts with a head.
+        assert_eq!(segment_files(dir.path()), 2);
+    }
+
+    #[test]
+    fn the_vote_survives_a_crash_between_a_new_segment_and_its_head() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let vote = Vote::new(7, 2);
+        let store = LogStore::open_with_segments_of(Some(dir.path()), 512).expect("open");
+        store.submit_and_wait(LogOp::Vote(vote)).expect("vote");
+        for index in 1..=50 {
+            store.submit_and_wait(LogOp::Append(vec![blank_ent::<TypeConfig>(7, 2, index)])).expect("append");
+        }
+        store.close();
+        // The crash: the next segment exists, empty, its head never written.
+        let next = std::fs::read_dir(dir.path().join("raft-log")).expect("dir").count() as u64 + 100;
+        std::fs::write(dir.path().join("raft-log").join(format!("{next:016x}.wal")), b"")
+            .expect("empty segment");
+
+        let store = LogStore::open_with_segments_of(Some(dir.path()), 512).expect("reopen");
+        // Few enough entries that the segment the crash left empty stays the active one (later
+        // segments would restate the vote in their own heads).
+        for index in 51..=53 {
+            store.submit_and_wait(LogOp::Append(vec![blank_ent::<TypeConfig>(7, 2, index)])).expect("append");
+        }
+        // Every segment from before the crash is history after this purge and is deleted; the
+        // one the crash left empty, now holding 51 to 53, is the only one left.
+        store.submit(LogOp::Purge(log_id(7, 2, 52)), false, Done::Nothing).expect("purge");
+        for _ in 0..2 {
+            store.submit_and_wait(LogOp::Committed(Some(log_id(7, 2, 53)))).expect("commit");
+        }
+        assert_eq!(segment_files(dir.path()), 1, "only the segment after the crash is left");
+        store.close();
+        let mem = reopen(dir.path());
+        assert_eq!(mem.vote, Some(vote), "the vote is restated where the surviving segments begin");
+        assert_eq!(mem.entries.keys().copied().collect::<Vec<_>>(), vec![53]);
     }
 }
