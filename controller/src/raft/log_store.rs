@@ -62,9 +62,33 @@ impl LogMem {
         None
     }
 
-    /// The records a new WAL segment starts with: everything but the entries, which the
-    /// segments that hold them keep until a purge makes them history.
-    fn head_ops(&self) -> Vec<LogOp> {
+    fn head(&self) -> Head {
+        Head { vote: self.vote, last_purged: self.last_purged, committed: self.committed }
+    }
+}
+
+/// What a new WAL segment starts with: the state besides the entries (which the segments that
+/// hold them keep until a purge makes them history). The writer keeps the head of what it has
+/// written, never of what is only queued: a head that ran ahead of the entries on disk (a commit
+/// index or a purge past them) would make a crashed server unable to start.
+#[derive(Debug, Clone, Copy, Default)]
+struct Head {
+    vote: Option<Vote>,
+    last_purged: Option<LogId>,
+    committed: Option<LogId>,
+}
+
+impl Head {
+    fn note(&mut self, op: &LogOp) {
+        match op {
+            LogOp::Vote(v) => self.vote = Some(*v),
+            LogOp::Purge(p) => self.last_purged = Some(*p),
+            LogOp::Committed(c) => self.committed = *c,
+            LogOp::Append(_) | LogOp::Truncate(_) => {}
+        }
+    }
+
+    fn ops(&self) -> Vec<LogOp> {
         let mut ops = Vec::new();
         if let Some(v) = self.vote {
             ops.push(LogOp::Vote(v));
@@ -108,6 +132,7 @@ struct Shared {
     appended: AtomicU64,
     /// Bytes in the WAL's segments now.
     on_disk: AtomicU64,
+    writer: Mutex<Option<std::thread::JoinHandle<()>>>,
 }
 
 /// The log store handed to openraft. Cloning shares the same log.
@@ -151,7 +176,7 @@ impl LogStore {
                 // The active segment must begin with the state (vote above all) that older
                 // segments hold, or deleting those would lose it: a crash between creating a
                 // segment and writing its head leaves one that does not.
-                let head = mem.head_ops();
+                let head = mem.head().ops();
                 if wal.active_bytes() == 0 {
                     wal.append(&head, true, 0)?;
                 } else {
@@ -167,12 +192,15 @@ impl LogStore {
             tx: Mutex::new(Some(tx)),
             appended: AtomicU64::new(0),
             on_disk: AtomicU64::new(wal.total_bytes()),
+            writer: Mutex::new(None),
         });
         let writer_shared = shared.clone();
-        std::thread::Builder::new()
+        let written = mem_head(&shared);
+        let handle = std::thread::Builder::new()
             .name("raft-log-writer".into())
-            .spawn(move || writer_loop(wal, rx, writer_shared, segment_bytes))
+            .spawn(move || writer_loop(wal, rx, writer_shared, written, segment_bytes))
             .map_err(|source| WalError::Io { path: "raft-log-writer".into(), source })?;
+        *shared.writer.lock().unwrap_or_else(|p| p.into_inner()) = Some(handle);
         Ok(LogStore { shared })
     }
 
@@ -213,6 +241,15 @@ impl LogStore {
         self.shared.tx.lock().unwrap_or_else(|p| p.into_inner()).take();
     }
 
+    /// [`LogStore::close`], then waits for the writer to finish.
+    #[cfg(test)]
+    fn close_and_join(&self) {
+        self.close();
+        if let Some(writer) = self.shared.writer.lock().unwrap_or_else(|p| p.into_inner()).take() {
+            let _ = writer.join();
+        }
+    }
+
     /// Bytes written to the WAL since start: what the snapshot trigger counts.
     pub fn appended_bytes(&self) -> u64 {
         self.shared.appended.load(Ordering::Relaxed)
@@ -225,10 +262,11 @@ impl LogStore {
 }
 
 /// Moves a log kept in one file (before segments) into the segment directory as its first
-/// segment, so an upgraded server keeps its log.
+/// segment, so an upgraded server keeps its log. Retried on every start while the file is there,
+/// so a crash halfway through loses nothing.
 fn adopt_single_file(dir: &Path, segments: &Path) -> Result<(), WalError> {
     let old = dir.join(SINGLE_FILE);
-    if !old.exists() || segments.exists() {
+    if !old.exists() {
         return Ok(());
     }
     let io = |path: &Path| {
@@ -236,11 +274,31 @@ fn adopt_single_file(dir: &Path, segments: &Path) -> Result<(), WalError> {
         move |source| WalError::Io { path, source }
     };
     std::fs::create_dir_all(segments).map_err(io(segments))?;
+    let has_segments = std::fs::read_dir(segments)
+        .map_err(io(segments))?
+        .filter_map(Result::ok)
+        .any(|e| e.file_name().to_string_lossy().ends_with(".wal"));
+    if has_segments {
+        return Err(WalError::TwoLogs { old, segments: segments.to_path_buf() });
+    }
     std::fs::rename(&old, segments.join(format!("{:016x}.wal", 1))).map_err(io(&old))?;
-    std::fs::File::open(dir).and_then(|d| d.sync_all()).map_err(io(dir))
+    for d in [segments, dir] {
+        std::fs::File::open(d).and_then(|f| f.sync_all()).map_err(io(d))?;
+    }
+    Ok(())
 }
 
-fn writer_loop(mut wal: Wal, rx: mpsc::Receiver<WriteReq>, shared: Arc<Shared>, segment_bytes: u64) {
+fn mem_head(shared: &Shared) -> Head {
+    lock_mem(shared).head()
+}
+
+fn writer_loop(
+    mut wal: Wal,
+    rx: mpsc::Receiver<WriteReq>,
+    shared: Arc<Shared>,
+    mut written: Head,
+    segment_bytes: u64,
+) {
     while let Ok(first) = rx.recv() {
         let mut batch = vec![first];
         while let Ok(more) = rx.try_recv() {
@@ -257,16 +315,20 @@ fn writer_loop(mut wal: Wal, rx: mpsc::Receiver<WriteReq>, shared: Arc<Shared>, 
         let ops: Vec<&LogOp> = batch.iter().map(|r| &r.op).collect();
         let mark = ops.iter().map(|op| op.highest_index()).max().unwrap_or(0);
         let started = std::time::Instant::now();
-        let written = wal.append(&ops, sync, mark).map_err(|e| e.to_string());
+        let written_bytes = wal.append(&ops, sync, mark).map_err(|e| e.to_string());
         let took = started.elapsed();
         if took > SLOW_WRITE {
             // As etcd's "slow fdatasync": the disk, not census, held every write this long.
             tracing::warn!(took_ms = took.as_millis() as u64, ops = ops.len(), sync, "slow raft log write");
         }
-        if let Err(e) = &written {
+        if let Err(e) = &written_bytes {
             tracing::error!(error = %e, "raft log write failed");
         }
-        let result = written.as_ref().map(|_| ()).map_err(String::clone);
+        let result = written_bytes.as_ref().map(|_| ()).map_err(String::clone);
+        if result.is_ok() {
+            ops.iter().for_each(|op| written.note(op));
+        }
+        drop(ops);
         for req in batch {
             match req.done {
                 Done::Flushed(cb) => cb.log_io_completed(result.clone().map_err(std::io::Error::other)),
@@ -276,9 +338,9 @@ fn writer_loop(mut wal: Wal, rx: mpsc::Receiver<WriteReq>, shared: Arc<Shared>, 
                 Done::Nothing => {}
             }
         }
-        if let Ok(bytes) = written {
+        if let Ok(bytes) = written_bytes {
             shared.appended.fetch_add(bytes, Ordering::Relaxed);
-            if let Err(e) = maintain_segments(&mut wal, &shared, purged, segment_bytes) {
+            if let Err(e) = maintain_segments(&mut wal, &written, purged, segment_bytes) {
                 tracing::error!(error = %e, "raft log segment upkeep failed");
             }
             shared.on_disk.store(wal.total_bytes(), Ordering::Relaxed);
@@ -291,7 +353,7 @@ fn writer_loop(mut wal: Wal, rx: mpsc::Receiver<WriteReq>, shared: Arc<Shared>, 
 /// delete is an unlink, a new segment begins with a few small records.
 fn maintain_segments(
     wal: &mut Wal,
-    shared: &Shared,
+    written: &Head,
     purged: Option<u64>,
     segment_bytes: u64,
 ) -> Result<(), WalError> {
@@ -305,10 +367,7 @@ fn maintain_segments(
         }
     }
     if wal.active_bytes() > segment_bytes {
-        // Ops still queued are already in memory, so the head may restate them early; writing
-        // them again afterwards replays a suffix of the history, which leaves the same state.
-        let head = lock_mem(shared).head_ops();
-        wal.rotate(&head, 0)?;
+        wal.rotate(&written.ops(), 0)?;
     }
     Ok(())
 }
@@ -384,7 +443,7 @@ mod tests {
     fn reopen(dir: &Path) -> LogMem {
         let store = LogStore::open_with_segments_of(Some(dir), 512).expect("reopen");
         let mem = std::mem::take(&mut *lock_mem(&store.shared));
-        store.close();
+        store.close_and_join();
         mem
     }
 
@@ -407,7 +466,7 @@ mod tests {
         }
         let after = segment_files(dir.path());
         assert!(after < before / 2, "segments before the purge are gone ({before} → {after})");
-        store.close();
+        store.close_and_join();
 
         let mem = reopen(dir.path());
         assert_eq!(mem.vote, Some(vote));
@@ -431,6 +490,8 @@ mod tests {
             let segment = std::fs::read_dir(&old).expect("dir").next().expect("file").expect("entry").path();
             std::fs::rename(segment, dir.path().join(SINGLE_FILE)).expect("move");
         }
+        // A crash after the segment directory was made and before the file was moved into it.
+        std::fs::create_dir_all(dir.path().join("raft-log")).expect("empty segment dir");
         let mem = reopen(dir.path());
         assert_eq!(mem.vote, Some(Vote::new(2, 1)));
         assert_eq!(mem.entries.len(), 3);
@@ -448,7 +509,7 @@ mod tests {
         for index in 1..=50 {
             store.submit_and_wait(LogOp::Append(vec![blank_ent::<TypeConfig>(7, 2, index)])).expect("append");
         }
-        store.close();
+        store.close_and_join();
         // The crash: the next segment exists, empty, its head never written.
         let next = std::fs::read_dir(dir.path().join("raft-log")).expect("dir").count() as u64 + 100;
         std::fs::write(dir.path().join("raft-log").join(format!("{next:016x}.wal")), b"")
@@ -467,7 +528,7 @@ mod tests {
             store.submit_and_wait(LogOp::Committed(Some(log_id(7, 2, 53)))).expect("commit");
         }
         assert_eq!(segment_files(dir.path()), 1, "only the segment after the crash is left");
-        store.close();
+        store.close_and_join();
         let mem = reopen(dir.path());
         assert_eq!(mem.vote, Some(vote), "the vote is restated where the surviving segments begin");
         assert_eq!(mem.entries.keys().copied().collect::<Vec<_>>(), vec![53]);

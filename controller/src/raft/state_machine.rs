@@ -38,6 +38,9 @@ struct Inner {
     applied: Mutex<Applied>,
     dir: Option<PathBuf>,
     current: Mutex<Option<(SnapshotMeta, Vec<u8>)>>,
+    /// Held while a snapshot is written: a build and an install may run at once (openraft runs
+    /// builds in a task of their own) and share the file.
+    persisting: Mutex<()>,
 }
 
 #[derive(Clone)]
@@ -65,6 +68,7 @@ impl StateMachine {
             applied: Mutex::new(Applied::default()),
             dir: dir.map(Path::to_path_buf),
             current: Mutex::new(None),
+            persisting: Mutex::new(()),
         };
         if let Some(path) = dir.map(|d| d.join("snapshot.bin"))
             && path.exists()
@@ -88,6 +92,15 @@ impl StateMachine {
     /// Writes the snapshot durably (aside, fsync, rename, fsync the directory) and keeps it as
     /// the current one. Blocking: callers run it off the async workers.
     fn persist(&self, meta: &SnapshotMeta, data: Vec<u8>) -> Result<(), StorageError> {
+        let _one_at_a_time = lock(&self.inner.persisting);
+        // A build that copied the catalog before an install of a later snapshot finished must not
+        // replace it: the log before the installed snapshot may already be purged.
+        if lock(&self.inner.current)
+            .as_ref()
+            .is_some_and(|(current, _)| current.last_log_id > meta.last_log_id)
+        {
+            return Ok(());
+        }
         if let Some(dir) = &self.inner.dir {
             let tmp = dir.join("snapshot.bin.tmp");
             let file = std::fs::File::create(&tmp).map_err(snap_err)?;

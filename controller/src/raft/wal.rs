@@ -5,10 +5,12 @@
 //! it grows past a size the caller starts another, and segments whose content a later one
 //! supersedes are deleted whole. Nothing is ever rewritten, so no write waits for a compaction.
 //!
-//! Replay reads every segment in order. A torn or corrupt record at the end of the newest
-//! segment, with nothing intact after it, is a crash mid-write (what was never acknowledged) and
-//! is cut off; a bad record anywhere else is corruption of acknowledged data and refuses to open,
-//! rather than silently dropping every later entry.
+//! Replay reads every segment in order. In the newest segment, replay stops at the first bad
+//! record and cuts the file there: a crash mid-write (or a power loss that kept later pages of an
+//! unsynced write but not earlier ones) looks just like that, and only what was never
+//! acknowledged can be lost so. Older segments were synced whole before the next one began, so a
+//! bad record in one of them is damage to acknowledged data, and the log refuses to open rather
+//! than silently dropping every later entry.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
@@ -32,6 +34,8 @@ pub enum WalError {
         "wal {path}: record at byte {offset} is corrupt and later segments exist; refusing to drop acknowledged entries (restore this server from a snapshot or remove its data dir to rejoin)"
     )]
     Corrupt { path: PathBuf, offset: u64 },
+    #[error("{old} and the segment directory {segments} both hold a log; refusing to choose one")]
+    TwoLogs { old: PathBuf, segments: PathBuf },
 }
 
 impl From<WalError> for io::Error {
@@ -81,15 +85,8 @@ fn record_at(bytes: &[u8], at: usize) -> Option<(&[u8], usize)> {
     (crc32fast::hash(payload) == crc).then_some((payload, at + HEADER + len))
 }
 
-/// How a segment reads: its records in order, where the intact prefix ends, and whether an
-/// intact record follows the first bad one (which a torn final write cannot explain).
-struct SegmentRead {
-    intact: u64,
-    actual: u64,
-    record_after_damage: bool,
-}
-
-fn read_segment<R: DeserializeOwned>(path: &Path, records: &mut Vec<R>) -> Result<SegmentRead, WalError> {
+/// Reads a segment's records in order; returns the length of its intact prefix and of the file.
+fn read_segment<R: DeserializeOwned>(path: &Path, records: &mut Vec<R>) -> Result<(u64, u64), WalError> {
     let bytes = fs::read(path).map_err(io_err(path))?;
     let mut at = 0;
     while let Some((payload, end)) = record_at(&bytes, at) {
@@ -99,13 +96,7 @@ fn read_segment<R: DeserializeOwned>(path: &Path, records: &mut Vec<R>) -> Resul
         }
         at = end;
     }
-    // A crash mid-write leaves a partial record at the very end and nothing intact after it; an
-    // intact record further on means bytes in the middle went bad.
-    // (Zeros a filesystem may leave after a crash read as empty records: those do not count.)
-    let record_after_damage = at < bytes.len()
-        && (at + 1..bytes.len())
-            .any(|i| record_at(&bytes, i).is_some_and(|(payload, _)| !payload.is_empty()));
-    Ok(SegmentRead { intact: at as u64, actual: bytes.len() as u64, record_after_damage })
+    Ok((at as u64, bytes.len() as u64))
 }
 
 fn sync_dir(dir: &Path) -> Result<(), WalError> {
@@ -126,8 +117,14 @@ impl Wal {
         fs::create_dir_all(dir).map_err(io_err(dir))?;
         let mut seqs = Vec::new();
         for entry in fs::read_dir(dir).map_err(io_err(dir))? {
-            let name = entry.map_err(io_err(dir))?.file_name();
+            let entry = entry.map_err(io_err(dir))?;
+            let name = entry.file_name();
             let name = name.to_string_lossy();
+            if name.ends_with(".tmp") {
+                // A segment whose head never reached the disk: it never held anything.
+                fs::remove_file(entry.path()).map_err(io_err(&entry.path()))?;
+                continue;
+            }
             if let Some(seq) =
                 name.strip_suffix(&format!(".{SUFFIX}")).and_then(|s| u64::from_str_radix(s, 16).ok())
             {
@@ -141,10 +138,9 @@ impl Wal {
         for (i, seq) in seqs.into_iter().enumerate() {
             let path = segment_path(dir, seq);
             let first = records.len();
-            let read = read_segment(&path, &mut records)?;
-            let (good, actual) = (read.intact, read.actual);
+            let (good, actual) = read_segment(&path, &mut records)?;
             if good != actual {
-                if i + 1 < count || read.record_after_damage {
+                if i + 1 < count {
                     return Err(WalError::Corrupt { path, offset: good });
                 }
                 tracing::warn!(path = %path.display(), actual, kept = good, "cutting torn tail of the raft log");
@@ -161,18 +157,28 @@ impl Wal {
                 let file = OpenOptions::new().append(true).open(&last.path).map_err(io_err(&last.path))?;
                 wal.active = Some(file);
             }
-            None => wal.start_segment(1)?,
+            None => wal.create_segment(1, &[], 0)?,
         }
         Ok((wal, records))
     }
 
-    fn start_segment(&mut self, seq: u64) -> Result<(), WalError> {
+    /// Makes segment `seq` holding `head` (already encoded) the active one. The file appears under
+    /// its name only once its head is on disk, so a crash or an error leaves either no new
+    /// segment (appends go on in the old one) or one that begins with its head.
+    fn create_segment(&mut self, seq: u64, head: &[u8], mark: u64) -> Result<(), WalError> {
         let Some(dir) = &self.dir else { return Ok(()) };
         let path = segment_path(dir, seq);
-        let file = OpenOptions::new().create_new(true).append(true).open(&path).map_err(io_err(&path))?;
+        let tmp = path.with_extension("tmp");
+        {
+            let mut file = File::create(&tmp).map_err(io_err(&tmp))?;
+            file.write_all(head).map_err(io_err(&tmp))?;
+            file.sync_all().map_err(io_err(&tmp))?;
+        }
+        fs::rename(&tmp, &path).map_err(io_err(&path))?;
         sync_dir(dir)?;
+        let file = OpenOptions::new().append(true).open(&path).map_err(io_err(&path))?;
         self.active = Some(file);
-        self.segments.push(Segment { seq, path, bytes: 0, mark: 0 });
+        self.segments.push(Segment { seq, path, bytes: head.len() as u64, mark });
         Ok(())
     }
 
@@ -232,10 +238,10 @@ impl Wal {
         if self.dir.is_none() {
             return Ok(());
         }
+        let head = Self::encode(head)?;
         self.sync()?;
         let next = self.segments.last().map_or(1, |s| s.seq + 1);
-        self.start_segment(next)?;
-        self.append(head, true, mark).map(|_| ())
+        self.create_segment(next, &head, mark)
     }
 
     /// Deletes every segment but the active one whose records all carry a mark of at most
@@ -317,22 +323,22 @@ mod tests {
     }
 
     #[test]
-    fn a_bad_record_with_intact_ones_after_it_refuses_to_open() {
+    fn in_the_newest_segment_a_bad_record_ends_replay_even_with_intact_ones_after_it() {
+        // A power loss may keep later pages of an unsynced write and not earlier ones: in the
+        // newest segment that is not told apart from damage, and replay ends at the bad record.
         let dir = tempfile::tempdir().expect("tempdir");
         let (mut wal, _) = Wal::open(dir.path(), no_mark).expect("open");
         wal.append(&strings(&["one", "two", "three"]), true, 0).expect("append");
         drop(wal);
         let path = only_segment(dir.path());
         let mut bytes = fs::read(&path).expect("read");
-        // Flip a byte of the second record's payload ("two"): the third is still intact.
-        let second = HEADER + 8 + 3 + HEADER;
-        bytes[second + 8] ^= 0xff;
+        // Flip a byte of the second record's payload ("two"); the third stays intact.
+        let second_payload = HEADER + 8 + 3 + HEADER;
+        bytes[second_payload + 8] ^= 0xff;
         fs::write(&path, &bytes).expect("write");
-        match Wal::open(dir.path(), no_mark) {
-            Err(WalError::Corrupt { offset, .. }) => assert_eq!(offset, (HEADER + 8 + 3) as u64),
-            Err(other) => panic!("expected Corrupt, got {other}"),
-            Ok((_, records)) => panic!("opened a log with a bad record in the middle: {records:?}"),
-        }
+        let (_, records) = Wal::open(dir.path(), no_mark).expect("open");
+        assert_eq!(records, strings(&["one"]));
+        assert_eq!(fs::metadata(&path).expect("meta").len(), (HEADER + 8 + 3) as u64, "cut after the first");
     }
 
     #[test]
