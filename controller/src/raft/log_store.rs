@@ -133,6 +133,9 @@ struct Shared {
     /// Bytes in the WAL's segments now.
     on_disk: AtomicU64,
     writer: Mutex<Option<std::thread::JoinHandle<()>>>,
+    /// How far the state machine's snapshot on disk reaches, once [`LogStore::purge_behind`] set
+    /// it: a purge waits for it.
+    snapshot_durable: Mutex<Option<tokio::sync::watch::Receiver<u64>>>,
 }
 
 /// The log store handed to openraft. Cloning shares the same log.
@@ -151,6 +154,8 @@ fn lock_mem(shared: &Shared) -> std::sync::MutexGuard<'_, LogMem> {
 
 /// Start a new WAL segment when the active one has grown past this.
 const SEGMENT_BYTES: u64 = 16 << 20;
+/// How long a purge waits for the snapshot that covers it to be on disk.
+const PURGE_WAIT: std::time::Duration = std::time::Duration::from_secs(120);
 /// A WAL write (with its fdatasync) slower than this is logged.
 const SLOW_WRITE: std::time::Duration = std::time::Duration::from_millis(50);
 /// Where the log lived before it was split into segments (one file, compacted by rewriting).
@@ -193,6 +198,7 @@ impl LogStore {
             appended: AtomicU64::new(0),
             on_disk: AtomicU64::new(wal.total_bytes()),
             writer: Mutex::new(None),
+            snapshot_durable: Mutex::new(None),
         });
         let writer_shared = shared.clone();
         let written = mem_head(&shared);
@@ -248,6 +254,13 @@ impl LogStore {
         if let Some(writer) = self.shared.writer.lock().unwrap_or_else(|p| p.into_inner()).take() {
             let _ = writer.join();
         }
+    }
+
+    /// Purges wait until the snapshot on disk reaches them. openraft purges right after it hands a
+    /// received snapshot to the state machine, before that is written: a crash in between would
+    /// leave a log purged past the snapshot on disk, which the server cannot start from.
+    pub fn purge_behind(&self, durable: tokio::sync::watch::Receiver<u64>) {
+        *self.shared.snapshot_durable.lock().unwrap_or_else(|p| p.into_inner()) = Some(durable);
     }
 
     /// Bytes written to the WAL since start: what the snapshot trigger counts.
@@ -426,6 +439,18 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 
     async fn purge(&mut self, log_id: LogId) -> Result<(), StorageError> {
+        let durable = self.shared.snapshot_durable.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        if let Some(mut durable) = durable {
+            // A snapshot that never gets written (its install failed) stops the node with a
+            // storage error instead of holding the Raft core forever.
+            let reached = tokio::time::timeout(PURGE_WAIT, durable.wait_for(|d| *d >= log_id.index)).await;
+            if !matches!(reached, Ok(Ok(_))) {
+                return Err(storage_err(std::io::Error::other(format!(
+                    "purge through {} waited {PURGE_WAIT:?} for a snapshot on disk that reaches it",
+                    log_id.index
+                ))));
+            }
+        }
         self.submit(LogOp::Purge(log_id), false, Done::Nothing)
     }
 }
@@ -498,6 +523,22 @@ mod tests {
         assert!(!dir.path().join(SINGLE_FILE).exists());
         // The adopted file, and the segment the reopened log writes to, which starts with a head.
         assert_eq!(segment_files(dir.path()), 2);
+    }
+
+    #[tokio::test]
+    async fn a_purge_waits_until_the_snapshot_on_disk_covers_it() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut store = LogStore::open_with_segments_of(Some(dir.path()), 512).expect("open");
+        let (durable, follow) = tokio::sync::watch::channel(10u64);
+        store.purge_behind(follow);
+        {
+            let mut purge = std::pin::pin!(RaftLogStorage::purge(&mut store, log_id(1, 1, 50)));
+            assert!(futures::poll!(purge.as_mut()).is_pending(), "the snapshot on disk reaches 10, not 50");
+            durable.send_replace(50);
+            purge.await.expect("the purge goes ahead once the snapshot reaches it");
+        }
+        assert_eq!(lock_mem(&store.shared).last_purged, Some(log_id(1, 1, 50)));
+        store.close_and_join();
     }
 
     #[test]

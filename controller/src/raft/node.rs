@@ -131,6 +131,7 @@ impl ClusterNode {
         let log_store = LogStore::open(raft_dir.as_deref()).map_err(|e| storage(&e))?;
         let state_machine =
             StateMachine::open(catalog.clone(), raft_dir.as_deref()).map_err(|e| storage(&e))?;
+        log_store.purge_behind(state_machine.durable_snapshot());
         let config = Config {
             cluster_name: "census".into(),
             heartbeat_interval: timing.heartbeat_ms,

@@ -41,6 +41,8 @@ struct Inner {
     /// Held while a snapshot is written: a build and an install may run at once (openraft runs
     /// builds in a task of their own) and share the file.
     persisting: Mutex<()>,
+    /// The last log index the snapshot on disk covers: the log store purges no further.
+    durable: tokio::sync::watch::Sender<u64>,
 }
 
 #[derive(Clone)]
@@ -69,6 +71,7 @@ impl StateMachine {
             dir: dir.map(Path::to_path_buf),
             current: Mutex::new(None),
             persisting: Mutex::new(()),
+            durable: tokio::sync::watch::channel(0).0,
         };
         if let Some(path) = dir.map(|d| d.join("snapshot.bin"))
             && path.exists()
@@ -79,9 +82,15 @@ impl StateMachine {
             inner.catalog.replace(state);
             *lock(&inner.applied) =
                 Applied { log_id: file.meta.last_log_id, membership: file.meta.last_membership.clone() };
+            inner.durable.send_replace(file.meta.last_log_id.map_or(0, |l| l.index));
             *lock(&inner.current) = Some((file.meta, file.data));
         }
         Ok(StateMachine { inner: Arc::new(inner) })
+    }
+
+    /// Follows the last log index the snapshot on disk covers.
+    pub fn durable_snapshot(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.inner.durable.subscribe()
     }
 
     /// The size of the current snapshot's data.
@@ -112,6 +121,7 @@ impl StateMachine {
             std::fs::File::open(dir).and_then(|d| d.sync_all()).map_err(snap_err)?;
         }
         *lock(&self.inner.current) = Some((meta.clone(), data));
+        self.inner.durable.send_replace(meta.last_log_id.map_or(0, |l| l.index));
         Ok(())
     }
 

@@ -36,6 +36,10 @@ pub enum WalError {
     Corrupt { path: PathBuf, offset: u64 },
     #[error("{old} and the segment directory {segments} both hold a log; refusing to choose one")]
     TwoLogs { old: PathBuf, segments: PathBuf },
+    /// An earlier write, sync or rotation failed: what is on disk past the last good record is
+    /// unknown (a partial record, pages an fsync error dropped), so nothing more is written.
+    #[error("wal stopped after an earlier failure: {0}")]
+    Stopped(String),
 }
 
 impl From<WalError> for io::Error {
@@ -67,6 +71,8 @@ pub struct Wal {
     /// Oldest first; the last one is the active segment.
     segments: Vec<Segment>,
     active: Option<File>,
+    /// The failure that stopped all writing, if one did.
+    stopped: Option<String>,
 }
 
 fn segment_path(dir: &Path, seq: u64) -> PathBuf {
@@ -105,7 +111,7 @@ fn sync_dir(dir: &Path) -> Result<(), WalError> {
 
 impl Wal {
     pub fn in_memory() -> Wal {
-        Wal { dir: None, segments: Vec::new(), active: None }
+        Wal { dir: None, segments: Vec::new(), active: None, stopped: None }
     }
 
     /// Opens (or creates) the segment directory and returns every intact record in order.
@@ -151,7 +157,7 @@ impl Wal {
             let mark = records[first..].iter().map(&mark_of).max().unwrap_or(0);
             segments.push(Segment { seq, path, bytes: good, mark });
         }
-        let mut wal = Wal { dir: Some(dir.to_path_buf()), segments, active: None };
+        let mut wal = Wal { dir: Some(dir.to_path_buf()), segments, active: None, stopped: None };
         match wal.segments.last() {
             Some(last) => {
                 let file = OpenOptions::new().append(true).open(&last.path).map_err(io_err(&last.path))?;
@@ -207,12 +213,31 @@ impl Wal {
         Ok(buf)
     }
 
+    /// Refuses every write once one has failed; records a new I/O failure as the one that stops
+    /// writing (a record that failed to encode wrote nothing and stops nothing).
+    fn checked<T>(&mut self, attempt: impl FnOnce(&mut Wal) -> Result<T, WalError>) -> Result<T, WalError> {
+        if let Some(reason) = &self.stopped {
+            return Err(WalError::Stopped(reason.clone()));
+        }
+        let result = attempt(self);
+        if let Err(e) = &result
+            && !matches!(e, WalError::Encode(_))
+        {
+            self.stopped = Some(e.to_string());
+        }
+        result
+    }
+
     /// Appends records to the active segment with one write and, when `sync`, one fdatasync.
     /// `mark` is the highest mark among them. Returns the bytes written.
     pub fn append<R: Serialize>(&mut self, records: &[R], sync: bool, mark: u64) -> Result<u64, WalError> {
         let buf = Self::encode(records)?;
+        self.checked(|wal| wal.write_encoded(&buf, sync, mark))
+    }
+
+    fn write_encoded(&mut self, buf: &[u8], sync: bool, mark: u64) -> Result<u64, WalError> {
         if let (Some(file), Some(segment)) = (&mut self.active, self.segments.last()) {
-            file.write_all(&buf).map_err(io_err(&segment.path))?;
+            file.write_all(buf).map_err(io_err(&segment.path))?;
             if sync {
                 file.sync_data().map_err(io_err(&segment.path))?;
             }
@@ -226,10 +251,12 @@ impl Wal {
 
     /// Makes everything appended so far durable.
     pub fn sync(&mut self) -> Result<(), WalError> {
-        if let (Some(file), Some(segment)) = (&mut self.active, self.segments.last()) {
-            file.sync_data().map_err(io_err(&segment.path))?;
-        }
-        Ok(())
+        self.checked(|wal| {
+            if let (Some(file), Some(segment)) = (&mut wal.active, wal.segments.last()) {
+                file.sync_data().map_err(io_err(&segment.path))?;
+            }
+            Ok(())
+        })
     }
 
     /// Closes the active segment (synced) and starts a new one that begins with `head`: records
@@ -241,13 +268,19 @@ impl Wal {
         let head = Self::encode(head)?;
         self.sync()?;
         let next = self.segments.last().map_or(1, |s| s.seq + 1);
-        self.create_segment(next, &head, mark)
+        // A failure after the rename would leave a head that later appends (in the old segment)
+        // do not follow: writing stops, so the head stays the last word.
+        self.checked(|wal| wal.create_segment(next, &head, mark))
     }
 
     /// Deletes every segment but the active one whose records all carry a mark of at most
     /// `mark`, oldest first, stopping at the first that does not qualify. The caller makes sure
     /// durable records in later segments supersede them. Returns how many were deleted.
     pub fn drop_through(&mut self, mark: u64) -> Result<usize, WalError> {
+        self.checked(|wal| wal.delete_through(mark))
+    }
+
+    fn delete_through(&mut self, mark: u64) -> Result<usize, WalError> {
         let keep_from = self
             .segments
             .iter()
@@ -382,5 +415,24 @@ mod tests {
         let (wal, records) = Wal::open(dir.path(), mark).expect("reopen");
         assert_eq!(records, vec![(0, "head-3".to_string()), (12, "c".to_string())]);
         assert_eq!(wal.segment_count(), 1);
+    }
+}
+
+#[cfg(test)]
+mod stop_tests {
+    use super::*;
+
+    #[test]
+    fn after_a_failed_write_nothing_more_is_written() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (mut wal, _) = Wal::open(dir.path(), |_: &String| 0).expect("open");
+        wal.append(&["kept".to_string()], true, 0).expect("append");
+        // The segment directory goes away: the next rotation fails.
+        fs::remove_dir_all(dir.path()).expect("remove");
+        assert!(wal.rotate(&["head".to_string()], 0).is_err());
+        match wal.append(&["after".to_string()], true, 0) {
+            Err(WalError::Stopped(_)) => {}
+            other => panic!("a write after a failure must be refused, got {other:?}"),
+        }
     }
 }
