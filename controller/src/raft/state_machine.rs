@@ -247,3 +247,35 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         }))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use openraft::testing::{blank_ent, log_id};
+
+    use super::*;
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_built_snapshot_is_read_back_on_open_and_an_older_one_does_not_replace_it() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut sm = StateMachine::open(Arc::new(Catalog::new()), Some(dir.path())).expect("open");
+        sm.apply((1..=5).map(|i| blank_ent::<TypeConfig>(1, 1, i))).await.expect("apply");
+        let built = sm.build_snapshot().await.expect("build");
+        assert_eq!(built.meta.last_log_id, Some(log_id(1, 1, 5)));
+        assert_eq!(*sm.durable_snapshot().borrow(), 5);
+
+        // A build that copied the catalog earlier (at 3) and finishes late changes nothing.
+        let older = SnapshotMeta {
+            last_log_id: Some(log_id(1, 1, 3)),
+            last_membership: StoredMembership::default(),
+            snapshot_id: "older".into(),
+        };
+        sm.persist(&older, Vec::new()).expect("persist older");
+
+        let mut reopened = StateMachine::open(Arc::new(Catalog::new()), Some(dir.path())).expect("reopen");
+        let current = reopened.get_current_snapshot().await.expect("current").expect("a snapshot");
+        assert_eq!(current.meta, built.meta);
+        assert_eq!(current.snapshot.into_inner(), built.snapshot.into_inner());
+        assert_eq!(*reopened.durable_snapshot().borrow(), 5);
+        assert_eq!(reopened.applied_state().await.expect("applied").0, Some(log_id(1, 1, 5)));
+    }
+}
