@@ -14,7 +14,7 @@ use openraft::{AnyError, LogState, OptionalSend, RaftLogReader, StorageIOError};
 use serde::{Deserialize, Serialize};
 
 use super::types::{Entry, LogId, StorageError, TypeConfig, Vote};
-use super::wal::{Wal, WalError};
+use super::wal::{Wal, WalError, io_err, segment_path, sync_dir};
 
 /// One durable change to the log, as written to the WAL.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -130,8 +130,6 @@ struct Shared {
     tx: Mutex<Option<mpsc::Sender<WriteReq>>>,
     /// Bytes written to the WAL since the process started.
     appended: AtomicU64,
-    /// Bytes in the WAL's segments now.
-    on_disk: AtomicU64,
     writer: Mutex<Option<std::thread::JoinHandle<()>>>,
     /// How far the state machine's snapshot on disk reaches, once [`LogStore::purge_behind`] set
     /// it: a purge waits for it.
@@ -196,12 +194,11 @@ impl LogStore {
             mem: Mutex::new(mem),
             tx: Mutex::new(Some(tx)),
             appended: AtomicU64::new(0),
-            on_disk: AtomicU64::new(wal.total_bytes()),
             writer: Mutex::new(None),
             snapshot_durable: Mutex::new(None),
         });
         let writer_shared = shared.clone();
-        let written = mem_head(&shared);
+        let written = lock_mem(&shared).head();
         let handle = std::thread::Builder::new()
             .name("raft-log-writer".into())
             .spawn(move || writer_loop(wal, rx, writer_shared, written, segment_bytes))
@@ -267,11 +264,6 @@ impl LogStore {
     pub fn appended_bytes(&self) -> u64 {
         self.shared.appended.load(Ordering::Relaxed)
     }
-
-    /// Bytes the WAL's segments hold now.
-    pub fn wal_bytes(&self) -> u64 {
-        self.shared.on_disk.load(Ordering::Relaxed)
-    }
 }
 
 /// Moves a log kept in one file (before segments) into the segment directory as its first
@@ -282,27 +274,17 @@ fn adopt_single_file(dir: &Path, segments: &Path) -> Result<(), WalError> {
     if !old.exists() {
         return Ok(());
     }
-    let io = |path: &Path| {
-        let path = path.to_path_buf();
-        move |source| WalError::Io { path, source }
-    };
-    std::fs::create_dir_all(segments).map_err(io(segments))?;
+    std::fs::create_dir_all(segments).map_err(io_err(segments))?;
     let has_segments = std::fs::read_dir(segments)
-        .map_err(io(segments))?
+        .map_err(io_err(segments))?
         .filter_map(Result::ok)
         .any(|e| e.file_name().to_string_lossy().ends_with(".wal"));
     if has_segments {
         return Err(WalError::TwoLogs { old, segments: segments.to_path_buf() });
     }
-    std::fs::rename(&old, segments.join(format!("{:016x}.wal", 1))).map_err(io(&old))?;
-    for d in [segments, dir] {
-        std::fs::File::open(d).and_then(|f| f.sync_all()).map_err(io(d))?;
-    }
-    Ok(())
-}
-
-fn mem_head(shared: &Shared) -> Head {
-    lock_mem(shared).head()
+    std::fs::rename(&old, segment_path(segments, 1)).map_err(io_err(&old))?;
+    sync_dir(segments)?;
+    sync_dir(dir)
 }
 
 fn writer_loop(
@@ -356,7 +338,6 @@ fn writer_loop(
             if let Err(e) = maintain_segments(&mut wal, &written, purged, segment_bytes) {
                 tracing::error!(error = %e, "raft log segment upkeep failed");
             }
-            shared.on_disk.store(wal.total_bytes(), Ordering::Relaxed);
         }
     }
 }

@@ -51,7 +51,7 @@ impl From<WalError> for io::Error {
     }
 }
 
-fn io_err(path: &Path) -> impl FnOnce(io::Error) -> WalError + '_ {
+pub(super) fn io_err(path: &Path) -> impl FnOnce(io::Error) -> WalError + '_ {
     move |source| WalError::Io { path: path.to_path_buf(), source }
 }
 
@@ -75,7 +75,7 @@ pub struct Wal {
     stopped: Option<String>,
 }
 
-fn segment_path(dir: &Path, seq: u64) -> PathBuf {
+pub(super) fn segment_path(dir: &Path, seq: u64) -> PathBuf {
     dir.join(format!("{seq:016x}.{SUFFIX}"))
 }
 
@@ -105,7 +105,7 @@ fn read_segment<R: DeserializeOwned>(path: &Path, records: &mut Vec<R>) -> Resul
     Ok((at as u64, bytes.len() as u64))
 }
 
-fn sync_dir(dir: &Path) -> Result<(), WalError> {
+pub(super) fn sync_dir(dir: &Path) -> Result<(), WalError> {
     File::open(dir).and_then(|d| d.sync_all()).map_err(io_err(dir))
 }
 
@@ -191,11 +191,6 @@ impl Wal {
     /// Bytes in the active segment.
     pub fn active_bytes(&self) -> u64 {
         self.segments.last().map_or(0, |s| s.bytes)
-    }
-
-    /// Bytes in every segment.
-    pub fn total_bytes(&self) -> u64 {
-        self.segments.iter().map(|s| s.bytes).sum()
     }
 
     pub fn segment_count(&self) -> usize {
