@@ -29,8 +29,13 @@ async fn first_successful_write(cluster: &Cluster, agent: usize, key: &str) -> D
 async fn three_servers_elect_a_leader_and_survive_losing_it() {
     let mut cluster = Cluster::start(3).await;
     let leader = cluster.wait_for_leader(Duration::from_secs(10)).await;
-    let peers = cluster.agents[0].client().status_peers().await.expect("peers");
-    assert_eq!(peers.len(), 3, "peers: {peers:?}");
+    // A follower reports the peers once the leader's membership entry reached it, which can come
+    // just after the election.
+    let client = cluster.agents[0].client();
+    eventually(Duration::from_secs(10), "agent 0 to report three peers", || async {
+        client.status_peers().await.ok().filter(|peers| peers.len() == 3)
+    })
+    .await;
 
     let follower = cluster.other_than(leader);
     assert!(
