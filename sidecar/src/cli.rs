@@ -73,9 +73,9 @@ pub struct RenderArgs {
     #[arg(long, value_name = "TOKEN")]
     pub token: Option<String>,
     /// A config file: census' JSON (see README) or consul-template's own (HCL or JSON); flags
-    /// override it.
+    /// override it. Repeatable; a directory reads its files in name order, later ones over earlier.
     #[arg(long, value_name = "FILE")]
-    pub config: Option<PathBuf>,
+    pub config: Vec<PathBuf>,
     /// Validate each candidate with this shell command; `{}` is the candidate's path.
     #[arg(long, value_name = "CMD")]
     pub check: Option<String>,
@@ -91,7 +91,7 @@ pub struct RenderArgs {
     /// Refuse to render while a `service` has fewer instances than this (keep the last good file).
     #[arg(long, value_name = "N")]
     pub min_instances: Option<usize>,
-    /// Where /healthz and /metrics listen ("off" to disable).
+    /// Where /healthz and /metrics listen ("off" to disable; default 0.0.0.0:9090, none with -once).
     #[arg(long, value_name = "ADDR")]
     pub status_addr: Option<String>,
     /// Start this command after the first render and supervise it: SIGHUP on changes (for
@@ -142,7 +142,11 @@ pub struct RenderFile {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TemplateFile {
+    #[serde(default)]
     pub source: PathBuf,
+    /// The template's text inline (consul-template's `contents`), instead of `source`.
+    #[serde(default)]
+    pub contents: Option<String>,
     pub destination: PathBuf,
     #[serde(default)]
     pub command: Option<String>,
@@ -162,6 +166,34 @@ pub struct TemplateFile {
     /// Keep the replaced file as DEST.bak.
     #[serde(default)]
     pub backup: bool,
+    /// This template's own quiescence, `MIN[:MAX]` (consul-template's per-template `wait`).
+    #[serde(default)]
+    pub wait: Option<String>,
+}
+
+impl RenderFile {
+    /// `later` over `self`, as consul-template merges its config files: settings it gives
+    /// replace these, its templates are added.
+    fn merge(&mut self, later: RenderFile) {
+        macro_rules! over {
+            ($($field:ident),*) => { $( if later.$field.is_some() { self.$field = later.$field; } )* };
+        }
+        over!(
+            consul_addr,
+            token,
+            wait,
+            check,
+            nginx_check,
+            nginx_bin,
+            nginx_pid,
+            min_instances,
+            status_addr,
+            exec,
+            exec_reload_signal,
+            exec_kill_signal
+        );
+        self.templates.extend(later.templates);
+    }
 }
 
 /// A file mode as consul-template takes it: "0644" (octal) or a number.
@@ -176,10 +208,26 @@ pub fn file_mode(value: &serde_json::Value) -> Option<u32> {
 
 impl TemplateFile {
     fn spec(&self) -> Result<TemplateSpec, CliError> {
-        let mut spec = TemplateSpec::new(self.source.clone(), self.destination.clone(), self.command.clone());
+        let inline = self.contents.is_some();
+        if inline != self.source.as_os_str().is_empty() {
+            return Err(CliError::Invalid(format!(
+                "template for {}: give either source or contents",
+                self.destination.display()
+            )));
+        }
+        // An inline template is named after its destination in errors.
+        let source = match inline {
+            true => PathBuf::from(format!("(contents of the template for {})", self.destination.display())),
+            false => self.source.clone(),
+        };
+        let mut spec = TemplateSpec::new(source, self.destination.clone(), self.command.clone());
+        spec.contents = self.contents.clone();
         if let Some(language) = self.language {
             spec.language = language;
+        } else if inline {
+            spec.language = Language::Go;
         }
+        spec.wait = self.wait.as_deref().map(str::parse).transpose()?;
         spec.go = GoOptions {
             left_delimiter: self.left_delimiter.clone(),
             right_delimiter: self.right_delimiter.clone(),
@@ -216,6 +264,26 @@ pub enum CliError {
     Proxy(#[from] crate::register::docker::proxy::ProxyError),
 }
 
+/// Reads every `-config` in order, later over earlier; a directory's files in name order.
+fn read_configs(paths: &[PathBuf]) -> Result<RenderFile, CliError> {
+    let mut merged = RenderFile::default();
+    for path in paths {
+        if path.is_dir() {
+            let listing = std::fs::read_dir(path)
+                .map_err(|e| CliError::Config { path: path.clone(), reason: e.to_string() })?;
+            let mut files: Vec<PathBuf> =
+                listing.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.is_file()).collect();
+            files.sort();
+            for file in files {
+                merged.merge(read_file(&file)?);
+            }
+        } else {
+            merged.merge(read_file(path)?);
+        }
+    }
+    Ok(merged)
+}
+
 /// Reads census' JSON config, or consul-template's own config (HCL, or JSON with its sections).
 fn read_file(path: &PathBuf) -> Result<RenderFile, CliError> {
     let fail = |reason: String| CliError::Config { path: path.clone(), reason };
@@ -240,10 +308,7 @@ fn read_file(path: &PathBuf) -> Result<RenderFile, CliError> {
 impl RenderArgs {
     /// Flags over the config file over the environment over defaults.
     pub fn settings(&self) -> Result<RenderSettings, CliError> {
-        let file = match &self.config {
-            Some(path) => read_file(path)?,
-            None => RenderFile::default(),
-        };
+        let file = read_configs(&self.config)?;
         let mut templates: Vec<TemplateSpec> =
             file.templates.iter().map(TemplateFile::spec).collect::<Result<_, _>>()?;
         for t in &self.template {
@@ -277,6 +342,8 @@ impl RenderArgs {
                 a.parse::<SocketAddr>()
                     .map_err(|_| CliError::Invalid(format!("-status-addr {a:?} is not IP:PORT")))?,
             ),
+            // `-once` serves /healthz only when asked to (an init container waiting for a key).
+            None if self.once => None,
             None => Some(SocketAddr::from(([0, 0, 0, 0], 9090))),
         };
         if self.max_stale.is_some() {
@@ -299,7 +366,7 @@ impl RenderArgs {
             validation,
             reload_pid_file: self.nginx_pid.clone().or(file.nginx_pid),
             min_instances: self.min_instances.or(file.min_instances).unwrap_or(0),
-            status_addr: if self.once { None } else { status_addr },
+            status_addr,
             exec: self
                 .exec
                 .clone()

@@ -114,10 +114,16 @@ fn readme_helper_examples_render() {
         let out = rendered.outputs.into_iter().next().expect("output");
         assert_eq!(out.as_deref(), Ok(want), "{template}");
     }
-    // A missing key is an error that names it, so nothing half-rendered is written.
+    // A missing key holds the template back (as consul-template waits), so nothing half-rendered
+    // is written, and says which key.
     let set = TemplateSet::from_text(r#"{{key "nginx/listen"}}"#, shared.clone()).expect("compiles");
-    let err = set.render().outputs.into_iter().next().expect("output").expect_err("missing key");
-    assert!(err.contains("nginx/listen") && err.contains("line 1"), "{err}");
+    let rendered = set.render();
+    assert!(!rendered.ready(0), "a template whose key is missing is not ready");
+    assert!(
+        rendered.waiting[0].iter().any(|d| d.to_string() == "kv.key(nginx/listen)"),
+        "{:?}",
+        rendered.waiting
+    );
 }
 
 /// `-min-instances`: a service with fewer healthy instances refuses the whole render.

@@ -38,6 +38,12 @@ impl Sidecar {
         let child = self.child.as_mut()?;
         let pid = nix::unistd::Pid::from_raw(child.id() as i32);
         nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).ok()?;
+        self.wait_exit(timeout)
+    }
+
+    /// Waits up to `timeout` for the sidecar to exit by itself; `Some(success)` if it did.
+    pub fn wait_exit(&mut self, timeout: std::time::Duration) -> Option<bool> {
+        let child = self.child.as_mut()?;
         let deadline = std::time::Instant::now() + timeout;
         loop {
             if let Ok(Some(status)) = child.try_wait() {

@@ -211,19 +211,93 @@ async fn go_template_errors_name_the_file_and_line_and_keep_the_last_file() {
     assert!(stderr.contains("bad.ctmpl line 2, column 10") && stderr.contains("servise"), "{stderr}");
     assert_eq!(std::fs::read_to_string(&dest).expect("read"), "previous\n");
 
-    // A function failing while rendering (a missing key): named with its line; nothing written.
+    // A function failing while rendering: named with its line; nothing written.
     let (agent, _agent_dir) = single_server("render-go-errors", &[]).await;
-    let missing = dir.path().join("missing.tmpl");
-    std::fs::write(&missing, "a\nworkers {{ key \"nginx/workers\" }};\n").expect("write");
-    let spec = format!("{}:{}", missing.display(), dest.display());
+    let failing = dir.path().join("failing.tmpl");
+    std::fs::write(&failing, "a\nworkers {{ parseInt (keyOrDefault \"nginx/workers\" \"many\") }};\n")
+        .expect("write");
+    let spec = format!("{}:{}", failing.display(), dest.display());
     let args = ["render", "-once", "-consul-addr", &agent.http_addr(), "-template", &spec].map(String::from);
     let (ok, stderr) = Sidecar::run(&args, &[]);
-    assert!(!ok, "a missing key must fail");
+    assert!(!ok, "a failing function must fail -once");
     assert!(
-        stderr.contains("missing.tmpl line 2, column 12: key \"nginx/workers\" does not exist"),
+        stderr.contains("failing.tmpl line 2, column 12: parseInt: invalid syntax: \"many\""),
         "{stderr}"
     );
     assert_eq!(std::fs::read_to_string(&dest).expect("read"), "previous\n");
+}
+
+/// consul-template's `key` waits for a key that does not exist: that template is not written (and
+/// `/healthz` says what it waits for) while the sidecar's other templates are; once the key is
+/// written, so is the template. `-once` waits for it too instead of failing.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_missing_key_holds_back_only_its_template_until_it_exists() {
+    let (agent, _agent_dir) = single_server("render-go-key-wait", &[]).await;
+    let client = agent.client();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (waits, other) = (dir.path().join("workers.tmpl"), dir.path().join("other.tmpl"));
+    std::fs::write(&waits, "workers {{ key \"nginx/workers\" }};\n").expect("write");
+    std::fs::write(&other, "name {{ keyOrDefault \"nginx/name\" \"lb\" }};\n").expect("write");
+    let (waits_out, other_out) = (dir.path().join("workers.conf"), dir.path().join("other.conf"));
+    let port = free_port();
+    let args = [
+        "render".to_string(),
+        "-consul-addr".into(),
+        agent.http_addr(),
+        "-template".into(),
+        format!("{}:{}", waits.display(), waits_out.display()),
+        "-template".into(),
+        format!("{}:{}", other.display(), other_out.display()),
+        "-status-addr".into(),
+        format!("127.0.0.1:{port}"),
+    ];
+    let _sidecar = Sidecar::spawn(&args, &[], &dir.path().join("sidecar.log"));
+    let http = census_e2e::http_client();
+    eventually(Duration::from_secs(10), "the other template written", || async {
+        std::fs::read_to_string(&other_out).ok().filter(|t| t == "name lb;\n")
+    })
+    .await;
+    let (code, body) = eventually(Duration::from_secs(10), "/healthz to say what it waits for", || async {
+        let (code, body) = health(&http, port).await;
+        body.contains("kv.key(nginx/workers)").then_some((code, body))
+    })
+    .await;
+    assert_eq!(code, 503, "{body}");
+    assert!(body.contains("\"waiting\""), "{body}");
+    assert!(!waits_out.exists(), "a template whose key is missing is not written");
+
+    let once_port = free_port();
+    let once_args = [
+        "render".to_string(),
+        "-once".into(),
+        "-consul-addr".into(),
+        agent.http_addr(),
+        "-template".into(),
+        format!("{}:{}", waits.display(), dir.path().join("once.conf").display()),
+        "-status-addr".into(),
+        format!("127.0.0.1:{once_port}"),
+    ];
+    let mut once = Sidecar::spawn(&once_args, &[], &dir.path().join("once.log"));
+    eventually(Duration::from_secs(10), "-once to wait for the key", || async {
+        health(&http, once_port).await.1.contains("kv.key(nginx/workers)").then_some(())
+    })
+    .await;
+    client.kv_put("nginx/workers", b"4", census_client::KvWriteOptions::default()).await.expect("put");
+    eventually(Duration::from_secs(10), "the waiting template written", || async {
+        std::fs::read_to_string(&waits_out).ok().filter(|t| t == "workers 4;\n")
+    })
+    .await;
+    eventually(Duration::from_secs(10), "/healthz ok", || async {
+        (health(&http, port).await.0 == 200).then_some(())
+    })
+    .await;
+    assert_eq!(
+        once.wait_exit(Duration::from_secs(10)),
+        Some(true),
+        "-once exits cleanly once the key exists: {}",
+        once.log()
+    );
+    assert_eq!(std::fs::read_to_string(dir.path().join("once.conf")).expect("once"), "workers 4;\n");
 }
 
 async fn health(http: &reqwest::Client, port: u16) -> (u16, String) {

@@ -136,3 +136,81 @@ template {{
     let (ok, stderr) = Sidecar::run(&args, &[]);
     assert!(!ok && stderr.contains("consul.adress: unknown setting"), "{stderr}");
 }
+
+/// `-config` on a directory reads its files in name order (later over earlier, templates added),
+/// and a template given inline (`contents`) renders like one read from a file.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_config_directory_with_an_inline_template_runs() {
+    let (agent, _agent_dir) = single_server("render-go-confdir", &[]).await;
+    let client = agent.client();
+    client.kv_put("app/name", b"shop", census_client::KvWriteOptions::default()).await.expect("put");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let confd = dir.path().join("conf.d");
+    std::fs::create_dir(&confd).expect("mkdir");
+    let dest = dir.path().join("name.txt");
+    // The first file names an address nothing listens on; the second, read later, replaces it.
+    std::fs::write(confd.join("10-consul.hcl"), "consul {\n  address = \"127.0.0.1:1\"\n}\n").expect("write");
+    std::fs::write(
+        confd.join("20-agent.hcl"),
+        format!("consul {{\n  address = \"{}\"\n}}\n", agent.http_addr()),
+    )
+    .expect("write");
+    let template = format!(
+        "template {{\n  contents    = \"name={{{{ key \\\"app/name\\\" }}}}\\n\"\n  destination = \"{}\"\n  wait {{\n    min = \"10ms\"\n  }}\n}}\n",
+        dest.display()
+    );
+    std::fs::write(confd.join("30-template.hcl"), template).expect("write");
+    let args = ["render", "-config", &confd.display().to_string(), "-once"].map(String::from);
+    let (ok, stderr) = Sidecar::run(&args, &[]);
+    assert!(ok, "{stderr}");
+    assert_eq!(std::fs::read_to_string(&dest).expect("rendered"), "name=shop\n");
+}
+
+/// A template's own `wait` holds only that template after a change: the other template reading
+/// the same key is rewritten at once, the one with `wait { min = "3s" }` once the key has been
+/// quiet for 3 s.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_per_template_wait_holds_only_its_template() {
+    let (agent, _agent_dir) = single_server("render-go-template-wait", &[]).await;
+    let client = agent.client();
+    let put = |v: &'static str| {
+        let client = client.clone();
+        async move {
+            client.kv_put("app/v", v.as_bytes(), census_client::KvWriteOptions::default()).await.expect("put")
+        }
+    };
+    put("1").await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (fast, slow) = (dir.path().join("fast.txt"), dir.path().join("slow.txt"));
+    let block = |dest: &Path, wait: &str| {
+        format!(
+            "template {{\n  contents = \"v={{{{ key \\\"app/v\\\" }}}}\"\n  destination = \"{}\"\n{wait}}}\n",
+            dest.display()
+        )
+    };
+    let config = dir.path().join("ct.hcl");
+    let text = format!(
+        "consul {{\n  address = \"{}\"\n}}\n{}{}",
+        agent.http_addr(),
+        block(&fast, ""),
+        block(&slow, "  wait {\n    min = \"3s\"\n    max = \"10s\"\n  }\n")
+    );
+    std::fs::write(&config, text).expect("write");
+    let args = ["render", "-config", &config.display().to_string(), "-status-addr", "off"].map(String::from);
+    let sidecar = Sidecar::spawn(&args, &[], &dir.path().join("sidecar.log"));
+    let read = |p: &Path| std::fs::read_to_string(p).unwrap_or_default();
+    eventually(Duration::from_secs(10), "both written", || async {
+        (read(&fast) == "v=1" && read(&slow) == "v=1").then_some(())
+    })
+    .await;
+    put("2").await;
+    eventually(Duration::from_secs(10), "the template without a wait rewritten", || async {
+        (read(&fast) == "v=2").then_some(())
+    })
+    .await;
+    assert_eq!(read(&slow), "v=1", "held by its own 3 s wait: {}", sidecar.log());
+    eventually(Duration::from_secs(10), "the held template rewritten after its wait", || async {
+        (read(&slow) == "v=2").then_some(())
+    })
+    .await;
+}

@@ -132,6 +132,8 @@ fn template(block: &Value) -> Result<TemplateFile, ConfigError> {
         error_on_missing_key: false,
         perms: None,
         backup: false,
+        contents: None,
+        wait: None,
     };
     for (key, value) in block {
         let name = format!("template.{key}");
@@ -162,23 +164,18 @@ fn template(block: &Value) -> Result<TemplateFile, ConfigError> {
             }
             // census-sidecar always creates missing directories on the way to a destination.
             "create_dest_dirs" => {}
-            "contents" => {
-                return Err(ConfigError::Invalid {
-                    key: name,
-                    reason:
-                        "inline templates are not supported: put the template in a file and name it in source"
-                            .into(),
-                });
-            }
-            "wait" => ignore("template.", key),
+            "contents" => file.contents = Some(text(&name, value)?),
+            "wait" => file.wait = Some(wait(value)?),
             other if IGNORED.contains(&other) => ignore("template.", other),
             _ => return Err(ConfigError::Unknown { key: name }),
         }
     }
-    if file.source.as_os_str().is_empty() || file.destination.as_os_str().is_empty() {
+    if file.source.as_os_str().is_empty() == file.contents.is_none()
+        || file.destination.as_os_str().is_empty()
+    {
         return Err(ConfigError::Invalid {
             key: "template".into(),
-            reason: "needs source and destination".into(),
+            reason: "needs destination and either source or contents".into(),
         });
     }
     // consul-template's files are Go templates whatever their names.
@@ -271,8 +268,11 @@ template {
     fn unknown_and_unsupported_settings_are_named() {
         let err = render_file(&serde_json::json!({"consul": {"adress": "x"}})).expect_err("typo");
         assert_eq!(err.to_string(), "consul.adress: unknown setting");
-        let doc = serde_json::json!({"template": {"destination": "o", "contents": "x"}});
-        assert!(render_file(&doc).expect_err("inline").to_string().contains("template.contents"));
+        let doc = serde_json::json!({"template": {"destination": "o", "contents": "x", "source": "s"}});
+        assert!(render_file(&doc).expect_err("both").to_string().contains("either source or contents"));
+        let doc = serde_json::json!({"template": {"destination": "o", "contents": "{{ key \"k\" }}", "wait": {"min": "1s"}}});
+        let t = &render_file(&doc).expect("inline").templates[0];
+        assert_eq!((t.contents.as_deref(), t.wait.as_deref()), (Some("{{ key \"k\" }}"), Some("1s")));
         assert!(is_consul_template_json(&serde_json::json!({"template": []})));
         assert!(!is_consul_template_json(&serde_json::json!({"consul_addr": "x", "exec": "nginx"})));
     }

@@ -207,10 +207,13 @@ impl CatalogHelper {
             Kind::Services => shared.get(Dependency::Services).unwrap_or_else(|| Value::Array(Vec::new())),
             Kind::Key => {
                 let key = str_param(h, 0, "key")?;
-                match shared.get(Dependency::Key(key.to_string())) {
+                let dep = Dependency::Key(key.to_string());
+                match shared.get(dep.clone()) {
                     None => Value::String(String::new()),
+                    // Waits for the key, as consul-template does (output held back).
                     Some(Value::Null) => {
-                        return Err(fail(format!("key {key:?} does not exist (use keyOrDefault)")));
+                        shared.refuse(dep);
+                        Value::String(String::new())
                     }
                     Some(v) => v,
                 }

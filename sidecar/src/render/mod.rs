@@ -6,12 +6,13 @@ pub mod exec;
 pub mod fetch;
 pub mod gotemplate;
 pub mod helpers;
+mod hold;
 pub mod output;
 pub mod status;
 pub mod template;
 mod watch;
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::io::Write;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -23,6 +24,7 @@ use tokio::sync::mpsc::UnboundedReceiver;
 
 use self::deps::Dependency;
 use self::helpers::Shared;
+use self::hold::Holds;
 use self::output::{Installed, OutputError, Reload, Validation};
 use self::status::Status;
 use self::template::{Rendered, TemplateError, TemplateSet, TemplateSpec, Wait};
@@ -85,13 +87,31 @@ pub async fn run(settings: RenderSettings) -> Result<(), RenderError> {
     let mut printed: HashMap<PathBuf, String> = HashMap::new();
     let stop = crate::process::stop_signal();
     tokio::pin!(stop);
+    let mut holds = Holds::new(set.specs.iter().map(|s| s.wait).collect());
+    let mut changed: BTreeSet<Dependency> = BTreeSet::new();
+    let mut last_used: Vec<BTreeSet<Dependency>> = Vec::new();
     loop {
-        let rendered = set.render();
+        let mut rendered = set.render();
+        let now = tokio::time::Instant::now();
+        holds.changed(&std::mem::take(&mut changed), &last_used, now);
+        // `-once` writes each template as soon as its data is there.
+        for (i, held) in rendered.held.iter_mut().enumerate() {
+            *held = !settings.once && !holds.released(i, now);
+        }
+        last_used = rendered.used.clone();
         Status::count(&status.renders);
         watchers.start(&rendered.pass.used);
+        status.waiting_for(&rendered.pass.missing);
         let complete = rendered.pass.missing.is_empty();
         if complete {
             watchers.retain(&rendered.pass.used);
+        } else {
+            tracing::debug!(missing = rendered.pass.missing.len(), "waiting for catalog data");
+        }
+        // As consul-template: each template is written once everything it reads is there (a
+        // template waiting for a key holds back no other); `-once` waits for all of them.
+        let acting = if settings.once { complete } else { (0..set.specs.len()).any(|i| rendered.ready(i)) };
+        if acting {
             let exec_pid = child.as_ref().and_then(exec::Supervised::pid);
             let ok = if settings.dry {
                 print_all(&set, rendered, &status, &mut printed)
@@ -101,19 +121,18 @@ pub async fn run(settings: RenderSettings) -> Result<(), RenderError> {
             if settings.once {
                 return if ok { Ok(()) } else { Err(RenderError::Once(last_error(&status))) };
             }
-            if let (Some(argv), None, true) = (&settings.exec, &child, ok && !settings.dry) {
+            if let (Some(argv), None, true) = (&settings.exec, &child, ok && complete && !settings.dry) {
                 child = Some(exec::Supervised::spawn(argv)?);
             }
-        } else {
-            tracing::debug!(missing = rendered.pass.missing.len(), "waiting for catalog data");
         }
+        let release = holds.next_release();
         tokio::select! {
-            change = changes.recv() => {
-                if change.is_none() {
-                    // Every watcher is gone: nothing can change any more.
-                    return Ok(child_exit(&mut child).await?);
-                }
-            }
+            change = changes.recv() => match change {
+                Some(dep) => { changed.insert(dep); }
+                // Every watcher is gone: nothing can change any more.
+                None => return Ok(child_exit(&mut child).await?),
+            },
+            _ = tokio::time::sleep_until(release.unwrap_or(now)), if release.is_some() => {}
             exited = child_exit(&mut child) => return Ok(exited?),
             signal = &mut stop => {
                 tracing::info!(%signal, "stopping");
@@ -125,20 +144,32 @@ pub async fn run(settings: RenderSettings) -> Result<(), RenderError> {
             }
         }
         // Quiescence applies to changes, not to the first discovery of what the templates read.
-        if let (Some(wait), true) = (settings.wait, complete) {
-            quiesce(&mut changes, wait).await;
+        if let (Some(wait), true) = (settings.wait, acting) {
+            quiesce(&mut changes, wait, &mut changed).await;
         }
-        while changes.try_recv().is_ok() {}
+        while let Ok(dep) = changes.try_recv() {
+            changed.insert(dep);
+        }
     }
 }
 
-/// Waits until no change has arrived for `wait.min`, or `wait.max` has passed since the first.
-async fn quiesce(changes: &mut UnboundedReceiver<Dependency>, wait: Wait) {
+/// Waits until no change has arrived for `wait.min`, or `wait.max` has passed since the first;
+/// what changed meanwhile goes into `changed`.
+async fn quiesce(
+    changes: &mut UnboundedReceiver<Dependency>,
+    wait: Wait,
+    changed: &mut BTreeSet<Dependency>,
+) {
     let deadline = tokio::time::Instant::now() + wait.max;
     loop {
         let quiet_until = (tokio::time::Instant::now() + wait.min).min(deadline);
         match tokio::time::timeout_at(quiet_until, changes.recv()).await {
-            Ok(Some(_)) if tokio::time::Instant::now() < deadline => continue,
+            Ok(Some(dep)) => {
+                changed.insert(dep);
+                if tokio::time::Instant::now() >= deadline {
+                    return;
+                }
+            }
             _ => return,
         }
     }
@@ -148,6 +179,7 @@ fn last_error(status: &Status) -> String {
     match status.health() {
         status::Health::Error(e) => e,
         status::Health::Stale { error, .. } => error,
+        status::Health::Waiting(deps) => format!("waiting for {}", deps.join(", ")),
         status::Health::Ok => "failed".into(),
     }
 }
@@ -162,7 +194,8 @@ fn print_all(
 ) -> bool {
     let mut errors = Vec::new();
     let mut stdout = std::io::stdout().lock();
-    for (spec, output) in set.specs.iter().zip(rendered.outputs) {
+    for (spec, output) in set.specs.iter().zip(rendered.into_ready()) {
+        let Some(output) = output else { continue };
         match output {
             Ok(text) if printed.get(&spec.destination) == Some(&text) => {}
             Ok(text) => {
@@ -196,10 +229,11 @@ async fn install_all(
 ) -> bool {
     let mut reloads: Vec<Reload> = Vec::new();
     let mut errors: Vec<String> = Vec::new();
-    for (spec, output) in set.specs.iter().zip(rendered.outputs) {
+    for (spec, output) in set.specs.iter().zip(rendered.into_ready()) {
         let text = match output {
-            Ok(text) => text,
-            Err(e) => {
+            None => continue,
+            Some(Ok(text)) => text,
+            Some(Err(e)) => {
                 Status::count(&status.render_errors);
                 tracing::error!(template = %spec.source.display(), error = %e, "render failed; keeping the last good output");
                 errors.push(e);

@@ -22,6 +22,8 @@ struct Sync {
     /// Dependencies whose last query failed, with the error.
     failing: BTreeMap<Dependency, String>,
     last_render_error: Option<String>,
+    /// Data the last render pass read that has not arrived or holds output back (a missing key).
+    waiting: Vec<String>,
 }
 
 /// Counters and sync state, shared by the render loop, the watchers and the endpoint.
@@ -61,6 +63,9 @@ pub enum Health {
     },
     /// The last render or check failed; the previous output is still in place.
     Error(String),
+    /// Some template's output is held back until this data exists (consul-template's `key` on a
+    /// missing key, `safeLs` on an empty prefix, data not fetched yet).
+    Waiting(Vec<String>),
 }
 
 impl Status {
@@ -86,6 +91,10 @@ impl Status {
         self.sync().last_render_error = Some(error);
     }
 
+    pub fn waiting_for(&self, deps: &std::collections::BTreeSet<Dependency>) {
+        self.sync().waiting = deps.iter().map(ToString::to_string).collect();
+    }
+
     pub fn render_ok(&self) {
         self.sync().last_render_error = None;
     }
@@ -108,6 +117,7 @@ impl Status {
         }
         match &s.last_render_error {
             Some(e) => Health::Error(e.clone()),
+            None if !s.waiting.is_empty() => Health::Waiting(s.waiting.clone()),
             None => Health::Ok,
         }
     }
@@ -121,6 +131,9 @@ async fn healthz(State(status): State<Arc<Status>>) -> impl IntoResponse {
             json!({"status": "stale", "sync_age_seconds": seconds, "error": error}),
         ),
         Health::Error(e) => (StatusCode::SERVICE_UNAVAILABLE, json!({"status": "error", "error": e})),
+        Health::Waiting(deps) => {
+            (StatusCode::SERVICE_UNAVAILABLE, json!({"status": "waiting", "waiting_for": deps}))
+        }
     };
     (code, axum::Json(body))
 }

@@ -1,6 +1,7 @@
 //! Template specs (`SRC:DEST[:COMMAND]`), the quiescence window (`MIN[:MAX]`), and rendering a set of
 //! templates: handlebars in strict mode with the catalog helpers, or consul-template's Go templates.
 
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -9,6 +10,7 @@ use census_client::parse_duration;
 use handlebars::Handlebars;
 use serde_json::json;
 
+use super::deps::Dependency;
 use super::gotemplate::{GoOptions, GoTemplate};
 use super::helpers::{self, Pass, Shared};
 use super::output::FileOptions;
@@ -77,6 +79,10 @@ pub struct TemplateSpec {
     pub go: GoOptions,
     /// The written file's mode and backup.
     pub file: FileOptions,
+    /// The template's text, when given inline rather than read from `source`.
+    pub contents: Option<String>,
+    /// This template's own quiescence (consul-template's per-template `wait`).
+    pub wait: Option<Wait>,
 }
 
 impl TemplateSpec {
@@ -90,6 +96,8 @@ impl TemplateSpec {
             language,
             go: GoOptions::default(),
             file: FileOptions::default(),
+            contents: None,
+            wait: None,
         }
     }
 }
@@ -154,7 +162,28 @@ pub struct TemplateSet {
 pub struct Rendered {
     /// Per template, in spec order: the text, or the error with its template line.
     pub outputs: Vec<Result<String, String>>,
+    /// Per template, in spec order: the data it read that has not arrived (or that holds its
+    /// output back, as a missing `key` does); its output is written only when this is empty.
+    pub waiting: Vec<BTreeSet<Dependency>>,
+    /// Per template, in spec order: what it read.
+    pub used: Vec<BTreeSet<Dependency>>,
+    /// Per template: held back by its own `wait` (written on a later pass).
+    pub held: Vec<bool>,
+    /// What every template read, and lacked, together.
     pub pass: Pass,
+}
+
+impl Rendered {
+    /// Whether template `i` has everything it read.
+    pub fn ready(&self, i: usize) -> bool {
+        self.waiting.get(i).is_some_and(BTreeSet::is_empty) && !self.held.get(i).copied().unwrap_or(false)
+    }
+
+    /// Per template, in spec order: its output when it is ready, `None` while it waits.
+    pub fn into_ready(self) -> impl Iterator<Item = Option<Result<String, String>>> {
+        let ready = self.waiting.iter().zip(&self.held).map(|(waiting, held)| waiting.is_empty() && !held);
+        self.outputs.into_iter().zip(ready.collect::<Vec<_>>()).map(|(output, ready)| ready.then_some(output))
+    }
 }
 
 impl TemplateSet {
@@ -163,8 +192,11 @@ impl TemplateSet {
         let mut hb = Self::registry(&shared);
         let mut go = Vec::new();
         for spec in &specs {
-            let text = std::fs::read_to_string(&spec.source)
-                .map_err(|source| TemplateError::Read { path: spec.source.clone(), source })?;
+            let text = match &spec.contents {
+                Some(text) => text.clone(),
+                None => std::fs::read_to_string(&spec.source)
+                    .map_err(|source| TemplateError::Read { path: spec.source.clone(), source })?,
+            };
             go.push(Self::compile(&mut hb, spec, &text, &shared)?);
         }
         Ok(TemplateSet { hb, go, specs, shared })
@@ -217,26 +249,36 @@ impl TemplateSet {
 
     /// Renders every template once, recording which catalog data it used and which was missing.
     pub fn render(&self) -> Rendered {
-        self.shared.begin_pass();
-        let outputs = self
-            .specs
-            .iter()
-            .zip(&self.go)
-            .map(|(spec, go)| {
-                if let Some(go) = go {
-                    return go.render();
+        let mut rendered = Rendered {
+            outputs: Vec::new(),
+            waiting: Vec::new(),
+            used: Vec::new(),
+            held: vec![false; self.specs.len()],
+            pass: Pass::default(),
+        };
+        for (spec, go) in self.specs.iter().zip(&self.go) {
+            self.shared.begin_pass();
+            let output = match go {
+                Some(go) => go.render(),
+                None => {
+                    let name = spec.source.display().to_string();
+                    self.hb.render(&name, &json!({})).map_err(|e| {
+                        let at = match (e.line_no, e.column_no) {
+                            (Some(l), Some(c)) => format!(" line {l}, column {c}"),
+                            _ => String::new(),
+                        };
+                        format!("template {name}{at}: {}", e.reason())
+                    })
                 }
-                let name = spec.source.display().to_string();
-                self.hb.render(&name, &json!({})).map_err(|e| {
-                    let at = match (e.line_no, e.column_no) {
-                        (Some(l), Some(c)) => format!(" line {l}, column {c}"),
-                        _ => String::new(),
-                    };
-                    format!("template {name}{at}: {}", e.reason())
-                })
-            })
-            .collect();
-        Rendered { outputs, pass: self.shared.end_pass() }
+            };
+            let pass = self.shared.end_pass();
+            rendered.outputs.push(output);
+            rendered.pass.used.extend(pass.used.iter().cloned());
+            rendered.pass.missing.extend(pass.missing.iter().cloned());
+            rendered.waiting.push(pass.missing);
+            rendered.used.push(pass.used);
+        }
+        rendered
     }
 }
 

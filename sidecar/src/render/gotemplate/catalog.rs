@@ -99,10 +99,16 @@ fn kv_path<'a>(args: &Args<'a>) -> Result<&'a str, TemplateError> {
 fn key(shared: &Shared, values: &[Value]) -> Result<Value, TemplateError> {
     let args = Args::new("key", values, 1, 1)?;
     let path = kv_path(&args)?;
-    match shared.with(Dependency::Key(path.to_string()), Clone::clone) {
-        None => Ok(string("")),
+    let dep = Dependency::Key(path.to_string());
+    match shared.with(dep.clone(), Clone::clone) {
         Some(serde_json::Value::String(s)) => Ok(string(s)),
-        Some(_) => Err(fail(format!("key {path:?} does not exist (use keyOrDefault or keyExists)"))),
+        // consul-template's `key` waits for a key that does not exist: this template's output is
+        // held back (the others are written) until the key appears.
+        Some(_) => {
+            shared.refuse(dep);
+            Ok(string(""))
+        }
+        None => Ok(string("")),
     }
 }
 

@@ -66,11 +66,37 @@ fn unknown_functions_and_failing_calls_name_file_line_and_column() {
     assert!(err.contains("line 2, column 6") && err.contains("\"nosuch\" not defined"), "{err}");
     let err = render("a\n{{if}}", &shared).expect_err("syntax");
     assert!(err.contains("line 2"), "{err}");
-    shared.update(&Dependency::Key("gone".into()), serde_json::Value::Null);
-    let err = render("x\n\n  {{ key \"gone\" }}", &shared).expect_err("missing key");
-    assert!(err.contains("template inline line 3, column 6: key \"gone\" does not exist"), "{err}");
+    let err = render("x\n\n  {{ 2 | parseInt }}", &shared).expect_err("not a string");
+    assert!(err.contains("template inline line 3, column 10: parseInt"), "{err}");
     let err = render("{{ \"x\" | parseInt }}", &shared).expect_err("bad number");
     assert!(err.contains("line 1, column 10: parseInt"), "{err}");
+}
+
+/// consul-template's `key` on a key that does not exist holds the template back (nothing is
+/// written) and says which key; `keyOrDefault` and `keyExists` render without it.
+#[test]
+fn a_missing_key_holds_the_template_back() {
+    let shared = Arc::new(Shared::new(0));
+    let gone = Dependency::Key("gone".into());
+    shared.update(&gone, serde_json::Value::Null);
+    let set =
+        TemplateSet::from_text_in(Language::Go, "a={{ key \"gone\" }}", shared.clone()).expect("compile");
+    let rendered = set.render();
+    assert!(!rendered.ready(0) && rendered.waiting[0].contains(&gone), "{:?}", rendered.waiting);
+    let set = TemplateSet::from_text_in(
+        Language::Go,
+        "{{ keyOrDefault \"gone\" \"d\" }} {{ keyExists \"gone\" }}",
+        shared.clone(),
+    )
+    .expect("compile");
+    let rendered = set.render();
+    assert!(rendered.ready(0));
+    assert_eq!(rendered.outputs[0].as_deref(), Ok("d false"));
+    shared.update(&gone, serde_json::Value::String("here".into()));
+    let set = TemplateSet::from_text_in(Language::Go, "a={{ key \"gone\" }}", shared).expect("compile");
+    let rendered = set.render();
+    assert!(rendered.ready(0));
+    assert_eq!(rendered.outputs[0].as_deref(), Ok("a=here"));
 }
 
 fn instance(id: &str, address: &str, port: u16, status: &str, tags: &[&str]) -> serde_json::Value {

@@ -12,6 +12,7 @@ mod lists;
 mod math;
 mod plugin;
 mod scratch;
+mod sockaddr;
 mod sprig;
 mod text;
 mod toml;

@@ -38,6 +38,9 @@ pub const FUNCTIONS: &[(&str, HelperFn)] = &[
     ("parseUint", |v| parse_number(v, "parseUint", |s| s.parse::<u64>().ok().map(Value::Uint))),
     ("parseFloat", |v| parse_number(v, "parseFloat", |s| s.parse::<f64>().ok().map(Value::Float))),
     ("parseJSON", parse_json),
+    ("parseYAML", super::yaml::parse),
+    ("md5sum", |v| map_str(v, "md5sum", |s| hex(&md5::Md5::digest(s.as_bytes())))),
+    ("sockaddr", super::sockaddr::sockaddr),
 ];
 
 /// `env "NAME"`: the variable, "" when unset.
@@ -199,6 +202,7 @@ mod tests {
             s(call("sha256Hex", &[string("bladibla")])),
             "54cf4c66bcabb5c20e25331c01dd600b73369e97a947861bd8d3a0e0b8b3d70b"
         );
+        assert_eq!(s(call("md5sum", &[string("hello")])), "5d41402abc4b2a76b9719d911017c592");
         assert_eq!(s(call("base64Decode", &[string("aGVsbG8=")])), "hello");
         assert_eq!(s(call("parseInt", &[string("")])), "0");
         assert_eq!(s(call("parseBool", &[string("True")])), "true");

@@ -1,6 +1,6 @@
 //! `toYAML`: JSON-shaped data as YAML in the layout of Go's yaml.v2, which consul-template uses
 //! (keys sorted, two-space indents, list items at their key's indent, strings quoted only when
-//! they would read back as something else).
+//! they would read back as something else); and `parseYAML`, YAML text as template values.
 
 use serde_json::Value;
 
@@ -112,11 +112,67 @@ fn string(s: &str) -> String {
     serde_json::to_string(s).unwrap_or_else(|_| format!("{s:?}"))
 }
 
+/// `parseYAML`: the document as template values; mappings become maps keyed by their keys' text
+/// (as consul-template turns yaml.v2's maps into `map[string]interface{}`); "" is an empty map.
+pub fn parse(values: &[gotmpl::Value]) -> Result<gotmpl::Value, gotmpl::TemplateError> {
+    let args = super::value::Args::new("parseYAML", values, 1, 1)?;
+    let text = args.str(0)?;
+    let docs = yaml_rust2::YamlLoader::load_from_str(text)
+        .map_err(|e| super::value::fail(format!("parseYAML: {e}")))?;
+    Ok(match docs.first() {
+        None => super::value::map(Default::default()),
+        Some(doc) => template_value(doc),
+    })
+}
+
+fn template_value(yaml: &yaml_rust2::Yaml) -> gotmpl::Value {
+    use yaml_rust2::Yaml;
+    match yaml {
+        Yaml::Integer(i) => gotmpl::Value::Int(*i),
+        Yaml::Real(_) => yaml.as_f64().map_or(gotmpl::Value::Nil, gotmpl::Value::Float),
+        Yaml::String(s) => super::value::string(s),
+        Yaml::Boolean(b) => gotmpl::Value::Bool(*b),
+        Yaml::Array(items) => super::value::list(items.iter().map(template_value).collect()),
+        Yaml::Hash(entries) => super::value::map(
+            entries
+                .iter()
+                .map(|(k, v)| (std::sync::Arc::from(key_text(k).as_str()), template_value(v)))
+                .collect(),
+        ),
+        Yaml::Alias(_) | Yaml::Null | Yaml::BadValue => gotmpl::Value::Nil,
+    }
+}
+
+fn key_text(key: &yaml_rust2::Yaml) -> String {
+    use yaml_rust2::Yaml;
+    match key {
+        Yaml::String(s) | Yaml::Real(s) => s.clone(),
+        Yaml::Integer(i) => i.to_string(),
+        Yaml::Boolean(b) => b.to_string(),
+        _ => "<nil>".to_string(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use serde_json::json;
 
     use super::*;
+
+    #[test]
+    fn parse_yaml_gives_maps_lists_and_typed_scalars() {
+        let text =
+            "name: web\nport: 8080\nratio: 0.5\non: true\ntags:\n  - a\n  - b\nlimits: {cpu: 2}\nnone: ~\n";
+        let value = parse(&[super::super::value::string(text)]).expect("yaml");
+        assert_eq!(
+            super::super::value::to_json(&value),
+            json!({"name": "web", "port": 8080, "ratio": 0.5, "on": true, "tags": ["a", "b"], "limits": {"cpu": 2}, "none": null})
+        );
+        let empty = parse(&[super::super::value::string("")]).expect("empty");
+        assert_eq!(super::super::value::to_json(&empty), json!({}));
+        let err = parse(&[super::super::value::string("a: [1, 2")]).expect_err("unclosed");
+        assert!(err.to_string().contains("parseYAML"), "{err}");
+    }
 
     #[test]
     fn layout_of_yaml_v2() {
