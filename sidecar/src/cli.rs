@@ -169,6 +169,9 @@ pub struct TemplateFile {
     /// This template's own quiescence, `MIN[:MAX]` (consul-template's per-template `wait`).
     #[serde(default)]
     pub wait: Option<String>,
+    /// How long `command` may run before it is killed, e.g. "30s" (the default).
+    #[serde(default)]
+    pub command_timeout: Option<String>,
 }
 
 impl RenderFile {
@@ -228,6 +231,14 @@ impl TemplateFile {
             spec.language = Language::Go;
         }
         spec.wait = self.wait.as_deref().map(str::parse).transpose()?;
+        if let Some(timeout) = &self.command_timeout {
+            spec.command_timeout = census_client::parse_duration(timeout).map_err(|_| {
+                CliError::Invalid(format!(
+                    "template for {}: command_timeout {timeout:?} is not a duration",
+                    self.destination.display()
+                ))
+            })?;
+        }
         spec.go = GoOptions {
             left_delimiter: self.left_delimiter.clone(),
             right_delimiter: self.right_delimiter.clone(),

@@ -48,7 +48,6 @@ const IGNORED: &[&str] = &[
     "auth",
     "namespace",
     "transport",
-    "command_timeout",
     "sandbox_path",
     "function_denylist",
     "function_blacklist",
@@ -134,6 +133,7 @@ fn template(block: &Value) -> Result<TemplateFile, ConfigError> {
         backup: false,
         contents: None,
         wait: None,
+        command_timeout: None,
     };
     for (key, value) in block {
         let name = format!("template.{key}");
@@ -166,6 +166,7 @@ fn template(block: &Value) -> Result<TemplateFile, ConfigError> {
             "create_dest_dirs" => {}
             "contents" => file.contents = Some(text(&name, value)?),
             "wait" => file.wait = Some(wait(value)?),
+            "command_timeout" => file.command_timeout = Some(text(&name, value)?),
             other if IGNORED.contains(&other) => ignore("template.", other),
             _ => return Err(ConfigError::Unknown { key: name }),
         }

@@ -253,7 +253,9 @@ async fn install_all(
                 Status::count(&status.writes);
                 tracing::info!(dest = %spec.destination.display(), "rendered");
                 let reload = match (&spec.command, &settings.reload_pid_file) {
-                    (Some(cmd), _) => Some(Reload::Command(cmd.clone())),
+                    (Some(cmd), _) => {
+                        Some(Reload::Command { command: cmd.clone(), timeout: spec.command_timeout })
+                    }
                     (None, Some(pid_file)) => Some(Reload::Signal { pid_file: pid_file.clone() }),
                     (None, None) => {
                         exec_pid.map(|pid| Reload::Pid { pid, signal: settings.exec_reload_signal })

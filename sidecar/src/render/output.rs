@@ -6,6 +6,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
@@ -20,6 +21,8 @@ pub enum OutputError {
     Spawn { what: String, source: std::io::Error },
     #[error("command {command:?} failed: {output}")]
     CommandFailed { command: String, output: String },
+    #[error("command {command:?} did not finish within {timeout:?}; it and its children were killed")]
+    CommandTimedOut { command: String, timeout: Duration },
     #[error("pid file {path}: {reason}")]
     PidFile { path: PathBuf, reason: String },
 }
@@ -46,8 +49,9 @@ pub enum Validation {
 pub enum Reload {
     /// SIGHUP to the pid in this file (nginx's master re-reads its config; no second parse).
     Signal { pid_file: PathBuf },
-    /// A shell command (consul-template's `command`).
-    Command(String),
+    /// A shell command (consul-template's `command`), killed after `timeout`
+    /// (consul-template's `command_timeout`).
+    Command { command: String, timeout: Duration },
     /// A signal (SIGHUP, or `-exec-reload-signal`) to the process `-exec` started.
     Pid { pid: i32, signal: Signal },
 }
@@ -149,7 +153,7 @@ fn check(dest: &Path, candidate: &Path, validation: &Validation) -> Result<(), O
             let cmd = cmd.replace("{}", &shell_quote(&candidate.to_string_lossy()));
             let mut command = Command::new("sh");
             command.arg("-c").arg(&cmd).env("CENSUS_CANDIDATE", candidate);
-            run(command, &cmd).map_err(|e| match e {
+            run(command, &cmd, COMMAND_TIMEOUT).map_err(|e| match e {
                 OutputError::CommandFailed { output, .. } => failed(output),
                 other => other,
             })
@@ -195,17 +199,50 @@ fn shell_quote(s: &str) -> String {
     format!("'{}'", s.replace('\'', "'\\''"))
 }
 
-fn run(mut command: Command, what: &str) -> Result<(), OutputError> {
-    let out = command
+/// How long a check or reload command may run by default (consul-template's `command_timeout`).
+pub const COMMAND_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Runs `command` in its own process group; past `timeout` the whole group is killed (a reload
+/// command that hangs must not stop the sidecar from following the catalog).
+fn run(mut command: Command, what: &str, timeout: Duration) -> Result<(), OutputError> {
+    use std::io::Read;
+    use std::os::unix::process::CommandExt;
+    let mut child = command
         .stdin(Stdio::null())
-        .output()
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .process_group(0)
+        .spawn()
         .map_err(|source| OutputError::Spawn { what: what.to_string(), source })?;
-    if out.status.success() {
+    // Read on a thread: a command that writes much to stderr must not block on a full pipe.
+    let (tx, stderr_text) = std::sync::mpsc::channel();
+    if let Some(mut stderr) = child.stderr.take() {
+        std::thread::spawn(move || {
+            let mut text = String::new();
+            let _ = stderr.read_to_string(&mut text);
+            let _ = tx.send(text);
+        });
+    }
+    let deadline = Instant::now() + timeout;
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(status)) => break Some(status),
+            Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(5)),
+            _ => break None,
+        }
+    };
+    let Some(status) = status else {
+        let _ = kill(Pid::from_raw(-(child.id() as i32)), Signal::SIGKILL);
+        let _ = child.wait();
+        return Err(OutputError::CommandTimedOut { command: what.to_string(), timeout });
+    };
+    if status.success() {
         return Ok(());
     }
-    let mut text = String::from_utf8_lossy(&out.stderr).trim().to_string();
+    // A daemon the command left behind may hold stderr open: wait for its text only briefly.
+    let mut text = stderr_text.recv_timeout(Duration::from_secs(1)).unwrap_or_default().trim().to_string();
     if text.is_empty() {
-        text = format!("exit status {}", out.status);
+        text = format!("exit status {status}");
     }
     Err(OutputError::CommandFailed { command: what.to_string(), output: text })
 }
@@ -223,10 +260,10 @@ pub fn reload(how: &Reload) -> Result<(), OutputError> {
             path: PathBuf::from("-exec"),
             reason: format!("{signal} to {pid}: {e}"),
         }),
-        Reload::Command(cmd) => {
+        Reload::Command { command: cmd, timeout } => {
             let mut command = Command::new("sh");
             command.arg("-c").arg(cmd);
-            run(command, cmd)
+            run(command, cmd, *timeout)
         }
     }
 }
@@ -248,6 +285,32 @@ mod tests {
         assert_eq!(install(&dest, "good\n", &refuse).expect("passes"), Installed::Written);
         let leftovers: Vec<_> = std::fs::read_dir(dir.path()).expect("ls").filter_map(Result::ok).collect();
         assert_eq!(leftovers.len(), 1, "no candidate files left behind");
+    }
+
+    #[test]
+    fn a_reload_command_that_hangs_is_killed_with_its_children() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let pid_file = dir.path().join("child.pid");
+        // The shell starts a child that would outlive it, then hangs.
+        let command = format!("sleep 600 & echo $! > {}; wait", pid_file.display());
+        let reload = Reload::Command { command, timeout: Duration::from_millis(300) };
+        let err = super::reload(&reload).expect_err("timed out");
+        assert!(matches!(err, OutputError::CommandTimedOut { .. }), "{err}");
+        let pid: i32 = std::fs::read_to_string(&pid_file).expect("pid").trim().parse().expect("number");
+        // The child got SIGKILL with its group: it is gone or a zombie once the kill lands.
+        let alive = || {
+            std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                .map(|stat| !stat.split_whitespace().nth(2).is_some_and(|state| state == "Z"))
+                .unwrap_or(false)
+        };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while alive() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert!(!alive(), "the command's child {pid} was left running");
+        let failing = Reload::Command { command: "echo broken >&2; exit 3".into(), timeout: COMMAND_TIMEOUT };
+        let err = super::reload(&failing).expect_err("fails");
+        assert!(err.to_string().contains("broken"), "{err}");
     }
 
     #[test]

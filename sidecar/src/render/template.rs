@@ -83,6 +83,8 @@ pub struct TemplateSpec {
     pub contents: Option<String>,
     /// This template's own quiescence (consul-template's per-template `wait`).
     pub wait: Option<Wait>,
+    /// How long `command` may run before it is killed (consul-template's `command_timeout`).
+    pub command_timeout: Duration,
 }
 
 impl TemplateSpec {
@@ -98,6 +100,7 @@ impl TemplateSpec {
             file: FileOptions::default(),
             contents: None,
             wait: None,
+            command_timeout: super::output::COMMAND_TIMEOUT,
         }
     }
 }
