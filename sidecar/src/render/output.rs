@@ -300,7 +300,7 @@ mod tests {
         // The child got SIGKILL with its group: it is gone or a zombie once the kill lands.
         let alive = || {
             std::fs::read_to_string(format!("/proc/{pid}/stat"))
-                .map(|stat| !stat.split_whitespace().nth(2).is_some_and(|state| state == "Z"))
+                .map(|stat| stat.split_whitespace().nth(2).is_none_or(|state| state != "Z"))
                 .unwrap_or(false)
         };
         let deadline = Instant::now() + Duration::from_secs(10);
