@@ -50,6 +50,11 @@ bash scripts/py-consul-suite.sh
 # schemas (no cluster, no helm binary).
 bash scripts/chart-test.sh
 
+# The operator's tests against a real Kubernetes API server (tests/tests/kube_real_*.rs): Debian's
+# etcd and a kube-apiserver built from Debian's kubernetes source package, once (about 8 minutes
+# on 2 cores), then cached under ~/.cache/census.
+bash scripts/kube-build.sh >/dev/null
+
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets -- -D warnings
 # The end-to-end tests run the built binaries as separate processes.

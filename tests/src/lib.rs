@@ -5,6 +5,7 @@ pub mod bench;
 pub mod browser;
 pub mod chaos;
 pub mod fake_kube;
+pub mod kube_real;
 pub mod linearizability;
 pub mod netns;
 pub mod nginx;

@@ -1,0 +1,305 @@
+//! The operator inside a real `census agent -platform=kubernetes`, against a real kube-apiserver
+//! (tests/src/kube_real.rs), as an unprivileged user bound to exactly the RBAC objects the chart
+//! renders (scripts/chart_test/rbac_json.py, Helm's own engine): create, update and delete (with
+//! finalizers) of Services with static endpoints and pod selectors, KVEntries inline and from a
+//! ConfigMap and a Secret, Events; and the same role with one rule removed, which must fail with
+//! the 403 named. Pods have no kubelet: the test creates them and patches their status.
+//!
+//! What only the in-memory API server can do (a follower's silence per listener, injected API
+//! errors) stays in tests/tests/operator.rs.
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use census_e2e::kube_real::{
+    ADMIN_TOKEN, KubeApi, NAMESPACE, OPERATOR_TOKEN, OPERATOR_USER as OPERATOR_USER_NAME, create,
+    install_crds, resources_url, send,
+};
+use census_e2e::{Agent, Cluster, eventually};
+use serde_json::{Value, json};
+
+const CRD: &str = "census.dev/v1alpha1";
+const WAIT: Duration = Duration::from_secs(30);
+
+/// The chart's RBAC objects for `scope`, rendered by Helm's engine, in namespace `census`.
+fn chart_rbac(scope: &str) -> Vec<Value> {
+    let scripts = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts");
+    let out = Command::new("python3")
+        .args(["-m", "chart_test.rbac_json", scope, NAMESPACE])
+        .current_dir(scripts)
+        .env("PYTHONDONTWRITEBYTECODE", "1")
+        .output()
+        .expect("python3");
+    assert!(
+        out.status.success(),
+        "rendering the chart's RBAC failed (scripts/chart-test.sh installs its Python packages): {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("rbac json")
+}
+
+struct Env {
+    api: KubeApi,
+    admin: reqwest::Client,
+    cluster: Cluster,
+}
+
+impl Env {
+    /// The API server with the CRDs and `rbac` created, then one census server running the
+    /// operator as the chart's service account.
+    async fn start(rbac: Vec<Value>) -> Env {
+        let api = KubeApi::start().await;
+        let admin = api.client(ADMIN_TOKEN);
+        install_crds(&api, &admin).await;
+        let ns = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE}});
+        assert_eq!(create(&api, &admin, &ns).await.0, 201);
+        for obj in rbac {
+            let (code, body) = create(&api, &admin, &obj).await;
+            assert_eq!(code, 201, "{body:#}");
+        }
+        let kubeconfig = api.kubeconfig(OPERATOR_TOKEN, &api.dir.path().join("operator.kubeconfig"));
+        let cluster = Cluster::start_configured(1, &["-platform=kubernetes"], |_, agent| {
+            agent.env.push(("KUBECONFIG".into(), kubeconfig.display().to_string()));
+        })
+        .await;
+        cluster.wait_for_leader(WAIT).await;
+        Env { api, admin, cluster }
+    }
+
+    fn agent(&self) -> &Agent {
+        &self.cluster.agents[0]
+    }
+
+    fn url(&self, api_version: &str, plural: &str, name: &str) -> String {
+        format!("{}/{name}", resources_url(&self.api, api_version, plural, Some("default")))
+    }
+
+    async fn get(&self, api_version: &str, plural: &str, name: &str) -> (u16, Value) {
+        send(self.admin.get(self.url(api_version, plural, name))).await
+    }
+
+    async fn create(&self, obj: Value) {
+        let (code, body) = create(&self.api, &self.admin, &obj).await;
+        assert_eq!(code, 201, "{body:#}");
+    }
+
+    async fn merge_patch(&self, url: String, patch: Value) {
+        let request = self
+            .admin
+            .patch(url)
+            .header("content-type", "application/merge-patch+json")
+            .body(patch.to_string());
+        let (code, body) = send(request).await;
+        assert_eq!(code, 200, "{body:#}");
+    }
+
+    async fn delete(&self, api_version: &str, plural: &str, name: &str) {
+        let (code, body) = send(self.admin.delete(self.url(api_version, plural, name))).await;
+        assert!(code == 200 || code == 202, "delete {plural}/{name}: {body:#}");
+    }
+
+    /// Waits for the object's state to satisfy `ok`.
+    async fn wait_for(
+        &self,
+        plural: &str,
+        name: &str,
+        what: &str,
+        ok: impl Fn(u16, &Value) -> bool,
+    ) -> Value {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let (code, obj) = self.get(CRD, plural, name).await;
+            if ok(code, &obj) {
+                return obj;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for {what}\nobject ({code}): {obj:#}\nagent log:\n{}",
+                tail(&self.agent().log())
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+fn tail(log: &str) -> String {
+    let lines: Vec<&str> = log.lines().rev().take(40).collect();
+    lines.into_iter().rev().collect::<Vec<_>>().join("\n")
+}
+
+fn pod(name: &str, app: &str) -> Value {
+    json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": name, "namespace": "default", "labels": {"app": app}},
+        "spec": {"containers": [{"name": "app", "image": "web"}]},
+    })
+}
+
+fn pod_status(ip: &str, ready: bool) -> Value {
+    let ready = if ready { "True" } else { "False" };
+    json!({"status": {"phase": "Running", "podIP": ip, "podIPs": [{"ip": ip}],
+                      "conditions": [{"type": "Ready", "status": ready}]}})
+}
+
+fn cr(kind: &str, name: &str, spec: Value) -> Value {
+    json!({"apiVersion": CRD, "kind": kind, "metadata": {"name": name, "namespace": "default"}, "spec": spec})
+}
+
+fn condition(obj: &Value, type_: &str) -> Option<String> {
+    obj["status"]["conditions"].as_array()?.iter().find(|c| c["type"] == type_)?["status"]
+        .as_str()
+        .map(String::from)
+}
+
+async fn get_json(agent: &Agent, path: &str) -> Option<Value> {
+    let resp =
+        census_e2e::http_client().get(format!("http://{}{path}", agent.http_addr())).send().await.ok()?;
+    if !resp.status().is_success() {
+        return None;
+    }
+    resp.json().await.ok()
+}
+
+async fn raw_key(agent: &Agent, key: &str) -> Option<String> {
+    let url = format!("http://{}/v1/kv/{key}?raw", agent.http_addr());
+    let resp = census_e2e::http_client().get(url).send().await.ok()?;
+    if resp.status() != 200 {
+        return None;
+    }
+    resp.text().await.ok()
+}
+
+/// The passing instance IDs of a catalog service, sorted.
+async fn passing(agent: &Agent, service: &str) -> Vec<String> {
+    let entries = get_json(agent, &format!("/v1/health/service/{service}?passing")).await.unwrap_or_default();
+    let mut ids: Vec<String> = entries
+        .as_array()
+        .map(|a| a.iter().filter_map(|e| e["Service"]["ID"].as_str().map(String::from)).collect())
+        .unwrap_or_default();
+    ids.sort();
+    ids
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_operator_with_the_charts_rbac_follows_resources_on_a_real_api_server() {
+    let env = Env::start(chart_rbac("cluster")).await;
+    let a = env.agent();
+
+    for (name, ip) in [("web-1", "10.0.0.1"), ("web-2", "10.0.0.2")] {
+        env.create(pod(name, "web")).await;
+        env.merge_patch(format!("{}/status", env.url("v1", "pods", name)), pod_status(ip, true)).await;
+    }
+    env.create(cr("Service", "web", json!({"tags": ["v1"], "port": 8080, "selector": {"app": "web"}}))).await;
+    env.create(cr(
+        "Service",
+        "legacy",
+        json!({"name": "legacy-db", "port": 5432, "endpoints": [{"address": "192.0.2.10"}]}),
+    ))
+    .await;
+    env.create(json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "app", "namespace": "default"}, "data": {"mode": "blue"}}))
+        .await;
+    env.create(json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "creds", "namespace": "default"}, "data": {"password": "czNjcjN0"}}))
+        .await;
+    env.create(cr("KVEntry", "greeting", json!({"key": "app/greeting", "value": "hello"}))).await;
+    env.create(cr(
+        "KVEntry",
+        "mode",
+        json!({"key": "app/mode", "valueFrom": {"configMapKeyRef": {"name": "app", "key": "mode"}}}),
+    ))
+    .await;
+    env.create(cr(
+        "KVEntry",
+        "password",
+        json!({"key": "app/password", "valueFrom": {"secretKeyRef": {"name": "creds", "key": "password"}}}),
+    ))
+    .await;
+
+    // Create: the catalog holds them, the status says so, the finalizer is on.
+    let web =
+        env.wait_for("services", "web", "web Ready with 2 passing", |_, o| o["status"]["passing"] == 2).await;
+    assert_eq!(condition(&web, "Ready").as_deref(), Some("True"), "{web:#}");
+    assert_eq!(web["metadata"]["finalizers"], json!(["census.dev/catalog"]));
+    assert_eq!(passing(a, "web").await, ["default-web-web-1", "default-web-web-2"]);
+    env.wait_for("services", "legacy", "legacy Ready", |_, o| o["status"]["passing"] == 1).await;
+    for (name, key, value) in [
+        ("greeting", "app/greeting", "hello"),
+        ("mode", "app/mode", "blue"),
+        ("password", "app/password", "s3cr3t"),
+    ] {
+        env.wait_for("kventries", name, "KVEntry Ready", |_, o| {
+            condition(o, "Ready").as_deref() == Some("True")
+        })
+        .await;
+        assert_eq!(raw_key(a, key).await.as_deref(), Some(value), "{key}");
+    }
+    let events = send(env.admin.get(format!("{}/api/v1/namespaces/default/events", env.api.url))).await.1;
+    let about_web = events["items"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|e| e["involvedObject"]["name"] == "web")
+        .count();
+    let about_web_v1 =
+        send(env.admin.get(format!("{}/apis/events.k8s.io/v1/namespaces/default/events", env.api.url)))
+            .await
+            .1["items"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|e| e["regarding"]["name"] == "web")
+            .count();
+    assert!(about_web + about_web_v1 > 0, "the operator wrote Events about web: {events:#}");
+
+    // Update: a pod turns unready and the ConfigMap changes; the catalog follows.
+    env.merge_patch(format!("{}/status", env.url("v1", "pods", "web-2")), pod_status("10.0.0.2", false))
+        .await;
+    env.merge_patch(env.url("v1", "configmaps", "app"), json!({"data": {"mode": "green"}})).await;
+    env.wait_for("services", "web", "web with 1 passing", |_, o| o["status"]["passing"] == 1).await;
+    assert_eq!(passing(a, "web").await, ["default-web-web-1"]);
+    eventually(WAIT, "app/mode follows the ConfigMap", || async {
+        (raw_key(a, "app/mode").await.as_deref() == Some("green")).then_some(())
+    })
+    .await;
+
+    // Delete: the finalizer holds the object until the catalog is clean, then it is gone.
+    env.delete(CRD, "services", "web").await;
+    env.delete(CRD, "kventries", "greeting").await;
+    env.wait_for("services", "web", "web deleted", |code, _| code == 404).await;
+    env.wait_for("kventries", "greeting", "greeting deleted", |code, _| code == 404).await;
+    assert!(passing(a, "web").await.is_empty(), "web's instances left the catalog");
+    assert_eq!(raw_key(a, "app/greeting").await, None, "a deleted KVEntry (Delete policy) takes its key");
+
+    let log = a.log();
+    assert!(!log.contains("forbidden") && !log.contains("403"), "no request was refused:\n{}", tail(&log));
+}
+
+/// The chart's ClusterRole without its `pods` rule: the operator cannot follow a selector, and
+/// says which permission it lacks (so every rule the chart grants is one the operator uses).
+#[tokio::test(flavor = "multi_thread")]
+async fn the_charts_rbac_without_the_pods_rule_fails_with_the_403_named() {
+    let mut rbac = chart_rbac("cluster");
+    for obj in &mut rbac {
+        if obj["kind"] == "ClusterRole"
+            && let Some(rules) = obj["rules"].as_array_mut()
+        {
+            rules.retain(|r| r["resources"] != json!(["pods"]));
+        }
+    }
+    let env = Env::start(rbac).await;
+    env.create(cr("Service", "web", json!({"port": 8080, "selector": {"app": "web"}}))).await;
+    let refusal = eventually(WAIT, "the operator's log to name the refused permission", || async {
+        env.agent()
+            .log()
+            .lines()
+            .find(|l| l.contains("forbidden") && l.contains("\"pods\""))
+            .map(String::from)
+    })
+    .await;
+    assert!(refusal.contains(OPERATOR_USER_NAME), "the refusal names the operator's identity: {refusal}");
+    let (_, web) = env.get(CRD, "services", "web").await;
+    assert_ne!(
+        condition(&web, "Ready").as_deref(),
+        Some("True"),
+        "web cannot be Ready without pods: {web:#}"
+    );
+}
