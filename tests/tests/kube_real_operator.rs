@@ -15,7 +15,7 @@ use census_e2e::kube_real::{
     ADMIN_TOKEN, KubeApi, NAMESPACE, OPERATOR_TOKEN, OPERATOR_USER as OPERATOR_USER_NAME, create,
     install_crds, resources_url, send,
 };
-use census_e2e::{Agent, Cluster, eventually};
+use census_e2e::{Agent, Cluster, eventually, put};
 use serde_json::{Value, json};
 
 const CRD: &str = "census.dev/v1alpha1";
@@ -42,28 +42,37 @@ struct Env {
     api: KubeApi,
     admin: reqwest::Client,
     cluster: Cluster,
+    /// Where the test's resources live.
+    ns: String,
 }
 
 impl Env {
     /// The API server with the CRDs and `rbac` created, then one census server running the
     /// operator as the chart's service account.
     async fn start(rbac: Vec<Value>) -> Env {
+        Env::start_with(rbac, 1, &[], "default").await
+    }
+
+    /// As `start`, with `servers` census servers given `flags`, resources in namespace `ns`.
+    async fn start_with(rbac: Vec<Value>, servers: usize, flags: &[&str], ns: &str) -> Env {
         let api = KubeApi::start().await;
         let admin = api.client(ADMIN_TOKEN);
         install_crds(&api, &admin).await;
-        let ns = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE}});
-        assert_eq!(create(&api, &admin, &ns).await.0, 201);
+        let namespace = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE}});
+        assert_eq!(create(&api, &admin, &namespace).await.0, 201);
         for obj in rbac {
             let (code, body) = create(&api, &admin, &obj).await;
             assert_eq!(code, 201, "{body:#}");
         }
         let kubeconfig = api.kubeconfig(OPERATOR_TOKEN, &api.dir.path().join("operator.kubeconfig"));
-        let cluster = Cluster::start_configured(1, &["-platform=kubernetes"], |_, agent| {
+        let mut args = vec!["-platform=kubernetes"];
+        args.extend_from_slice(flags);
+        let cluster = Cluster::start_configured(servers, &args, |_, agent| {
             agent.env.push(("KUBECONFIG".into(), kubeconfig.display().to_string()));
         })
         .await;
         cluster.wait_for_leader(WAIT).await;
-        Env { api, admin, cluster }
+        Env { api, admin, cluster, ns: ns.to_string() }
     }
 
     fn agent(&self) -> &Agent {
@@ -71,7 +80,12 @@ impl Env {
     }
 
     fn url(&self, api_version: &str, plural: &str, name: &str) -> String {
-        format!("{}/{name}", resources_url(&self.api, api_version, plural, Some("default")))
+        format!("{}/{name}", resources_url(&self.api, api_version, plural, Some(&self.ns)))
+    }
+
+    /// A census.dev object of `kind` in the test's namespace.
+    fn cr(&self, kind: &str, name: &str, spec: Value) -> Value {
+        json!({"apiVersion": CRD, "kind": kind, "metadata": {"name": name, "namespace": self.ns}, "spec": spec})
     }
 
     async fn get(&self, api_version: &str, plural: &str, name: &str) -> (u16, Value) {
@@ -96,6 +110,21 @@ impl Env {
     async fn delete(&self, api_version: &str, plural: &str, name: &str) {
         let (code, body) = send(self.admin.delete(self.url(api_version, plural, name))).await;
         assert!(code == 200 || code == 202, "delete {plural}/{name}: {body:#}");
+    }
+
+    /// The reasons of the Events about `name` in the test's namespace (core and events.k8s.io).
+    async fn event_reasons(&self, name: &str) -> Vec<String> {
+        let mut reasons = Vec::new();
+        for (api, field) in [("api/v1", "involvedObject"), ("apis/events.k8s.io/v1", "regarding")] {
+            let url = format!("{}/{api}/namespaces/{}/events", self.api.url, self.ns);
+            let (_, list) = send(self.admin.get(url)).await;
+            for event in list["items"].as_array().into_iter().flatten() {
+                if event[field]["name"] == name {
+                    reasons.extend(event["reason"].as_str().map(String::from));
+                }
+            }
+        }
+        reasons
     }
 
     /// Waits for the object's state to satisfy `ok`.
@@ -127,10 +156,10 @@ fn tail(log: &str) -> String {
     lines.into_iter().rev().collect::<Vec<_>>().join("\n")
 }
 
-fn pod(name: &str, app: &str) -> Value {
+fn pod(ns: &str, name: &str, app: &str) -> Value {
     json!({
         "apiVersion": "v1", "kind": "Pod",
-        "metadata": {"name": name, "namespace": "default", "labels": {"app": app}},
+        "metadata": {"name": name, "namespace": ns, "labels": {"app": app}},
         "spec": {"containers": [{"name": "app", "image": "web"}]},
     })
 }
@@ -141,8 +170,10 @@ fn pod_status(ip: &str, ready: bool) -> Value {
                       "conditions": [{"type": "Ready", "status": ready}]}})
 }
 
-fn cr(kind: &str, name: &str, spec: Value) -> Value {
-    json!({"apiVersion": CRD, "kind": kind, "metadata": {"name": name, "namespace": "default"}, "spec": spec})
+fn reason(obj: &Value, type_: &str) -> Option<String> {
+    obj["status"]["conditions"].as_array()?.iter().find(|c| c["type"] == type_)?["reason"]
+        .as_str()
+        .map(String::from)
 }
 
 fn condition(obj: &Value, type_: &str) -> Option<String> {
@@ -186,28 +217,29 @@ async fn the_operator_with_the_charts_rbac_follows_resources_on_a_real_api_serve
     let a = env.agent();
 
     for (name, ip) in [("web-1", "10.0.0.1"), ("web-2", "10.0.0.2")] {
-        env.create(pod(name, "web")).await;
+        env.create(pod(&env.ns, name, "web")).await;
         env.merge_patch(format!("{}/status", env.url("v1", "pods", name)), pod_status(ip, true)).await;
     }
-    env.create(cr("Service", "web", json!({"tags": ["v1"], "port": 8080, "selector": {"app": "web"}}))).await;
-    env.create(cr(
+    env.create(env.cr("Service", "web", json!({"tags": ["v1"], "port": 8080, "selector": {"app": "web"}})))
+        .await;
+    env.create(env.cr(
         "Service",
         "legacy",
         json!({"name": "legacy-db", "port": 5432, "endpoints": [{"address": "192.0.2.10"}]}),
     ))
     .await;
-    env.create(json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "app", "namespace": "default"}, "data": {"mode": "blue"}}))
+    env.create(json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "app", "namespace": env.ns}, "data": {"mode": "blue"}}))
         .await;
-    env.create(json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "creds", "namespace": "default"}, "data": {"password": "czNjcjN0"}}))
+    env.create(json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "creds", "namespace": env.ns}, "data": {"password": "czNjcjN0"}}))
         .await;
-    env.create(cr("KVEntry", "greeting", json!({"key": "app/greeting", "value": "hello"}))).await;
-    env.create(cr(
+    env.create(env.cr("KVEntry", "greeting", json!({"key": "app/greeting", "value": "hello"}))).await;
+    env.create(env.cr(
         "KVEntry",
         "mode",
         json!({"key": "app/mode", "valueFrom": {"configMapKeyRef": {"name": "app", "key": "mode"}}}),
     ))
     .await;
-    env.create(cr(
+    env.create(env.cr(
         "KVEntry",
         "password",
         json!({"key": "app/password", "valueFrom": {"secretKeyRef": {"name": "creds", "key": "password"}}}),
@@ -232,23 +264,11 @@ async fn the_operator_with_the_charts_rbac_follows_resources_on_a_real_api_serve
         .await;
         assert_eq!(raw_key(a, key).await.as_deref(), Some(value), "{key}");
     }
-    let events = send(env.admin.get(format!("{}/api/v1/namespaces/default/events", env.api.url))).await.1;
-    let about_web = events["items"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter(|e| e["involvedObject"]["name"] == "web")
-        .count();
-    let about_web_v1 =
-        send(env.admin.get(format!("{}/apis/events.k8s.io/v1/namespaces/default/events", env.api.url)))
-            .await
-            .1["items"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter(|e| e["regarding"]["name"] == "web")
-            .count();
-    assert!(about_web + about_web_v1 > 0, "the operator wrote Events about web: {events:#}");
+    let reasons = env.event_reasons("web").await;
+    assert!(
+        reasons.iter().any(|r| r == "Synced"),
+        "the operator wrote a Synced Event about web: {reasons:?}"
+    );
 
     // Update: a pod turns unready and the ConfigMap changes; the catalog follows.
     env.merge_patch(format!("{}/status", env.url("v1", "pods", "web-2")), pod_status("10.0.0.2", false))
@@ -261,6 +281,98 @@ async fn the_operator_with_the_charts_rbac_follows_resources_on_a_real_api_serve
     })
     .await;
 
+    // Drift: what someone changed in the catalog behind the operator's back is put back, and an
+    // Event says so.
+    let client = a.client();
+    put(&client, "/v1/kv/app/greeting", Some(json!("tampered"))).await;
+    put(
+        &client,
+        "/v1/catalog/deregister",
+        Some(json!({"Node": "k8s-sync", "ServiceID": "default-web-web-1"})),
+    )
+    .await;
+    eventually(WAIT, "app/greeting restored", || async {
+        (raw_key(a, "app/greeting").await.as_deref() == Some("hello")).then_some(())
+    })
+    .await;
+    eventually(WAIT, "web-1 restored", || async {
+        (passing(a, "web").await == ["default-web-web-1"]).then_some(())
+    })
+    .await;
+    eventually(WAIT, "DriftRepaired events", || async {
+        let greeting = env.event_reasons("greeting").await.iter().any(|r| r == "DriftRepaired");
+        let web = env.event_reasons("web").await.iter().any(|r| r == "DriftRepaired");
+        (greeting && web).then_some(())
+    })
+    .await;
+
+    // A person applies the same Service with server-side apply, as `kubectl apply --server-side`
+    // does (field manager "kubectl"): the operator follows the new spec, and neither the person's
+    // label nor the operator's finalizer and status is lost.
+    let applied = json!({
+        "apiVersion": CRD, "kind": "Service",
+        "metadata": {"name": "web", "namespace": env.ns, "labels": {"team": "shop"}},
+        "spec": {"tags": ["v2"], "port": 8080, "selector": {"app": "web"}},
+    });
+    let request = env
+        .admin
+        .patch(format!("{}?fieldManager=kubectl&force=true", env.url(CRD, "services", "web")))
+        .header("content-type", "application/apply-patch+yaml")
+        .body(applied.to_string());
+    let (code, body) = send(request).await;
+    assert_eq!(code, 200, "{body:#}");
+    let web = env
+        .wait_for("services", "web", "web at generation 2", |_, o| {
+            o["status"]["observedGeneration"] == 2 && o["status"]["passing"] == 1
+        })
+        .await;
+    eventually(WAIT, "the catalog's tags follow the applied spec", || async {
+        let entry = get_json(a, "/v1/catalog/service/web").await?;
+        (entry[0]["ServiceTags"] == json!(["v2"])).then_some(())
+    })
+    .await;
+    assert_eq!(web["metadata"]["labels"]["team"], "shop", "the person's label stays: {web:#}");
+    assert_eq!(
+        web["metadata"]["finalizers"],
+        json!(["census.dev/catalog"]),
+        "the operator's finalizer stays"
+    );
+    let managers: Vec<&str> = web["metadata"]["managedFields"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|m| m["manager"].as_str())
+        .collect();
+    assert!(
+        managers.contains(&"kubectl") && managers.len() >= 2,
+        "both field managers recorded: {managers:?}"
+    );
+
+    // Not its own: a key someone else wrote is left alone, and the resource says why.
+    put(&client, "/v1/kv/shared/limit", Some(json!("10"))).await;
+    env.create(env.cr("KVEntry", "limit", json!({"key": "shared/limit", "value": "99"}))).await;
+    let limit = env
+        .wait_for("kventries", "limit", "KeyNotOwned", |_, o| {
+            reason(o, "Synced").as_deref() == Some("KeyNotOwned")
+        })
+        .await;
+    assert_eq!(condition(&limit, "Ready").as_deref(), Some("False"));
+    assert_eq!(raw_key(a, "shared/limit").await.as_deref(), Some("\"10\""));
+
+    // A spec the schema admits but census refuses: a condition with the reason, nothing written.
+    env.create(env.cr(
+        "Service",
+        "bad",
+        json!({"name": "bad name", "port": 80, "endpoints": [{"address": "192.0.2.1"}]}),
+    ))
+    .await;
+    let bad = env
+        .wait_for("services", "bad", "InvalidName", |_, o| {
+            reason(o, "Synced").as_deref() == Some("InvalidName")
+        })
+        .await;
+    assert_eq!(condition(&bad, "Ready").as_deref(), Some("False"));
+
     // Delete: the finalizer holds the object until the catalog is clean, then it is gone.
     env.delete(CRD, "services", "web").await;
     env.delete(CRD, "kventries", "greeting").await;
@@ -268,6 +380,16 @@ async fn the_operator_with_the_charts_rbac_follows_resources_on_a_real_api_serve
     env.wait_for("kventries", "greeting", "greeting deleted", |code, _| code == 404).await;
     assert!(passing(a, "web").await.is_empty(), "web's instances left the catalog");
     assert_eq!(raw_key(a, "app/greeting").await, None, "a deleted KVEntry (Delete policy) takes its key");
+
+    // Retain: the key outlives its resource, released (census's mark gone from its flags).
+    let kept = json!({"key": "app/kept", "value": "v", "flags": 3, "deletionPolicy": "Retain"});
+    env.create(env.cr("KVEntry", "kept", kept)).await;
+    env.wait_for("kventries", "kept", "kept Ready", |_, o| condition(o, "Ready").as_deref() == Some("True"))
+        .await;
+    env.delete(CRD, "kventries", "kept").await;
+    env.wait_for("kventries", "kept", "kept deleted", |code, _| code == 404).await;
+    let kept = get_json(a, "/v1/kv/app/kept").await.expect("the retained key");
+    assert_eq!(kept[0]["Flags"], 3);
 
     let log = a.log();
     assert!(!log.contains("forbidden") && !log.contains("403"), "no request was refused:\n{}", tail(&log));
@@ -286,7 +408,7 @@ async fn the_charts_rbac_without_the_pods_rule_fails_with_the_403_named() {
         }
     }
     let env = Env::start(rbac).await;
-    env.create(cr("Service", "web", json!({"port": 8080, "selector": {"app": "web"}}))).await;
+    env.create(env.cr("Service", "web", json!({"port": 8080, "selector": {"app": "web"}}))).await;
     let refusal = eventually(WAIT, "the operator's log to name the refused permission", || async {
         env.agent()
             .log()
