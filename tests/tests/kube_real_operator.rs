@@ -425,3 +425,99 @@ async fn the_charts_rbac_without_the_pods_rule_fails_with_the_403_named() {
         "web cannot be Ready without pods: {web:#}"
     );
 }
+
+/// `rbac.scope=namespace`: the chart's Role and RoleBinding in the release namespace, the operator
+/// started as the chart starts it then (`-watch-namespace`): resources there are followed with no
+/// request refused, and resources elsewhere are not the operator's business.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_charts_namespaced_role_is_enough_for_its_namespace() {
+    let rbac = chart_rbac("namespace");
+    assert!(rbac.iter().any(|o| o["kind"] == "Role") && rbac.iter().all(|o| o["kind"] != "ClusterRole"));
+    let watch = format!("-watch-namespace={NAMESPACE}");
+    let env = Env::start_with(rbac, 1, &[&watch], NAMESPACE).await;
+    let a = env.agent();
+    env.create(pod(&env.ns, "api-1", "api")).await;
+    env.merge_patch(format!("{}/status", env.url("v1", "pods", "api-1")), pod_status("10.0.3.1", true)).await;
+    env.create(env.cr("Service", "api", json!({"port": 9000, "selector": {"app": "api"}}))).await;
+    env.create(env.cr("KVEntry", "flag", json!({"key": "feature/flag", "value": "on"}))).await;
+    env.wait_for("services", "api", "api with 1 passing", |_, o| o["status"]["passing"] == 1).await;
+    env.wait_for("kventries", "flag", "flag Ready", |_, o| condition(o, "Ready").as_deref() == Some("True"))
+        .await;
+    assert_eq!(passing(a, "api").await, [format!("{NAMESPACE}-api-api-1")]);
+    assert_eq!(raw_key(a, "feature/flag").await.as_deref(), Some("on"));
+
+    // A resource in another namespace: the Role grants nothing there, and the operator leaves it.
+    let elsewhere = json!({"apiVersion": CRD, "kind": "KVEntry", "metadata": {"name": "other", "namespace": "default"},
+                           "spec": {"key": "other/key", "value": "x"}});
+    env.create(elsewhere).await;
+    env.create(env.cr("KVEntry", "marker", json!({"key": "feature/marker", "value": "m"}))).await;
+    env.wait_for("kventries", "marker", "marker Ready", |_, o| {
+        condition(o, "Ready").as_deref() == Some("True")
+    })
+    .await;
+    assert_eq!(
+        raw_key(a, "other/key").await,
+        None,
+        "a resource outside the watched namespace is not reconciled"
+    );
+    let log = a.log();
+    assert!(!log.contains("forbidden") && !log.contains("403"), "no request was refused:\n{}", tail(&log));
+}
+
+/// Three census servers: the leader dies and the next takes over from a cold cache; then every
+/// server restarts. Nothing is deregistered and registered again (the instances keep their
+/// CreateIndex), and the operator keeps reconciling.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failover_and_a_full_restart_deregister_nothing() {
+    let mut env = Env::start_with(chart_rbac("cluster"), 3, &[], "default").await;
+    for i in 0..3 {
+        let name = format!("api-{i}");
+        env.create(pod(&env.ns, &name, "api")).await;
+        env.merge_patch(
+            format!("{}/status", env.url("v1", "pods", &name)),
+            pod_status(&format!("10.0.2.{i}"), true),
+        )
+        .await;
+    }
+    env.create(env.cr("Service", "api", json!({"port": 9000, "selector": {"app": "api"}}))).await;
+    env.wait_for("services", "api", "api with 3 passing", |_, o| o["status"]["passing"] == 3).await;
+    let leader = env.cluster.wait_for_leader(WAIT).await;
+    let create_indexes = |v: &Value| -> Vec<u64> {
+        let mut indexes: Vec<u64> = v
+            .as_array()
+            .map(|a| a.iter().filter_map(|e| e["CreateIndex"].as_u64()).collect())
+            .unwrap_or_default();
+        indexes.sort();
+        indexes
+    };
+    let before =
+        create_indexes(&get_json(&env.cluster.agents[leader], "/v1/catalog/service/api").await.expect("api"));
+    assert_eq!(before.len(), 3);
+
+    env.cluster.agents[leader].kill();
+    let next =
+        eventually(WAIT, "a new leader", || async { env.cluster.leader().await.filter(|l| *l != leader) })
+            .await;
+    env.create(env.cr("Service", "marker", json!({"port": 1, "endpoints": [{"address": "192.0.2.99"}]})))
+        .await;
+    env.wait_for("services", "marker", "the new leader reconciles", |_, o| o["status"]["instances"] == 1)
+        .await;
+    let after = get_json(&env.cluster.agents[next], "/v1/catalog/service/api").await.expect("api");
+    assert_eq!(create_indexes(&after), before, "a failover deregistered nothing");
+
+    for agent in env.cluster.agents.iter_mut() {
+        agent.kill();
+    }
+    for agent in env.cluster.agents.iter_mut() {
+        agent.start();
+    }
+    let leader = env.cluster.wait_for_leader(WAIT).await;
+    env.create(env.cr("Service", "marker2", json!({"port": 1, "endpoints": [{"address": "192.0.2.98"}]})))
+        .await;
+    env.wait_for("services", "marker2", "the restarted leader reconciles", |_, o| {
+        o["status"]["instances"] == 1
+    })
+    .await;
+    let after = get_json(&env.cluster.agents[leader], "/v1/catalog/service/api").await.expect("api");
+    assert_eq!(create_indexes(&after), before, "a full restart deregistered nothing");
+}
