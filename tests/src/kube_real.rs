@@ -72,13 +72,15 @@ impl Drop for Daemon {
     }
 }
 
-/// etcd and kube-apiserver on loopback; stopped on drop.
+/// etcd and kube-apiserver on loopback (and kube-controller-manager once started); stopped on
+/// drop.
 pub struct KubeApi {
     /// `https://127.0.0.1:PORT`.
     pub url: String,
     ca_pem: Vec<u8>,
     pub dir: tempfile::TempDir,
     apiserver: Daemon,
+    controller_manager: Option<Daemon>,
     _etcd: Daemon,
     _etcd_data: tempfile::TempDir,
 }
@@ -113,6 +115,11 @@ impl KubeApi {
             ),
         )
         .expect("token file");
+        // Every request the operator makes is recorded (metadata only), so a test can count them.
+        let audit_policy = dir.path().join("audit-policy.json");
+        let policy = json!({"apiVersion": "audit.k8s.io/v1", "kind": "Policy", "omitStages": ["RequestReceived"],
+                            "rules": [{"level": "Metadata", "users": [OPERATOR_USER]}, {"level": "None"}]});
+        std::fs::write(&audit_policy, policy.to_string()).expect("audit policy");
         let port = free_port();
         let apiserver = Daemon::spawn(
             Command::new(bin.join("kube-apiserver"))
@@ -133,6 +140,8 @@ impl KubeApi {
                 .arg("--disable-admission-plugins=ServiceAccount")
                 .arg("--endpoint-reconciler-type=none")
                 .arg("--profiling=false")
+                .arg(format!("--audit-policy-file={}", audit_policy.display()))
+                .arg(format!("--audit-log-path={}", dir.path().join("audit.log").display()))
                 .arg(format!("--cert-dir={}", dir.path().join("apiserver-certs").display())),
             dir.path().join("kube-apiserver.log"),
         );
@@ -142,6 +151,7 @@ impl KubeApi {
             ca_pem,
             dir,
             apiserver,
+            controller_manager: None,
             _etcd: etcd,
             _etcd_data: etcd_data,
         };
@@ -199,6 +209,41 @@ impl KubeApi {
         });
         std::fs::write(path, config.to_string()).expect("kubeconfig");
         path.to_path_buf()
+    }
+
+    /// Starts kube-controller-manager from the same build, as the admin, with the controllers
+    /// that delete what a deleted namespace held and collect garbage (no kubelet, no nodes).
+    pub fn start_controller_manager(&mut self) {
+        let kubeconfig = self.kubeconfig(ADMIN_TOKEN, &self.dir.path().join("admin.kubeconfig"));
+        let manager = Daemon::spawn(
+            Command::new(kube_bin_dir().join("kube-controller-manager"))
+                .arg(format!("--kubeconfig={}", kubeconfig.display()))
+                .args(["--leader-elect=false", "--controllers=namespace,garbagecollector", "--port=0"])
+                .args(["--secure-port=0", "--use-service-account-credentials=false"]),
+            self.dir.path().join("kube-controller-manager.log"),
+        );
+        self.controller_manager = Some(manager);
+    }
+
+    /// The controller-manager's log, for failure messages.
+    pub fn controller_manager_log_tail(&self) -> String {
+        self.controller_manager.as_ref().map(Daemon::tail).unwrap_or_default()
+    }
+
+    /// How many requests the operator's user has made so far (from the audit log: one audit ID
+    /// per request, a watch counted once), and how many the server refused with 403.
+    pub fn operator_requests(&self) -> (usize, usize) {
+        let log = std::fs::read_to_string(self.dir.path().join("audit.log")).unwrap_or_default();
+        let mut ids = std::collections::HashSet::new();
+        let mut refused = std::collections::HashSet::new();
+        for event in log.lines().filter_map(|l| serde_json::from_str::<Value>(l).ok()) {
+            let id = event["auditID"].as_str().unwrap_or_default().to_string();
+            if event["responseStatus"]["code"] == 403 {
+                refused.insert(id.clone());
+            }
+            ids.insert(id);
+        }
+        (ids.len(), refused.len())
     }
 
     /// The API server's log, for failure messages.

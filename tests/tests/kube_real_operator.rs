@@ -391,6 +391,9 @@ async fn the_operator_with_the_charts_rbac_follows_resources_on_a_real_api_serve
     let kept = get_json(a, "/v1/kv/app/kept").await.expect("the retained key");
     assert_eq!(kept[0]["Flags"], 3);
 
+    let (requests, refused) = env.api.operator_requests();
+    assert!(requests > 0, "the audit log records the operator's requests");
+    assert_eq!(refused, 0, "the API server refused none of the operator's {requests} requests");
     let log = a.log();
     assert!(!log.contains("forbidden") && !log.contains("403"), "no request was refused:\n{}", tail(&log));
 }
@@ -418,6 +421,7 @@ async fn the_charts_rbac_without_the_pods_rule_fails_with_the_403_named() {
     })
     .await;
     assert!(refusal.contains(OPERATOR_USER_NAME), "the refusal names the operator's identity: {refusal}");
+    assert!(env.api.operator_requests().1 > 0, "the API server's audit log has the 403s too");
     let (_, web) = env.get(CRD, "services", "web").await;
     assert_ne!(
         condition(&web, "Ready").as_deref(),
@@ -460,6 +464,7 @@ async fn the_charts_namespaced_role_is_enough_for_its_namespace() {
         None,
         "a resource outside the watched namespace is not reconciled"
     );
+    assert_eq!(env.api.operator_requests().1, 0, "the Role was enough: nothing refused");
     let log = a.log();
     assert!(!log.contains("forbidden") && !log.contains("403"), "no request was refused:\n{}", tail(&log));
 }
@@ -520,4 +525,41 @@ async fn a_failover_and_a_full_restart_deregister_nothing() {
     .await;
     let after = get_json(&env.cluster.agents[leader], "/v1/catalog/service/api").await.expect("api");
     assert_eq!(create_indexes(&after), before, "a full restart deregistered nothing");
+}
+
+/// A namespace deleted with kube-controller-manager running: the namespace controller deletes its
+/// resources, the operator's finalizers take their instances and keys out of the catalog, and the
+/// namespace is gone.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_deleted_namespace_takes_its_instances_and_keys_out_of_the_catalog() {
+    let mut env = Env::start_with(chart_rbac("cluster"), 1, &[], "shop").await;
+    env.api.start_controller_manager();
+    let namespace = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "shop"}});
+    assert_eq!(create(&env.api, &env.admin, &namespace).await.0, 201);
+    let a = env.agent();
+    env.create(env.cr("Service", "cart", json!({"port": 80, "endpoints": [{"address": "192.0.2.20"}]})))
+        .await;
+    env.create(env.cr("KVEntry", "cart-mode", json!({"key": "shop/cart/mode", "value": "fast"}))).await;
+    env.wait_for("services", "cart", "cart Ready", |_, o| o["status"]["passing"] == 1).await;
+    env.wait_for("kventries", "cart-mode", "cart-mode Ready", |_, o| {
+        condition(o, "Ready").as_deref() == Some("True")
+    })
+    .await;
+    assert_eq!(passing(a, "cart").await.len(), 1);
+
+    let url = format!("{}/shop", resources_url(&env.api, "v1", "namespaces", None));
+    let (code, body) = send(env.admin.delete(&url)).await;
+    assert_eq!(code, 200, "{body:#}");
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while send(env.admin.get(&url)).await.0 != 404 {
+        assert!(
+            Instant::now() < deadline,
+            "namespace shop not gone in 120 s\ncontroller-manager:\n{}\nagent:\n{}",
+            env.api.controller_manager_log_tail(),
+            tail(&a.log())
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(passing(a, "cart").await.is_empty(), "the namespace's instances left the catalog");
+    assert_eq!(raw_key(a, "shop/cart/mode").await, None, "the namespace's keys left the catalog");
 }
