@@ -1,6 +1,8 @@
 //! The operator inside real `census agent -platform=kubernetes` processes (a 3-server Raft
 //! cluster), against the in-memory API server of `census_e2e::fake_kube`. Each server has its
-//! own port on the fake API server, so the test sees which server talked to Kubernetes.
+//! own port on the fake API server, so the test sees which server talked to Kubernetes: that
+//! only the leader does is what this file shows beyond tests/tests/kube_real_operator.rs, which
+//! runs the same scenarios against a real kube-apiserver with the chart's RBAC.
 
 use std::time::Duration;
 

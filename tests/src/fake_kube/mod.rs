@@ -3,6 +3,10 @@
 //! replace, merge/JSON/server-side-apply patches, the status subresource, finalizers and
 //! deletion timestamps) for the kinds census uses. Each `listen()` opens another port on the
 //! same state and logs its requests apart, so a test can tell which server talked to it.
+//!
+//! What a real API server cannot show runs here: which census server made each request (a
+//! follower must make none) and the operator's throughput without an API server's own cost.
+//! Everything else is tested against a real kube-apiserver (`crate::kube_real`).
 
 mod store;
 
@@ -35,14 +39,6 @@ pub struct FakeKube {
     store: Arc<Mutex<Store>>,
     requests: Arc<Mutex<Vec<Request>>>,
     next_listener: Arc<std::sync::atomic::AtomicUsize>,
-    reviews: Arc<Mutex<TokenReviews>>,
-}
-
-/// What TokenReview answers: the reviewer's own token, and the service account of each token.
-#[derive(Debug, Default)]
-struct TokenReviews {
-    reviewer: String,
-    accounts: HashMap<String, (String, String, String)>,
 }
 
 #[derive(Clone)]
@@ -116,45 +112,9 @@ impl FakeKube {
             store: Arc::default(),
             requests: Arc::default(),
             next_listener: Arc::default(),
-            reviews: Arc::default(),
         }
     }
 
-    /// TokenReview (`authentication.k8s.io/v1`) answers only a caller with this token.
-    pub fn set_token_reviewer(&self, token: &str) {
-        if let Ok(mut r) = self.reviews.lock() {
-            r.reviewer = token.to_string();
-        }
-    }
-
-    /// `token` is the JWT of service account `namespace/name` (with `uid`).
-    pub fn add_service_account_token(&self, token: &str, namespace: &str, name: &str, uid: &str) {
-        if let Ok(mut r) = self.reviews.lock() {
-            r.accounts.insert(token.into(), (namespace.into(), name.into(), uid.into()));
-        }
-    }
-
-    fn token_review(&self, headers: &HeaderMap, body: &[u8]) -> Response {
-        let reviews = self.reviews.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        let caller = headers.get("authorization").and_then(|v| v.to_str().ok()).unwrap_or("");
-        if reviews.reviewer.is_empty() || caller != format!("Bearer {}", reviews.reviewer) {
-            return status_response(&ApiError {
-                code: 403,
-                reason: "Forbidden",
-                message: "tokenreviews.authentication.k8s.io is forbidden".into(),
-            });
-        }
-        let asked: Value = serde_json::from_slice(body).unwrap_or_default();
-        let token = asked["spec"]["token"].as_str().unwrap_or("");
-        let status = match reviews.accounts.get(token) {
-            Some((ns, name, uid)) => json!({"authenticated": true,
-                "user": {"username": format!("system:serviceaccount:{ns}:{name}"), "uid": uid}}),
-            None => json!({"authenticated": false, "error": "invalid bearer token"}),
-        };
-        let answer =
-            json!({"apiVersion": "authentication.k8s.io/v1", "kind": "TokenReview", "status": status});
-        (StatusCode::CREATED, [("content-type", "application/json")], answer.to_string()).into_response()
-    }
 
     pub fn store(&self) -> MutexGuard<'_, Store> {
         self.store.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -281,9 +241,6 @@ async fn handle(
     let watch = matches!(query.get("watch").map(String::as_str), Some("true" | "1"));
     if let Ok(mut r) = l.kube.requests.lock() {
         r.push(Request { listener: l.id, method: method.to_string(), path: uri.path().to_string(), watch });
-    }
-    if method == Method::POST && uri.path() == "/apis/authentication.k8s.io/v1/tokenreviews" {
-        return l.kube.token_review(&headers, &body);
     }
     let target = match parse_target(uri.path()) {
         Ok(t) => t,
