@@ -360,3 +360,21 @@ pub fn plural_of(kind: &str) -> String {
         other => panic!("no plural known for {other}"),
     }
 }
+
+/// The chart's RBAC objects for `scope` (`cluster` or `namespace`), rendered by Helm's engine
+/// (`scripts/chart_test/rbac_json.py`) for release `census` in namespace `census`.
+pub fn chart_rbac(scope: &str) -> Vec<Value> {
+    let scripts = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts");
+    let out = Command::new("python3")
+        .args(["-m", "chart_test.rbac_json", scope, NAMESPACE])
+        .current_dir(scripts)
+        .env("PYTHONDONTWRITEBYTECODE", "1")
+        .output()
+        .expect("python3");
+    assert!(
+        out.status.success(),
+        "rendering the chart's RBAC failed (scripts/chart-test.sh installs its Python packages): {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("rbac json")
+}

@@ -8,11 +8,10 @@
 //! What only the in-memory API server can do (a follower's silence per listener, injected API
 //! errors) stays in tests/tests/operator.rs.
 
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use census_e2e::kube_real::{
-    ADMIN_TOKEN, KubeApi, NAMESPACE, OPERATOR_TOKEN, OPERATOR_USER as OPERATOR_USER_NAME, create,
+    ADMIN_TOKEN, KubeApi, NAMESPACE, OPERATOR_TOKEN, OPERATOR_USER as OPERATOR_USER_NAME, chart_rbac, create,
     install_crds, resources_url, send,
 };
 use census_e2e::{Agent, Cluster, eventually, put};
@@ -20,23 +19,6 @@ use serde_json::{Value, json};
 
 const CRD: &str = "census.dev/v1alpha1";
 const WAIT: Duration = Duration::from_secs(30);
-
-/// The chart's RBAC objects for `scope`, rendered by Helm's engine, in namespace `census`.
-fn chart_rbac(scope: &str) -> Vec<Value> {
-    let scripts = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts");
-    let out = Command::new("python3")
-        .args(["-m", "chart_test.rbac_json", scope, NAMESPACE])
-        .current_dir(scripts)
-        .env("PYTHONDONTWRITEBYTECODE", "1")
-        .output()
-        .expect("python3");
-    assert!(
-        out.status.success(),
-        "rendering the chart's RBAC failed (scripts/chart-test.sh installs its Python packages): {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).expect("rbac json")
-}
 
 struct Env {
     api: KubeApi,

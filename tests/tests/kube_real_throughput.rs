@@ -7,30 +7,17 @@
 //! `OPERATOR_BENCH_N` (default 300; 1,000 for the documented figure); release figures:
 //! `CENSUS_BIN=target/release/census cargo test --release -p census-e2e --test kube_real_throughput -- --nocapture`
 
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use census_e2e::Cluster;
 use census_e2e::kube_real::{
-    ADMIN_TOKEN, KubeApi, NAMESPACE, OPERATOR_TOKEN, create, install_crds, resources_url, send,
+    ADMIN_TOKEN, KubeApi, NAMESPACE, OPERATOR_TOKEN, chart_rbac, create, install_crds, resources_url, send,
 };
 use futures::StreamExt;
 use serde_json::{Value, json};
 
 /// What the test command runs (a few seconds); the figure in docs/benchmarks.md is N = 1,000.
 const DEFAULT_N: usize = 300;
-
-fn chart_rbac() -> Vec<Value> {
-    let scripts = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts");
-    let out = Command::new("python3")
-        .args(["-m", "chart_test.rbac_json", "cluster", NAMESPACE])
-        .current_dir(scripts)
-        .env("PYTHONDONTWRITEBYTECODE", "1")
-        .output()
-        .expect("python3");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    serde_json::from_slice(&out.stdout).expect("rbac json")
-}
 
 fn rss_mib(pid: u32) -> f64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
@@ -50,7 +37,7 @@ async fn services_reconcile_into_the_catalog_from_a_real_api_server() {
     install_crds(&api, &admin).await;
     let namespace = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE}});
     assert_eq!(create(&api, &admin, &namespace).await.0, 201);
-    for obj in chart_rbac() {
+    for obj in chart_rbac("cluster") {
         assert_eq!(create(&api, &admin, &obj).await.0, 201);
     }
     let kubeconfig = api.kubeconfig(OPERATOR_TOKEN, &api.dir.path().join("operator.kubeconfig"));

@@ -108,13 +108,8 @@ fn label_selector_matches(selector: Option<&String>, obj: &Value) -> bool {
 
 impl FakeKube {
     pub fn new() -> FakeKube {
-        FakeKube {
-            store: Arc::default(),
-            requests: Arc::default(),
-            next_listener: Arc::default(),
-        }
+        FakeKube { store: Arc::default(), requests: Arc::default(), next_listener: Arc::default() }
     }
-
 
     pub fn store(&self) -> MutexGuard<'_, Store> {
         self.store.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
