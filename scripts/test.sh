@@ -18,6 +18,8 @@ command -v openssl >/dev/null 2>&1 || apt_packages+=(openssl)
 command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || apt_packages+=(nginx)
 # The render sidecar's haproxy template is checked by a real haproxy (tests/tests/render_haproxy.rs).
 command -v haproxy >/dev/null 2>&1 || [ -x /usr/sbin/haproxy ] || apt_packages+=(haproxy)
+# sidecar/templates/haproxy-reload.sh finds haproxy's workers with pgrep.
+command -v pgrep >/dev/null 2>&1 || apt_packages+=(procps)
 # The web UI tests (tests/tests/ui.rs) drive a real headless Chromium over WebDriver.
 command -v chromium >/dev/null 2>&1 || apt_packages+=(chromium)
 command -v chromedriver >/dev/null 2>&1 || apt_packages+=(chromium-driver)

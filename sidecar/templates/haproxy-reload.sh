@@ -7,6 +7,7 @@
 # before the last has forked its worker. The sidecar runs reload commands one at a time and waits
 # for each: waiting here serializes the reloads.
 set -eu
+command -v pgrep >/dev/null 2>&1 || { echo "haproxy-reload.sh: pgrep not found (Debian: procps)" >&2; exit 1; }
 pid_file=${1:?usage: haproxy-reload.sh MASTER_PID_FILE}
 master=$(cat "$pid_file")
 workers() { pgrep -P "$master" | sort | tr '\n' ' '; }

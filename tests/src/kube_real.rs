@@ -78,11 +78,12 @@ pub struct KubeApi {
     /// `https://127.0.0.1:PORT`.
     pub url: String,
     ca_pem: Vec<u8>,
-    pub dir: tempfile::TempDir,
-    apiserver: Daemon,
+    // Fields drop in this order: the processes stop before their directories go.
     controller_manager: Option<Daemon>,
-    _etcd: Daemon,
+    apiserver: Daemon,
+    etcd: Daemon,
     _etcd_data: tempfile::TempDir,
+    pub dir: tempfile::TempDir,
 }
 
 impl KubeApi {
@@ -90,9 +91,17 @@ impl KubeApi {
     pub async fn start() -> KubeApi {
         let bin = kube_bin_dir();
         let dir = tempfile::tempdir().expect("tempdir");
-        // etcd's data on tmpfs: fsync on a real disk would only slow the tests down.
-        let etcd_data =
-            tempfile::Builder::new().prefix("census-etcd").tempdir_in("/dev/shm").expect("tmpfs dir");
+        // etcd's data on tmpfs when there is room (its WAL preallocates 64 MB): fsync on a real
+        // disk would only slow the tests down.
+        let shm_room = nix::sys::statvfs::statvfs("/dev/shm")
+            .map(|v| v.blocks_available() * v.fragment_size())
+            .unwrap_or(0);
+        let etcd_data = if shm_room > 512 << 20 {
+            tempfile::Builder::new().prefix("census-etcd").tempdir_in("/dev/shm")
+        } else {
+            tempfile::Builder::new().prefix("census-etcd").tempdir()
+        }
+        .expect("etcd data dir");
         let (client_port, peer_port) = (free_port(), free_port());
         let client_url = format!("http://127.0.0.1:{client_port}");
         let peer_url = format!("http://127.0.0.1:{peer_port}");
@@ -103,7 +112,7 @@ impl KubeApi {
                 .args(["--listen-client-urls", &client_url, "--advertise-client-urls", &client_url])
                 .args(["--listen-peer-urls", &peer_url, "--initial-advertise-peer-urls", &peer_url])
                 .args(["--initial-cluster", &format!("census-test={peer_url}")])
-                .env("ETCD_UNSUPPORTED_ARCH", std::env::consts::ARCH),
+                .env("ETCD_UNSUPPORTED_ARCH", go_arch()),
             dir.path().join("etcd.log"),
         );
         let certs = certificates(dir.path());
@@ -152,7 +161,7 @@ impl KubeApi {
             dir,
             apiserver,
             controller_manager: None,
-            _etcd: etcd,
+            etcd,
             _etcd_data: etcd_data,
         };
         api.wait_ready().await;
@@ -174,6 +183,7 @@ impl KubeApi {
             if default_ns {
                 return;
             }
+            assert!(!self.etcd.exited(), "etcd exited:\n{}", self.etcd.tail());
             assert!(
                 Instant::now() < deadline && !self.apiserver.exited(),
                 "kube-apiserver not ready (exited, or not in 60 s):\n{}",
@@ -254,6 +264,16 @@ impl KubeApi {
     /// The full log of the API server (to search for 403s, say).
     pub fn log(&self) -> String {
         std::fs::read_to_string(&self.apiserver.log).unwrap_or_default()
+    }
+}
+
+/// This machine's architecture as Go names it (what etcd compares `ETCD_UNSUPPORTED_ARCH` with).
+fn go_arch() -> &'static str {
+    match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        "powerpc64" => "ppc64le",
+        other => other,
     }
 }
 

@@ -23,14 +23,35 @@ impl Sidecar {
         Sidecar { log: log.to_path_buf(), child: Some(child) }
     }
 
-    /// Runs `census-sidecar ARGS…` to completion: (success, stderr).
+    /// Runs `census-sidecar ARGS…` to completion: (success, stderr). A run that has not ended
+    /// after 60 s (a `-once` waiting for data that never comes) is killed and fails the test.
     pub fn run(args: &[String], envs: &[(&str, String)]) -> (bool, String) {
-        let out = Command::new(crate::sidecar_bin())
+        let dir = tempfile::tempdir().expect("tempdir");
+        let log = dir.path().join("stderr");
+        let file = std::fs::File::create(&log).expect("stderr file");
+        let mut child = Command::new(crate::sidecar_bin())
             .args(args)
             .envs(envs.iter().map(|(k, v)| (*k, v.as_str())))
-            .output()
+            .stdout(Stdio::null())
+            .stderr(file)
+            .spawn()
             .expect("run census-sidecar");
-        (out.status.success(), String::from_utf8_lossy(&out.stderr).into_owned())
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        let status = loop {
+            if let Ok(Some(status)) = child.try_wait() {
+                break status;
+            }
+            if std::time::Instant::now() >= deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!(
+                    "census-sidecar {args:?} did not finish in 60 s:\n{}",
+                    std::fs::read_to_string(&log).unwrap_or_default()
+                );
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        };
+        (status.success(), std::fs::read_to_string(&log).unwrap_or_default())
     }
 
     /// SIGTERM, then waits up to `timeout` for the exit; `Some(success)` if it exited.

@@ -165,6 +165,7 @@ fn template(block: &Value) -> Result<TemplateFile, ConfigError> {
             // census-sidecar always creates missing directories on the way to a destination.
             "create_dest_dirs" => {}
             "contents" => file.contents = Some(text(&name, value)?),
+            "wait" if value.get("enabled") == Some(&Value::Bool(false)) => file.wait = None,
             "wait" => file.wait = Some(wait(value)?),
             "command_timeout" => file.command_timeout = Some(text(&name, value)?),
             other if IGNORED.contains(&other) => ignore("template.", other),

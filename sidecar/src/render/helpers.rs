@@ -29,6 +29,9 @@ pub struct Shared {
 pub struct Pass {
     pub used: BTreeSet<Dependency>,
     pub missing: BTreeSet<Dependency>,
+    /// Of `missing`, those whose data has arrived but holds the output back (a key that does not
+    /// exist, an empty `safeLs`).
+    pub refused: BTreeSet<Dependency>,
 }
 
 impl Shared {
@@ -100,6 +103,7 @@ impl Shared {
     pub(crate) fn refuse(&self, dep: Dependency) {
         let mut pass = self.pass.lock().unwrap_or_else(|p| p.into_inner());
         pass.missing.insert(dep.clone());
+        pass.refused.insert(dep.clone());
         pass.used.insert(dep);
     }
 

@@ -90,27 +90,36 @@ pub async fn run(settings: RenderSettings) -> Result<(), RenderError> {
     let mut holds = Holds::new(set.specs.iter().map(|s| s.wait).collect());
     let mut changed: BTreeSet<Dependency> = BTreeSet::new();
     let mut last_used: Vec<BTreeSet<Dependency>> = Vec::new();
+    // Which templates have been written (or found current) at least once.
+    let mut in_place = vec![false; set.specs.len()];
     loop {
         let mut rendered = set.render();
         let now = tokio::time::Instant::now();
-        holds.changed(&std::mem::take(&mut changed), &last_used, now);
-        // `-once` writes each template as soon as its data is there.
-        for (i, held) in rendered.held.iter_mut().enumerate() {
-            *held = !settings.once && !holds.released(i, now);
+        // `-once` writes each template as soon as its data is there: no holds at all.
+        let changes_seen = std::mem::take(&mut changed);
+        if !settings.once {
+            holds.changed(&changes_seen, &last_used, now);
+            for (i, held) in rendered.held.iter_mut().enumerate() {
+                *held = !holds.released(i, now);
+            }
         }
         last_used = rendered.used.clone();
         Status::count(&status.renders);
         watchers.start(&rendered.pass.used);
         status.waiting_for(&rendered.pass.missing);
         let complete = rendered.pass.missing.is_empty();
-        if complete {
+        // Watchers of data no template reads any more stop once every query has answered (a
+        // key that does not exist has answered: it holds its template back, not the pruning).
+        if rendered.pass.missing.is_subset(&rendered.pass.refused) {
             watchers.retain(&rendered.pass.used);
-        } else {
+        }
+        if !complete {
             tracing::debug!(missing = rendered.pass.missing.len(), "waiting for catalog data");
         }
         // As consul-template: each template is written once everything it reads is there (a
         // template waiting for a key holds back no other); `-once` waits for all of them.
         let acting = if settings.once { complete } else { (0..set.specs.len()).any(|i| rendered.ready(i)) };
+        let ready_now: Vec<bool> = (0..set.specs.len()).map(|i| rendered.ready(i)).collect();
         if acting {
             let exec_pid = child.as_ref().and_then(exec::Supervised::pid);
             let ok = if settings.dry {
@@ -121,7 +130,14 @@ pub async fn run(settings: RenderSettings) -> Result<(), RenderError> {
             if settings.once {
                 return if ok { Ok(()) } else { Err(RenderError::Once(last_error(&status))) };
             }
-            if let (Some(argv), None, true) = (&settings.exec, &child, ok && complete && !settings.dry) {
+            // As consul-template: the command starts once every template is in place.
+            if ok {
+                for (i, done) in in_place.iter_mut().enumerate() {
+                    *done |= ready_now.get(i).copied().unwrap_or(false);
+                }
+            }
+            let all_in_place = in_place.iter().all(|d| *d);
+            if let (Some(argv), None, true) = (&settings.exec, &child, ok && all_in_place && !settings.dry) {
                 child = Some(exec::Supervised::spawn(argv)?);
             }
         }
@@ -143,8 +159,8 @@ pub async fn run(settings: RenderSettings) -> Result<(), RenderError> {
                 return Ok(());
             }
         }
-        // Quiescence applies to changes, not to the first discovery of what the templates read.
-        if let (Some(wait), true) = (settings.wait, acting) {
+        // Quiescence applies once a template has been written, not while the first answers come.
+        if let (Some(wait), true) = (settings.wait, in_place.iter().any(|d| *d)) {
             quiesce(&mut changes, wait, &mut changed).await;
         }
         while let Ok(dep) = changes.try_recv() {

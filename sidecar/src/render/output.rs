@@ -293,7 +293,7 @@ mod tests {
         let pid_file = dir.path().join("child.pid");
         // The shell starts a child that would outlive it, then hangs.
         let command = format!("sleep 600 & echo $! > {}; wait", pid_file.display());
-        let reload = Reload::Command { command, timeout: Duration::from_millis(300) };
+        let reload = Reload::Command { command, timeout: Duration::from_secs(2) };
         let err = super::reload(&reload).expect_err("timed out");
         assert!(matches!(err, OutputError::CommandTimedOut { .. }), "{err}");
         let pid: i32 = std::fs::read_to_string(&pid_file).expect("pid").trim().parse().expect("number");

@@ -278,6 +278,7 @@ impl TemplateSet {
             rendered.outputs.push(output);
             rendered.pass.used.extend(pass.used.iter().cloned());
             rendered.pass.missing.extend(pass.missing.iter().cloned());
+            rendered.pass.refused.extend(pass.refused);
             rendered.waiting.push(pass.missing);
             rendered.used.push(pass.used);
         }
