@@ -27,31 +27,11 @@ impl Sidecar {
     /// after 60 s (a `-once` waiting for data that never comes) is killed and fails the test.
     pub fn run(args: &[String], envs: &[(&str, String)]) -> (bool, String) {
         let dir = tempfile::tempdir().expect("tempdir");
-        let log = dir.path().join("stderr");
-        let file = std::fs::File::create(&log).expect("stderr file");
-        let mut child = Command::new(crate::sidecar_bin())
-            .args(args)
-            .envs(envs.iter().map(|(k, v)| (*k, v.as_str())))
-            .stdout(Stdio::null())
-            .stderr(file)
-            .spawn()
-            .expect("run census-sidecar");
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-        let status = loop {
-            if let Ok(Some(status)) = child.try_wait() {
-                break status;
-            }
-            if std::time::Instant::now() >= deadline {
-                let _ = child.kill();
-                let _ = child.wait();
-                panic!(
-                    "census-sidecar {args:?} did not finish in 60 s:\n{}",
-                    std::fs::read_to_string(&log).unwrap_or_default()
-                );
-            }
-            std::thread::sleep(std::time::Duration::from_millis(20));
+        let mut sidecar = Sidecar::spawn(args, envs, &dir.path().join("stderr"));
+        let Some(success) = sidecar.wait_exit(std::time::Duration::from_secs(60)) else {
+            panic!("census-sidecar {args:?} did not finish in 60 s:\n{}", sidecar.log());
         };
-        (status.success(), std::fs::read_to_string(&log).unwrap_or_default())
+        (success, sidecar.log())
     }
 
     /// SIGTERM, then waits up to `timeout` for the exit; `Some(success)` if it exited.

@@ -118,8 +118,8 @@ pub async fn run(settings: RenderSettings) -> Result<(), RenderError> {
         }
         // As consul-template: each template is written once everything it reads is there (a
         // template waiting for a key holds back no other); `-once` waits for all of them.
-        let acting = if settings.once { complete } else { (0..set.specs.len()).any(|i| rendered.ready(i)) };
         let ready_now: Vec<bool> = (0..set.specs.len()).map(|i| rendered.ready(i)).collect();
+        let acting = if settings.once { complete } else { ready_now.contains(&true) };
         if acting {
             let exec_pid = child.as_ref().and_then(exec::Supervised::pid);
             let ok = if settings.dry {
@@ -132,8 +132,8 @@ pub async fn run(settings: RenderSettings) -> Result<(), RenderError> {
             }
             // As consul-template: the command starts once every template is in place.
             if ok {
-                for (i, done) in in_place.iter_mut().enumerate() {
-                    *done |= ready_now.get(i).copied().unwrap_or(false);
+                for (done, ready) in in_place.iter_mut().zip(&ready_now) {
+                    *done |= *ready;
                 }
             }
             let all_in_place = in_place.iter().all(|d| *d);
