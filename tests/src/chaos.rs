@@ -13,6 +13,7 @@ use rand::{Rng, SeedableRng};
 
 use crate::linearizability::{Input, Op, Output, Value};
 use crate::netns::Lan;
+use crate::write_gaps::{Acks, Injected, probe};
 use crate::{Agent, eventually};
 
 /// How reads are made: what the run checks as if it were linearizable.
@@ -49,6 +50,10 @@ pub struct Run {
     pub servers: Vec<Agent>,
     pub started: Instant,
     pub history: Arc<Mutex<Vec<Op>>>,
+    /// Every fault injected, with when, for the write-gap report.
+    pub faults: Vec<Injected>,
+    /// Acknowledgements of the write-availability probes.
+    pub probe_acks: Acks,
     http: reqwest::Client,
     _dir: tempfile::TempDir,
 }
@@ -75,7 +80,16 @@ impl Run {
             s.start();
         }
         let http = reqwest::Client::builder().timeout(OP_TIMEOUT).build().expect("http client");
-        let run = Run { lan, servers, started: Instant::now(), history: Arc::default(), http, _dir: dir };
+        let run = Run {
+            lan,
+            servers,
+            started: Instant::now(),
+            history: Arc::default(),
+            faults: Vec::new(),
+            probe_acks: Acks::default(),
+            http,
+            _dir: dir,
+        };
         run.wait_for_leader().await;
         run
     }
@@ -120,6 +134,13 @@ impl Run {
                 tokio::spawn(client.run(deadline))
             })
             .collect();
+        let probes: Vec<_> = addrs
+            .iter()
+            .enumerate()
+            .map(|(i, addr)| {
+                tokio::spawn(probe(i, addr.clone(), self.started, deadline, self.probe_acks.clone()))
+            })
+            .collect();
         let mut rng = rand::rngs::StdRng::from_entropy();
         while !faults.is_empty() && Instant::now() + Duration::from_secs(8) < deadline {
             let fault = *faults.choose(&mut rng).unwrap_or(&Fault::KillFollower);
@@ -127,7 +148,7 @@ impl Run {
             // Quiet between faults, so the cluster recovers and clients see it recover.
             tokio::time::sleep(Duration::from_secs(2)).await;
         }
-        for t in tasks {
+        for t in tasks.into_iter().chain(probes) {
             let _ = t.await;
         }
         self.wait_for_leader().await;
@@ -143,6 +164,7 @@ impl Run {
         };
         println!("{:>7.1}s nemesis: {fault:?} n{target}", self.now() as f64 / 1e9);
         let hold = Duration::from_secs(hold);
+        let at = self.now();
         match fault {
             Fault::KillLeader | Fault::KillFollower => {
                 self.servers[target].kill();
@@ -162,6 +184,7 @@ impl Run {
                 self.lan.heal(target);
             }
         }
+        self.faults.push(Injected { fault, target, at, repaired: self.now() });
     }
 
     /// Operations that were answered (a write or CAS that got an answer, a read that got a value).

@@ -11,6 +11,7 @@ pub mod netns;
 pub mod nginx;
 pub mod routes;
 pub mod sidecar;
+pub mod write_gaps;
 
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use census_e2e::chaos::{ALL_FAULTS, Fault, Reads, Run};
 use census_e2e::linearizability::{Verdict, check, shortest_violating_prefix};
+use census_e2e::write_gaps;
 
 /// The checker's search budget per key (states explored) before it gives up.
 const BUDGET: usize = 50_000_000;
@@ -29,6 +30,10 @@ async fn default_and_consistent_reads_cas_and_writes_are_linearizable_under_faul
     let started = std::time::Instant::now();
     let verdicts = check(&history, BUDGET);
     println!("checked in {:?}", started.elapsed());
+    println!(
+        "write gaps (ms) around each fault:\n{}",
+        write_gaps::report(&write_gaps::gaps(&run.probe_acks.lock().expect("acks"), &run.faults))
+    );
     for (key, verdict) in &verdicts {
         match verdict {
             Verdict::Linearizable => {}

@@ -50,6 +50,7 @@ fn gauges(state: &AppState) -> Vec<(&'static str, f64, &'static str)> {
         ("census_raft_last_log_index", stats.last_log_index as f64, "last Raft log index"),
         ("census_raft_applied_index", stats.applied_index as f64, "last applied Raft log index"),
         ("census_raft_peers", stats.num_peers as f64, "voters other than this server"),
+        ("census_raft_prevotes_lost", stats.prevotes_lost as f64, "pre-votes asked for and not won"),
         (
             "census_raft_last_contact_seconds",
             stats.last_contact_ms.map_or(f64::NAN, |ms| ms as f64 / 1000.0),

@@ -240,6 +240,12 @@ impl LogStore {
     }
 
     /// Stops the writer thread after it has written everything queued.
+    /// The last entry in the log (or the last purged one when the log is empty).
+    pub fn last_log_id(&self) -> Option<LogId> {
+        let mem = lock_mem(&self.shared);
+        mem.entries.values().next_back().map(|e| e.log_id).or(mem.last_purged)
+    }
+
     pub fn close(&self) {
         self.shared.tx.lock().unwrap_or_else(|p| p.into_inner()).take();
     }
@@ -380,9 +386,8 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     type LogReader = LogStore;
 
     async fn get_log_state(&mut self) -> Result<LogState<TypeConfig>, StorageError> {
-        let mem = lock_mem(&self.shared);
-        let last = mem.entries.values().next_back().map(|e| e.log_id).or(mem.last_purged);
-        Ok(LogState { last_purged_log_id: mem.last_purged, last_log_id: last })
+        let last_purged_log_id = lock_mem(&self.shared).last_purged;
+        Ok(LogState { last_purged_log_id, last_log_id: self.last_log_id() })
     }
 
     async fn get_log_reader(&mut self) -> Self::LogReader {

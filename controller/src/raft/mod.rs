@@ -5,6 +5,7 @@
 
 mod batch;
 pub mod bootstrap;
+mod election;
 pub mod log_store;
 mod membership;
 pub mod network;
@@ -19,6 +20,7 @@ pub mod wal;
 #[cfg(test)]
 mod storage_suite;
 
+pub use election::PreVoteRequest;
 pub use membership::MembershipChange;
 pub use node::{ClusterError, ClusterNode, RaftTiming, ReadMode, RemoteError};
 pub use types::{NodeId, ServerNode};

@@ -28,6 +28,8 @@ pub struct RaftStats {
     pub last_contact_ms: Option<u64>,
     /// Voters other than this server.
     pub num_peers: usize,
+    /// Pre-votes this server asked for and did not win (see election.rs).
+    pub prevotes_lost: u64,
 }
 
 fn leading_term(m: &openraft::RaftMetrics<NodeId, ServerNode>, id: NodeId) -> Option<u64> {
@@ -53,6 +55,10 @@ pub enum ClusterError {
     NotCaughtUp,
     #[error("timed out waiting for the cluster")]
     Timeout,
+    /// A write forwarded to a leader that was replaced before it answered: it may or may not
+    /// have been committed, so it is not retried.
+    #[error("leadership changed while the write was in flight; its outcome is unknown")]
+    LeaderChanged,
     #[error("raft: {0}")]
     Raft(String),
     #[error("leader: {0}")]
@@ -100,7 +106,13 @@ pub struct ClusterNode {
     pub raft: Raft,
     pub catalog: Arc<Catalog>,
     pub transport: PeerTransport,
-    log_store: LogStore,
+    pub(super) log_store: LogStore,
+    /// When this server started (elections count quiet time from here at the earliest).
+    pub(super) started: Instant,
+    /// When this server last granted a vote (it does not stand itself for a while after).
+    last_vote_granted: Mutex<Option<Instant>>,
+    /// Pre-votes lost so far.
+    pub(super) prevotes_lost: AtomicU64,
     /// Last log index on disk at start: stale reads wait until it is applied again.
     startup_index: u64,
     /// Leader commit index seen in the first append from a leader (u64::MAX until then).
@@ -110,8 +122,8 @@ pub struct ClusterNode {
     led_since: Mutex<Option<(u64, Instant)>>,
     /// Leader-side group commit of client writes.
     batcher: WriteBatcher,
-    /// Leader-side shared quorum rounds for linearizable reads.
-    read_rounds: Arc<ReadRounds>,
+    /// Leader-side shared quorum rounds for linearizable reads (and check-quorum).
+    pub(super) read_rounds: Arc<ReadRounds>,
 }
 
 pub(super) const FORWARD_TIMEOUT: Duration = Duration::from_secs(10);
@@ -146,6 +158,8 @@ impl ClusterNode {
             // An entry holds up to 256 writes: 32 entries keep one append well under its deadline
             // (the heartbeat interval) when a follower catches up under load.
             max_payload_entries: 32,
+            // Elections go through a pre-vote first: see election.rs.
+            enable_elect: false,
             ..Default::default()
         }
         .validate()
@@ -183,7 +197,7 @@ impl ClusterNode {
                 }
             }
         });
-        Ok(Arc::new(ClusterNode {
+        let node = Arc::new(ClusterNode {
             id,
             me,
             batcher,
@@ -196,26 +210,40 @@ impl ClusterNode {
             first_leader_commit: AtomicU64::new(u64::MAX),
             last_leader_contact: Mutex::new(None),
             led_since: Mutex::new(None),
-        }))
+            started: Instant::now(),
+            last_vote_granted: Mutex::new(None),
+            prevotes_lost: AtomicU64::new(0),
+        });
+        tokio::spawn(super::election::run(Arc::downgrade(&node)));
+        Ok(node)
     }
 
     pub fn metrics(&self) -> openraft::RaftMetrics<NodeId, ServerNode> {
         self.raft.metrics().borrow().clone()
     }
 
-    /// The current leader and its addresses, if one is known.
+    /// The current leader and its addresses, if one is known (never this server while it has
+    /// lost its quorum: see election.rs).
     pub fn leader(&self) -> Option<(NodeId, ServerNode)> {
-        let m = self.raft.metrics();
-        let m = m.borrow();
-        let id = m.current_leader?;
-        let node = m.membership_config.membership().get_node(&id).cloned()?;
+        let (id, node) = {
+            let m = self.raft.metrics();
+            let m = m.borrow();
+            let id = m.current_leader?;
+            (id, m.membership_config.membership().get_node(&id).cloned()?)
+        };
+        // A leader cut off from its quorum, or a follower that has not heard from its leader for
+        // longer than it would wait before standing for election, knows no leader (as Consul's
+        // would, having stepped down or started an election).
+        let unheard = || self.since_leader_contact().is_none_or(|d| d > self.follower_lease());
+        if (id == self.id && self.lost_quorum()) || (id != self.id && unheard()) {
+            return None;
+        }
         Some((id, node))
     }
 
+    /// True while this server leads and has not lost its quorum.
     pub fn is_leader(&self) -> bool {
-        let m = self.raft.metrics();
-        let m = m.borrow();
-        m.state == ServerState::Leader && m.current_leader == Some(self.id)
+        self.leading_term().is_some() && !self.lost_quorum()
     }
 
     /// The read index of a quorum round recent enough that no other leader can have been
@@ -226,19 +254,22 @@ impl ClusterNode {
     /// has none.
     fn leader_lease(&self) -> Option<u64> {
         let lease = Duration::from_millis(self.raft.config().election_timeout_min * 8 / 10);
-        let term = self.leading_term()?;
-        let since = {
-            let mut led = self.led_since.lock().unwrap_or_else(|p| p.into_inner());
-            match *led {
-                Some((t, since)) if t == term => since,
-                _ => {
-                    let now = Instant::now();
-                    *led = Some((term, now));
-                    now
-                }
-            }
-        };
+        let since = self.led_since_instant()?;
         self.read_rounds.lease(lease, since)
+    }
+
+    /// When this server first saw itself lead in the term it leads now; `None` when it does not.
+    pub(super) fn led_since_instant(&self) -> Option<Instant> {
+        let term = self.leading_term()?;
+        let mut led = self.led_since.lock().unwrap_or_else(|p| p.into_inner());
+        match *led {
+            Some((t, since)) if t == term => Some(since),
+            _ => {
+                let now = Instant::now();
+                *led = Some((term, now));
+                Some(now)
+            }
+        }
     }
 
     /// The index up to which this leader must have applied before it answers a read: from its
@@ -267,7 +298,7 @@ impl ClusterNode {
     }
 
     pub fn known_leader(&self) -> bool {
-        self.raft.metrics().borrow().current_leader.is_some()
+        self.leader().is_some()
     }
 
     /// Milliseconds since the leader was last heard from (0 on the leader, huge if never).
@@ -280,8 +311,22 @@ impl ClusterNode {
         if self.is_leader() {
             return Some(0);
         }
+        self.since_leader_contact().map(|d| d.as_millis() as u64)
+    }
+
+    /// Since an append from a leader last succeeded here (`None`: never).
+    pub(super) fn since_leader_contact(&self) -> Option<Duration> {
         let contact = self.last_leader_contact.lock().unwrap_or_else(|p| p.into_inner());
-        contact.map(|t| t.elapsed().as_millis() as u64)
+        contact.map(|t| t.elapsed())
+    }
+
+    /// Called by the Raft RPC server when this server grants a candidate its vote.
+    pub fn note_vote_granted(&self) {
+        *self.last_vote_granted.lock().unwrap_or_else(|p| p.into_inner()) = Some(Instant::now());
+    }
+
+    pub(super) fn last_vote_granted(&self) -> Option<Instant> {
+        *self.last_vote_granted.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Called by the Raft RPC server for every append from a leader.
@@ -302,7 +347,7 @@ impl ClusterNode {
         if applied < self.startup_index {
             return false;
         }
-        self.is_leader() || applied >= self.first_leader_commit.load(Ordering::Relaxed)
+        self.leading_term().is_some() || applied >= self.first_leader_commit.load(Ordering::Relaxed)
     }
 
     /// Waits until a leader is known, up to `timeout`.
@@ -316,6 +361,16 @@ impl ClusterNode {
             if tokio::time::timeout_at(deadline, rx.changed()).await.is_err() {
                 return None;
             }
+        }
+    }
+
+    /// Returns once a leader other than `old` is known.
+    async fn leader_replaced(&self, old: NodeId) {
+        let mut rx = self.raft.metrics();
+        let replaced =
+            |m: &openraft::RaftMetrics<NodeId, ServerNode>| m.current_leader.is_some_and(|id| id != old);
+        if rx.wait_for(replaced).await.is_err() {
+            std::future::pending::<()>().await;
         }
     }
 
@@ -334,8 +389,13 @@ impl ClusterNode {
                     Err(WriteFailure::Failed(e)) => return Err(ClusterError::Raft(e)),
                 }
             } else {
-                let answer: Result<Remote<(u64, CommandResult)>, PeerError> =
-                    self.transport.call(&leader.raft_addr, "forward", &cmd, FORWARD_TIMEOUT).await;
+                let forward = self.transport.call(&leader.raft_addr, "forward", &cmd, FORWARD_TIMEOUT);
+                // A leader cut off from the others cannot answer until the partition heals:
+                // once another leader is known, the client hears so instead of waiting.
+                let answer: Result<Remote<(u64, CommandResult)>, PeerError> = tokio::select! {
+                    answer = forward => answer,
+                    () = self.leader_replaced(leader_id) => return Err(ClusterError::LeaderChanged),
+                };
                 match answer {
                     Ok(Ok(done)) => {
                         // Read-your-writes on this server: answer once it has applied the write too.
@@ -439,6 +499,8 @@ impl ClusterNode {
     pub fn stats(&self) -> RaftStats {
         let m = self.metrics();
         let state = match m.state {
+            // Cut off from its quorum: it will step down when it hears of the new term.
+            ServerState::Leader if self.lost_quorum() => "Follower",
             ServerState::Leader => "Leader",
             ServerState::Candidate => "Candidate",
             ServerState::Follower => "Follower",
@@ -452,6 +514,7 @@ impl ClusterNode {
             applied_index: m.last_applied.map(|l| l.index).unwrap_or(0),
             last_contact_ms: self.leader_contact_ms(),
             num_peers: m.membership_config.membership().voter_ids().filter(|id| *id != self.id).count(),
+            prevotes_lost: self.prevotes_lost.load(Ordering::Relaxed),
         }
     }
 

@@ -34,6 +34,8 @@ pub struct ReadRounds {
     /// never a stale snapshot, so a paused process wakes with its lease expired) and the read
     /// index it returned.
     last_confirmed: Mutex<Option<(std::time::Instant, u64)>>,
+    /// When the last round (successful or not, perhaps still running) started.
+    last_started: Mutex<Option<std::time::Instant>>,
 }
 
 impl ReadRounds {
@@ -47,6 +49,7 @@ impl ReadRounds {
             state: Mutex::default(),
             round: Box::new(move || Box::pin(round())),
             last_confirmed: Mutex::default(),
+            last_started: Mutex::default(),
         })
     }
 
@@ -55,6 +58,18 @@ impl ReadRounds {
     pub fn lease(&self, lease: std::time::Duration, not_before: std::time::Instant) -> Option<u64> {
         let last = *self.last_confirmed.lock().unwrap_or_else(|p| p.into_inner());
         last.filter(|(t, _)| *t >= not_before && t.elapsed() < lease).map(|(_, index)| index)
+    }
+
+    /// True when a round started less than `window` ago (it may still be running).
+    pub fn started_within(&self, window: std::time::Duration) -> bool {
+        let last = *self.last_started.lock().unwrap_or_else(|p| p.into_inner());
+        last.is_some_and(|t| t.elapsed() < window)
+    }
+
+    /// True when a round that started less than `window` ago succeeded.
+    pub fn confirmed_within(&self, window: std::time::Duration) -> bool {
+        let last = *self.last_confirmed.lock().unwrap_or_else(|p| p.into_inner());
+        last.is_some_and(|(t, _)| t.elapsed() < window)
     }
 
     /// Waits for a round that started after this call, and answers its result.
@@ -95,6 +110,7 @@ impl ReadRounds {
                 }
             };
             let started = std::time::Instant::now();
+            *self.last_started.lock().unwrap_or_else(|p| p.into_inner()) = Some(started);
             let result = (self.round)().await;
             if let Ok(index) = &result {
                 let mut last = self.last_confirmed.lock().unwrap_or_else(|p| p.into_inner());

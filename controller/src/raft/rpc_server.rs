@@ -49,7 +49,8 @@ async fn append(State(svc): State<RaftService>, body: Bytes) -> Response {
     };
     let leader_commit = req.leader_commit.map(|l| l.index).unwrap_or(0);
     let answer = svc.node.raft.append_entries(req).await;
-    if answer.is_ok() {
+    // A leader whose term is behind this server's is refused (`HigherVote`): that is no contact.
+    if answer.as_ref().is_ok_and(|a| !matches!(a, openraft::raft::AppendEntriesResponse::HigherVote(_))) {
         svc.node.note_leader_contact(leader_commit);
     }
     encode(&answer)
@@ -60,7 +61,20 @@ async fn vote(State(svc): State<RaftService>, body: Bytes) -> Response {
         Ok(r) => r,
         Err(resp) => return resp,
     };
-    encode(&svc.node.raft.vote(req).await)
+    let answer = svc.node.raft.vote(req).await;
+    if answer.as_ref().is_ok_and(|a| a.vote_granted) {
+        svc.node.note_vote_granted();
+    }
+    encode(&answer)
+}
+
+/// A voter asked whether it would vote for a candidate (no term changes): see election.rs.
+async fn pre_vote(State(svc): State<RaftService>, body: Bytes) -> Response {
+    let req: super::PreVoteRequest = match decode(&body) {
+        Ok(r) => r,
+        Err(resp) => return resp,
+    };
+    encode(&svc.node.pre_vote(&req))
 }
 
 async fn snapshot(State(svc): State<RaftService>, body: Bytes) -> Response {
@@ -185,6 +199,7 @@ pub fn router(svc: RaftService) -> Router {
     Router::new()
         .route("/raft/append", post(append))
         .route("/raft/vote", post(vote))
+        .route("/raft/pre-vote", post(pre_vote))
         .route("/raft/snapshot", post(snapshot))
         .route("/raft/forward", post(forward))
         .route("/raft/write", post(write))
