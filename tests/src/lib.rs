@@ -4,6 +4,7 @@ pub mod backend;
 pub mod bench;
 pub mod browser;
 pub mod chaos;
+pub mod disk_faults;
 pub mod fake_kube;
 pub mod kube_real;
 pub mod linearizability;

@@ -201,6 +201,7 @@ async fn start_server(
     let catalog = Arc::new(Catalog::new());
     let cluster =
         ClusterNode::start(raft_id(node_id), me, config.data_dir.clone(), timing, catalog, transport).await?;
+    cluster.set_min_free_bytes(config.raft_min_free_bytes);
     let discovery = Arc::new(Discovery::default());
     let raft_router = crate::raft::rpc_server::router(crate::raft::rpc_server::RaftService {
         node: cluster.clone(),
@@ -462,7 +463,22 @@ pub async fn run(config: AgentConfig) -> Result<(), AgentError> {
         skip_leave_on_interrupt: config.skip_leave_on_interrupt,
         leave_on_terminate: config.leave_on_terminate,
     };
-    shutdown::until_stopped(&state, policy).await;
+    let raft_failed = async {
+        match &state.server {
+            Some(server) => server.failed().await,
+            None => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        () = shutdown::until_stopped(&state, policy) => {}
+        // The log could not be written or synced: this server must not acknowledge anything
+        // more, and what is on disk past its last good record is unknown. Exit, so that a
+        // supervisor restarts it once the disk is healthy (it replays up to that record).
+        reason = raft_failed => {
+            tracing::error!(%reason, "the Raft log failed; this server stops");
+            return Err(AgentError::Cluster(crate::raft::ClusterError::Storage(reason)));
+        }
+    }
     if let Some(server) = &state.server {
         server.shutdown().await;
     }

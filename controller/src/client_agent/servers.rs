@@ -133,6 +133,9 @@ impl ServerPool {
             match answer {
                 Ok(Ok(done)) => return Ok(done),
                 Ok(Err(RemoteError::NotLeader)) => return Err(ClusterError::NoLeader),
+                Ok(Err(RemoteError::DiskFull { free, needed })) => {
+                    return Err(ClusterError::DiskFull { free, needed });
+                }
                 Ok(Err(RemoteError::Failed(msg))) => return Err(ClusterError::Forward(msg)),
                 Err(e) => {
                     tracing::debug!(server = %server.name, error = %e, "server did not answer; trying another");

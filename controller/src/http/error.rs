@@ -39,6 +39,7 @@ impl ApiError {
             ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::PermissionDenied(_) => StatusCode::FORBIDDEN,
             ApiError::AclDisabled => StatusCode::UNAUTHORIZED,
+            ApiError::Cluster(ClusterError::DiskFull { .. }) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) | ApiError::UnknownDatacenter(_) | ApiError::Cluster(_) => {
                 StatusCode::INTERNAL_SERVER_ERROR
             }

@@ -5,6 +5,7 @@
 
 mod batch;
 pub mod bootstrap;
+pub mod disk_space;
 mod election;
 pub mod log_store;
 mod membership;

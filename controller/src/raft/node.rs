@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use openraft::{Config, ServerState, SnapshotPolicy};
 
 use super::batch::{WriteBatcher, WriteFailure};
+use super::disk_space::DiskSpace;
 use super::log_store::LogStore;
 use super::network::{Network, PeerError, PeerTransport};
 use super::read_rounds::ReadRounds;
@@ -65,6 +66,11 @@ pub enum ClusterError {
     Forward(String),
     #[error("storage: {0}")]
     Storage(String),
+    /// The leader's disk is (nearly) full: the write was not proposed.
+    #[error(
+        "insufficient disk space for the Raft log on the leader: {free} bytes free, {needed} kept in reserve; free space on the leader's data dir"
+    )]
+    DiskFull { free: u64, needed: u64 },
 }
 
 /// Why a server refused a request another server sent it over the Raft port.
@@ -75,6 +81,8 @@ pub enum RemoteError {
     NotLeader,
     #[error("{0}")]
     Failed(String),
+    #[error("insufficient disk space on the leader: {free} bytes free, {needed} in reserve")]
+    DiskFull { free: u64, needed: u64 },
 }
 
 impl RemoteError {
@@ -122,6 +130,8 @@ pub struct ClusterNode {
     led_since: Mutex<Option<(u64, Instant)>>,
     /// Leader-side group commit of client writes.
     batcher: WriteBatcher,
+    /// The leader's free-space reserve under the log.
+    disk: DiskSpace,
     /// Leader-side shared quorum rounds for linearizable reads (and check-quorum).
     pub(super) read_rounds: Arc<ReadRounds>,
 }
@@ -197,7 +207,9 @@ impl ClusterNode {
                 }
             }
         });
+        let disk = DiskSpace::new(raft_dir.clone());
         let node = Arc::new(ClusterNode {
+            disk,
             id,
             me,
             batcher,
@@ -216,6 +228,25 @@ impl ClusterNode {
         });
         tokio::spawn(super::election::run(Arc::downgrade(&node)));
         Ok(node)
+    }
+
+    /// The free space kept in reserve under the log (0: none); see disk_space.rs.
+    pub fn set_min_free_bytes(&self, bytes: u64) {
+        self.disk.set_min_free(bytes);
+    }
+
+    /// Waits until Raft stops on its own (a storage failure: a log write or sync that failed);
+    /// answers why. Never returns while Raft runs or after an orderly shutdown.
+    pub async fn failed(&self) -> String {
+        let mut rx = self.raft.metrics();
+        let failed = |m: &openraft::RaftMetrics<NodeId, ServerNode>| matches!(&m.running_state, Err(f) if !matches!(f, openraft::error::Fatal::Stopped));
+        match rx.wait_for(failed).await {
+            Ok(m) => match &m.running_state {
+                Err(fatal) => fatal.to_string(),
+                Ok(()) => String::new(),
+            },
+            Err(_) => std::future::pending().await,
+        }
     }
 
     pub fn metrics(&self) -> openraft::RaftMetrics<NodeId, ServerNode> {
@@ -383,6 +414,9 @@ impl ClusterNode {
                 return Err(ClusterError::NoLeader);
             };
             if leader_id == self.id {
+                if let Err(short) = self.disk.check() {
+                    return Err(ClusterError::DiskFull { free: short.free, needed: short.needed });
+                }
                 match self.batcher.write(cmd.clone()).await {
                     Ok(done) => return Ok(done),
                     Err(WriteFailure::NotLeader) => {}
@@ -406,6 +440,9 @@ impl ClusterNode {
                         return Ok(done);
                     }
                     Ok(Err(RemoteError::NotLeader)) => {}
+                    Ok(Err(RemoteError::DiskFull { free, needed })) => {
+                        return Err(ClusterError::DiskFull { free, needed });
+                    }
                     Ok(Err(RemoteError::Failed(msg))) => return Err(ClusterError::Forward(msg)),
                     // Connection refused: the leader is gone; wait for the next one.
                     Err(PeerError::Unreachable { source, .. }) if source.is_connect() => {}
@@ -421,6 +458,9 @@ impl ClusterNode {
 
     /// Leader side of a forwarded write.
     pub async fn write_as_leader(&self, cmd: Command) -> Remote<(u64, CommandResult)> {
+        if let Err(short) = self.disk.check() {
+            return Err(RemoteError::DiskFull { free: short.free, needed: short.needed });
+        }
         match self.batcher.write(cmd).await {
             Ok(done) => Ok(done),
             Err(WriteFailure::NotLeader) => Err(RemoteError::NotLeader),

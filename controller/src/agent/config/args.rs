@@ -102,6 +102,11 @@ pub struct AgentArgs {
     /// 0.3–0.6 s elections; default 1).
     #[arg(long, value_name = "N")]
     pub raft_multiplier: Option<u64>,
+    /// Free space (bytes) a server keeps in reserve on its data dir's filesystem: while it has less,
+    /// as leader it refuses writes with 503 instead of letting the Raft log fill the disk
+    /// (default 67108864, 64 MiB; 0 turns the check off). census' own; Consul has none.
+    #[arg(long, value_name = "BYTES")]
+    pub raft_min_free_bytes: Option<u64>,
     /// How long an agent may stay silent before the leader turns the checks of its node critical.
     #[arg(long, value_name = "DURATION", value_parser = census_client::parse_duration)]
     pub owner_lease_ttl: Option<std::time::Duration>,

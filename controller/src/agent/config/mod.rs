@@ -94,6 +94,8 @@ pub struct AgentConfig {
     pub leave_on_terminate: bool,
     pub enable_script_checks: bool,
     pub raft_multiplier: u64,
+    /// Free space kept in reserve under the Raft log (`-raft-min-free-bytes`).
+    pub raft_min_free_bytes: u64,
     pub owner_lease_ttl: std::time::Duration,
     pub reconnect_timeout: std::time::Duration,
     /// Serve the web UI: `Some(None)` from the binary, `Some(Some(dir))` from a directory.
@@ -302,6 +304,9 @@ impl AgentConfig {
             enable_script_checks: flag_or_file(args.enable_script_checks, |f| f.enable_script_checks)
                 || flag_or_file(args.enable_local_script_checks, |f| f.enable_local_script_checks),
             raft_multiplier,
+            raft_min_free_bytes: args
+                .raft_min_free_bytes
+                .unwrap_or(crate::raft::disk_space::DEFAULT_MIN_FREE_BYTES),
             owner_lease_ttl: args
                 .owner_lease_ttl
                 .unwrap_or(std::time::Duration::from_secs(10))
