@@ -63,4 +63,9 @@ cargo clippy --workspace --all-targets -- -D warnings
 cargo build --workspace --bins
 # A hung test fails the run here, naming itself in the output, instead of running into CI's limit
 # (timeout signals its whole process group: the test binaries and the servers they started).
-timeout --kill-after=60 55m cargo test --workspace
+suite_began=$(date +%s)
+status=0
+timeout --kill-after=60 55m cargo test --workspace || status=$?
+# Whatever the outcome, nothing a test started may outlive the suite (scripts/leftovers.sh).
+bash scripts/leftovers.sh "$suite_began" || status=1
+exit "$status"

@@ -174,15 +174,18 @@ impl Agent {
             .append(true)
             .open(self.data_dir.join("agent.log"))
             .expect("log file");
+        // `ip netns exec` and setpriv exec what follows: the child is census itself. setpriv's
+        // parent-death signal kills it with the test thread that started it, even when the test
+        // process is killed (a hung test, an interrupted run) and no Drop runs.
         let mut cmd = match &self.netns {
-            // `ip netns exec` execs census in the namespace: the child is census itself.
             Some((ns, _)) => {
                 let mut cmd = Command::new("ip");
-                cmd.args(["netns", "exec", ns]).arg(census_bin());
+                cmd.args(["netns", "exec", ns, "setpriv"]);
                 cmd
             }
-            None => Command::new(census_bin()),
+            None => Command::new("setpriv"),
         };
+        cmd.args(["--pdeathsig", "KILL", "--"]).arg(census_bin());
         cmd.arg("agent")
             .args(self.server.then_some("-server"))
             .arg(format!("-bind={}", self.ip()))
