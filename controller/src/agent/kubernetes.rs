@@ -230,8 +230,11 @@ impl CatalogPort for RaftCatalog {
         }
     }
 
+    // Raft's own view, as `leadership_changed` watches it (the port's contract: `leading()`
+    // changes only when that resolves). A leader that lost its quorum keeps its operator
+    // running; its writes wait for a leader like any other.
     fn leading(&self) -> bool {
-        self.cluster.is_leader()
+        self.cluster.leading_term().is_some()
     }
 
     async fn leadership_changed(&self, was_leading: bool) {

@@ -434,17 +434,9 @@ pub async fn run(config: AgentConfig) -> Result<(), AgentError> {
     let http_router = crate::http::router(state.clone(), ui);
     if let Some(listener) = https_listener {
         let router = http_router.clone();
-        tokio::spawn(async move {
-            if let Err(e) = axum::serve(listener, router).await {
-                tracing::error!(error = %e, "https port stopped");
-            }
-        });
+        tokio::spawn(crate::http::serve::serve(listener, router));
     }
-    tokio::spawn(async move {
-        if let Err(e) = axum::serve(http_listener, http_router).await {
-            tracing::error!(error = %e, "http port stopped");
-        }
-    });
+    tokio::spawn(crate::http::serve::serve(http_listener, http_router));
     if let Some(dns) = dns_listeners {
         let dns_config = Arc::new(config.dns.clone());
         let responder = match &state.servers {

@@ -9,7 +9,9 @@ use axum::http::{HeaderName, Method, header};
 use axum::response::{IntoResponse, Response};
 
 use super::AppState;
+use super::decode::{MAX_BODY, read_body};
 use super::error::ApiError;
+use super::snapshot::MAX_SNAPSHOT;
 
 /// Headers that belong to one connection, not to the request.
 const HOP_BY_HOP: [HeaderName; 5] =
@@ -20,9 +22,11 @@ pub async fn to_server(State(state): State<AppState>, req: Request) -> Response 
         return ApiError::NotFound("404 page not found".into()).into_response();
     };
     let (parts, body) = req.into_parts();
-    let bytes = match axum::body::to_bytes(body, usize::MAX).await {
+    // The server would refuse more than this anyway; it is not worth holding here.
+    let limit = if parts.uri.path() == "/v1/snapshot" { MAX_SNAPSHOT } else { MAX_BODY };
+    let bytes = match read_body(&parts.headers, body, limit, "Request body").await {
         Ok(b) => b,
-        Err(e) => return ApiError::BadRequest(format!("Request body: {e}")).into_response(),
+        Err(e) => return e.into_response(),
     };
     let bytes = if parts.method == Method::PUT && parts.uri.path() == "/v1/session/create" {
         session_on_this_node(bytes, &state.info.node_name)

@@ -11,8 +11,9 @@
 //! would refuse the real vote inside that lease anyway), it does not lead itself, and the
 //! candidate's log is at least as up to date as its own.
 //!
-//! Check-quorum: a leader keeps confirming its leadership with a quorum round a few times per
-//! election timeout (the same rounds default reads are served from). A leader without a
+//! Check-quorum: a leader confirms its leadership with a quorum round at least every shortest
+//! election timeout (the same rounds default reads are served from, so with reads coming in it
+//! adds none). A leader without a
 //! successful round for a whole election timeout no longer calls itself leader: clients get
 //! "No cluster leader" (and retry elsewhere) instead of a server that cannot commit.
 
@@ -142,7 +143,7 @@ pub(super) async fn run(node: std::sync::Weak<ClusterNode>) {
             return;
         }
         if node.leading_term().is_some() {
-            node.keep_quorum_fresh(Duration::from_millis(config.election_timeout_min / 2));
+            node.keep_quorum_fresh(Duration::from_millis(config.election_timeout_min));
             last_attempt = None;
         } else if let Some(quiet) = node.quiet_for() {
             let since_attempt = last_attempt.map_or(Duration::MAX, |t| t.elapsed());

@@ -239,13 +239,13 @@ impl LogStore {
         }
     }
 
-    /// Stops the writer thread after it has written everything queued.
     /// The last entry in the log (or the last purged one when the log is empty).
     pub fn last_log_id(&self) -> Option<LogId> {
         let mem = lock_mem(&self.shared);
         mem.entries.values().next_back().map(|e| e.log_id).or(mem.last_purged)
     }
 
+    /// Stops the writer thread after it has written everything queued.
     pub fn close(&self) {
         self.shared.tx.lock().unwrap_or_else(|p| p.into_inner()).take();
     }
