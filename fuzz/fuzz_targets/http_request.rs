@@ -8,20 +8,22 @@
 use std::sync::OnceLock;
 use std::time::Duration;
 
+use axum::Router;
 use axum::body::Body;
 use axum::http::Request;
-use census_controller::http::{AppState, in_memory, router};
+use census_controller::http::{in_memory, router};
 use libfuzzer_sys::fuzz_target;
 use tower::ServiceExt;
 
 const METHODS: [&str; 5] = ["GET", "PUT", "POST", "DELETE", "HEAD"];
 
-fn runtime() -> &'static (tokio::runtime::Runtime, AppState) {
-    static RT: OnceLock<(tokio::runtime::Runtime, AppState)> = OnceLock::new();
+/// One runtime and one router (over one in-memory agent) for every input.
+fn runtime() -> &'static (tokio::runtime::Runtime, Router) {
+    static RT: OnceLock<(tokio::runtime::Runtime, Router)> = OnceLock::new();
     RT.get_or_init(|| {
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
         let state = rt.block_on(in_memory::state()).expect("in-memory agent");
-        (rt, state)
+        (rt, router(state, None))
     })
 }
 
@@ -34,13 +36,13 @@ fuzz_target!(|data: &[u8]| {
     let uri = format!("/v1/{}", target.trim_start_matches('/'));
     let method = METHODS[usize::from(m) % METHODS.len()];
     let Ok(request) = Request::builder().method(method).uri(uri.as_str()).body(Body::from(body)) else { return };
-    let (rt, state) = runtime();
+    let (rt, router) = runtime();
     rt.block_on(async {
-        let answer = router(state.clone(), None).oneshot(request);
-        if let Ok(Ok(response)) = tokio::time::timeout(Duration::from_millis(50), answer).await {
+        let answer = router.clone().oneshot(request);
+        if let Ok(Ok(response)) = tokio::time::timeout(Duration::from_millis(20), answer).await {
             let status = response.status().as_u16();
             assert!((200..600).contains(&status), "{method} {uri}: status {status}");
-            let _ = tokio::time::timeout(Duration::from_millis(50), axum::body::to_bytes(response.into_body(), 1 << 24)).await;
+            let _ = tokio::time::timeout(Duration::from_millis(20), axum::body::to_bytes(response.into_body(), 1 << 24)).await;
         }
     });
 });

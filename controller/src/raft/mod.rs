@@ -12,6 +12,7 @@ mod membership;
 pub mod network;
 pub mod node;
 mod read_rounds;
+mod reads;
 pub mod rpc_server;
 mod snapshot_trigger;
 pub mod state_machine;
@@ -23,5 +24,6 @@ mod storage_suite;
 
 pub use election::PreVoteRequest;
 pub use membership::MembershipChange;
-pub use node::{ClusterError, ClusterNode, RaftTiming, ReadMode, RemoteError};
+pub use node::{ClusterError, ClusterNode, RaftTiming, RemoteError};
+pub use reads::ReadMode;
 pub use types::{NodeId, ServerNode};

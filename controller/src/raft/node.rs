@@ -1,5 +1,6 @@
-//! A running Raft member: the write path (propose here, or forward to the leader), read barriers
-//! for the three consistency modes, and membership changes.
+//! A running Raft member: start-up, who leads, the write path (propose here, or forward to the
+//! leader), stats and leadership hand-over. Reads are in `reads.rs`, elections in `election.rs`,
+//! membership changes in `membership.rs`.
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;
@@ -35,14 +36,6 @@ pub struct RaftStats {
 
 fn leading_term(m: &openraft::RaftMetrics<NodeId, ServerNode>, id: NodeId) -> Option<u64> {
     (m.state == ServerState::Leader && m.current_leader == Some(id)).then_some(m.current_term)
-}
-
-/// Consul's read consistency modes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ReadMode {
-    Default,
-    Stale,
-    Consistent,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -122,12 +115,12 @@ pub struct ClusterNode {
     /// Pre-votes lost so far.
     pub(super) prevotes_lost: AtomicU64,
     /// Last log index on disk at start: stale reads wait until it is applied again.
-    startup_index: u64,
+    pub(super) startup_index: u64,
     /// Leader commit index seen in the first append from a leader (u64::MAX until then).
-    first_leader_commit: AtomicU64,
+    pub(super) first_leader_commit: AtomicU64,
     last_leader_contact: Mutex<Option<Instant>>,
     /// The term this server leads in and when it first saw itself lead in it.
-    led_since: Mutex<Option<(u64, Instant)>>,
+    pub(super) led_since: Mutex<Option<(u64, Instant)>>,
     /// Leader-side group commit of client writes.
     batcher: WriteBatcher,
     /// The leader's free-space reserve under the log.
@@ -277,42 +270,6 @@ impl ClusterNode {
         self.leading_term().is_some() && !self.lost_quorum()
     }
 
-    /// The read index of a quorum round recent enough that no other leader can have been
-    /// elected since: followers do not stand for election within an election timeout of hearing
-    /// from their leader, so a quorum's acknowledgement is good for (a margin under) that long,
-    /// counted from when the confirming round started, and only within the term this server
-    /// leads now. A leader restored from its saved vote after a restart, or one that was paused,
-    /// has none.
-    fn leader_lease(&self) -> Option<u64> {
-        let lease = Duration::from_millis(self.raft.config().election_timeout_min * 8 / 10);
-        let since = self.led_since_instant()?;
-        self.read_rounds.lease(lease, since)
-    }
-
-    /// When this server first saw itself lead in the term it leads now; `None` when it does not.
-    pub(super) fn led_since_instant(&self) -> Option<Instant> {
-        let term = self.leading_term()?;
-        let mut led = self.led_since.lock().unwrap_or_else(|p| p.into_inner());
-        match *led {
-            Some((t, since)) if t == term => Some(since),
-            _ => {
-                let now = Instant::now();
-                *led = Some((term, now));
-                Some(now)
-            }
-        }
-    }
-
-    /// The index up to which this leader must have applied before it answers a read: from its
-    /// lease, or from a quorum round. It covers what earlier leaders committed, which a new
-    /// leader may not have applied yet; writes acknowledged here were applied before their answer.
-    async fn leader_read_index(&self, linearizable: bool) -> Result<u64, String> {
-        if !linearizable && let Some(index) = self.leader_lease() {
-            return Ok(index);
-        }
-        self.read_rounds.confirm().await
-    }
-
     /// The term this server leads in, `None` while it does not lead.
     pub fn leading_term(&self) -> Option<u64> {
         leading_term(&self.raft.metrics().borrow(), self.id)
@@ -369,16 +326,6 @@ impl ClusterNode {
             Ordering::Relaxed,
             Ordering::Relaxed,
         );
-    }
-
-    /// True once this server holds at least what it had before a restart and, on a follower, what
-    /// the leader had committed when it first heard from it.
-    pub fn ready_for_stale(&self) -> bool {
-        let applied = self.catalog.hub().applied();
-        if applied < self.startup_index {
-            return false;
-        }
-        self.leading_term().is_some() || applied >= self.first_leader_commit.load(Ordering::Relaxed)
     }
 
     /// Waits until a leader is known, up to `timeout`.
@@ -465,73 +412,6 @@ impl ClusterNode {
             Ok(done) => Ok(done),
             Err(WriteFailure::NotLeader) => Err(RemoteError::NotLeader),
             Err(WriteFailure::Failed(e)) => Err(RemoteError::Failed(e)),
-        }
-    }
-
-    /// Leader side of a read barrier: the index a reader must have applied.
-    pub async fn read_index_as_leader(&self, linearizable: bool) -> Remote<u64> {
-        if !self.is_leader() {
-            return Err(RemoteError::NotLeader);
-        }
-        let index = self.leader_read_index(linearizable).await.map_err(RemoteError::Failed)?;
-        // The asking follower waits until it has applied this much: everything committed before
-        // the round, and every write acknowledged here so far.
-        Ok(index.max(self.catalog.hub().applied()))
-    }
-
-    /// Makes a local read safe for `mode` (see Consul's consistency modes). Without a leader, a
-    /// default or consistent read waits for one as a write does (Consul holds RPCs the same way,
-    /// `rpc_hold_timeout`), so an election is a pause rather than an error.
-    pub async fn read_barrier(&self, mode: ReadMode) -> Result<(), ClusterError> {
-        let deadline = Instant::now() + LEADER_WAIT;
-        loop {
-            match self.read_barrier_once(mode).await {
-                Err(ClusterError::NoLeader) if mode != ReadMode::Stale && Instant::now() < deadline => {
-                    let remaining = deadline.saturating_duration_since(Instant::now());
-                    if self.wait_for_leader(remaining).await.is_none() {
-                        return Err(ClusterError::NoLeader);
-                    }
-                    tokio::time::sleep(Duration::from_millis(20)).await;
-                }
-                other => return other,
-            }
-        }
-    }
-
-    async fn read_barrier_once(&self, mode: ReadMode) -> Result<(), ClusterError> {
-        match mode {
-            ReadMode::Stale => {
-                if self.ready_for_stale() {
-                    Ok(())
-                } else {
-                    Err(ClusterError::NotCaughtUp)
-                }
-            }
-            // Consul's default mode: the leader answers from its state while its lease holds,
-            // and confirms its leadership with a quorum round when it does not; `?consistent`
-            // always confirms. Either way, once it has applied what was committed before.
-            ReadMode::Default | ReadMode::Consistent if self.is_leader() => {
-                let linearizable = mode == ReadMode::Consistent;
-                let index = self.leader_read_index(linearizable).await.map_err(|_| ClusterError::NoLeader)?;
-                tokio::time::timeout(FORWARD_TIMEOUT, self.catalog.hub().wait_applied(index))
-                    .await
-                    .map_err(|_| ClusterError::Timeout)
-            }
-            _ => {
-                let (_, leader) = self.leader().ok_or(ClusterError::NoLeader)?;
-                let linearizable = mode == ReadMode::Consistent;
-                let answer: Result<Remote<u64>, PeerError> = self
-                    .transport
-                    .call(&leader.raft_addr, "read-index", &linearizable, FORWARD_TIMEOUT)
-                    .await;
-                let index = match answer {
-                    Ok(Ok(index)) => index,
-                    Ok(Err(_)) | Err(_) => return Err(ClusterError::NoLeader),
-                };
-                tokio::time::timeout(FORWARD_TIMEOUT, self.catalog.hub().wait_applied(index))
-                    .await
-                    .map_err(|_| ClusterError::Timeout)
-            }
         }
     }
 

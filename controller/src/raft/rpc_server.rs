@@ -14,7 +14,8 @@ use serde::de::DeserializeOwned;
 
 use super::bootstrap::{Discovery, Hello};
 use super::membership::MembershipChange;
-use super::node::{ClusterNode, ReadMode, Remote, RemoteError};
+use super::node::{ClusterNode, Remote, RemoteError};
+use super::reads::ReadMode;
 use super::types::{NodeId, TypeConfig};
 use crate::catalog::Command;
 use crate::client_agent::servers::ServerAddrs;
