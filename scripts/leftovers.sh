@@ -32,7 +32,7 @@ if command -v docker >/dev/null 2>&1; then
     [ -n "$id" ] || continue
     echo "leftover container: $id $name"
     found=1
-  done < <(docker ps -q --format '{{.ID}} {{.Names}}' 2>/dev/null | head -50)
+  done < <(docker ps --format '{{.ID}} {{.Names}}' 2>/dev/null | head -50)
 fi
 
 if [ "$found" = 1 ]; then

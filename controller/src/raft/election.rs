@@ -154,7 +154,11 @@ pub(super) async fn run(node: std::sync::Weak<ClusterNode>) {
             if quiet >= timeout && since_attempt >= timeout {
                 last_attempt = Some(Instant::now());
                 timeout = Duration::ZERO;
-                if node.pre_vote_round().await {
+                let began = Instant::now();
+                // Won, and nothing happened meanwhile: no leader heard from, no vote granted
+                // (another candidate may have won while the round ran).
+                let still_quiet = |node: &ClusterNode| node.quiet_for().is_some_and(|q| q >= began.elapsed());
+                if node.pre_vote_round().await && still_quiet(&node) {
                     tracing::info!(node = node.id, "pre-vote won; standing for election");
                     if node.raft.trigger().elect().await.is_err() {
                         return;

@@ -191,12 +191,17 @@ impl ClusterNode {
         ));
         let batcher = WriteBatcher::start(raft.clone());
         let read_raft = raft.clone();
+        // A round confirms leadership only: readers wait for the apply themselves (reads.rs),
+        // so a lagging apply neither slows check-quorum nor makes a healthy leader look cut off.
+        // A round that gets no quorum answer within the longest election timeout fails.
+        let round_deadline = Duration::from_millis(timing.election_max_ms);
         let read_rounds = ReadRounds::new(move || {
             let raft = read_raft.clone();
             async move {
-                match raft.ensure_linearizable().await {
-                    Ok(read) => Ok(read.map(|l| l.index).unwrap_or(0)),
-                    Err(e) => Err(e.to_string()),
+                match tokio::time::timeout(round_deadline, raft.get_read_log_id()).await {
+                    Ok(Ok((read, _applied))) => Ok(read.map(|l| l.index).unwrap_or(0)),
+                    Ok(Err(e)) => Err(e.to_string()),
+                    Err(_) => Err(format!("no quorum answered within {round_deadline:?}")),
                 }
             }
         });
@@ -233,12 +238,16 @@ impl ClusterNode {
     pub async fn failed(&self) -> String {
         let mut rx = self.raft.metrics();
         let failed = |m: &openraft::RaftMetrics<NodeId, ServerNode>| matches!(&m.running_state, Err(f) if !matches!(f, openraft::error::Fatal::Stopped));
-        match rx.wait_for(failed).await {
-            Ok(m) => match &m.running_state {
-                Err(fatal) => fatal.to_string(),
-                Ok(()) => String::new(),
-            },
-            Err(_) => std::future::pending().await,
+        if let Ok(m) = rx.wait_for(failed).await {
+            return m.running_state.as_ref().err().map(ToString::to_string).unwrap_or_default();
+        }
+        // The metrics went away: Raft's core is gone. After an orderly stop its last word was
+        // `Stopped`; anything else (a panic in the core) is a failure too.
+        let last = rx.borrow().running_state.clone();
+        match last {
+            Err(openraft::error::Fatal::Stopped) => std::future::pending().await,
+            Err(fatal) => fatal.to_string(),
+            Ok(()) => "the Raft core stopped unexpectedly".to_string(),
         }
     }
 
@@ -374,6 +383,7 @@ impl ClusterNode {
                 // A leader cut off from the others cannot answer until the partition heals:
                 // once another leader is known, the client hears so instead of waiting.
                 let answer: Result<Remote<(u64, CommandResult)>, PeerError> = tokio::select! {
+                    biased;
                     answer = forward => answer,
                     () = self.leader_replaced(leader_id) => return Err(ClusterError::LeaderChanged),
                 };

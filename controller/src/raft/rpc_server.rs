@@ -102,6 +102,7 @@ async fn write(State(svc): State<RaftService>, body: Bytes) -> Response {
     };
     let answer: Remote<_> = svc.node.write(cmd).await.map_err(|e| match e {
         crate::raft::ClusterError::NoLeader => RemoteError::NotLeader,
+        crate::raft::ClusterError::DiskFull { free, needed } => RemoteError::DiskFull { free, needed },
         other => RemoteError::failed(other),
     });
     encode(&answer)
