@@ -54,6 +54,8 @@ pub struct Run {
     pub faults: Vec<Injected>,
     /// Acknowledgements of the write-availability probes.
     pub probe_acks: Acks,
+    /// Seeds the nemesis' schedule and each client's choices (`CENSUS_CHAOS_SEED`, else random).
+    pub seed: u64,
     http: reqwest::Client,
     _dir: tempfile::TempDir,
 }
@@ -80,6 +82,11 @@ impl Run {
             s.start();
         }
         let http = reqwest::Client::builder().timeout(OP_TIMEOUT).build().expect("http client");
+        let seed = std::env::var("CENSUS_CHAOS_SEED")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or_else(|| rand::random());
+        println!("chaos seed {seed} (CENSUS_CHAOS_SEED={seed} replays the schedule)");
         let run = Run {
             lan,
             servers,
@@ -87,6 +94,7 @@ impl Run {
             history: Arc::default(),
             faults: Vec::new(),
             probe_acks: Acks::default(),
+            seed,
             http,
             _dir: dir,
         };
@@ -130,6 +138,7 @@ impl Run {
                     history: self.history.clone(),
                     started: self.started,
                     reads,
+                    seed: self.seed.wrapping_add(1 + c as u64),
                 };
                 tokio::spawn(client.run(deadline))
             })
@@ -141,10 +150,11 @@ impl Run {
                 tokio::spawn(probe(i, addr.clone(), self.started, deadline, self.probe_acks.clone()))
             })
             .collect();
-        let mut rng = rand::rngs::StdRng::from_entropy();
+        let mut rng = rand::rngs::StdRng::seed_from_u64(self.seed);
         while !faults.is_empty() && Instant::now() + Duration::from_secs(8) < deadline {
             let fault = *faults.choose(&mut rng).unwrap_or(&Fault::KillFollower);
-            self.inject(fault).await;
+            let other_follower = rng.gen_range(0..2);
+            self.inject(fault, other_follower).await;
             // Quiet between faults, so the cluster recovers and clients see it recover.
             tokio::time::sleep(Duration::from_secs(2)).await;
         }
@@ -154,10 +164,11 @@ impl Run {
         self.wait_for_leader().await;
     }
 
-    /// One fault, held for a few seconds, then repaired.
-    pub async fn inject(&mut self, fault: Fault) {
+    /// One fault, held for a few seconds, then repaired. A follower fault hits the first or the
+    /// second server after the leader, as `other_follower` is 0 or 1.
+    pub async fn inject(&mut self, fault: Fault, other_follower: usize) {
         let leader = self.leader().await.unwrap_or(0);
-        let follower = (leader + 1 + rand::thread_rng().gen_range(0..2)) % 3;
+        let follower = (leader + 1 + other_follower % 2) % 3;
         let (target, hold) = match fault {
             Fault::KillLeader | Fault::PauseLeader | Fault::IsolateLeader => (leader, 3),
             _ => (follower, 3),
@@ -210,6 +221,7 @@ struct ClientRun {
     history: Arc<Mutex<Vec<Op>>>,
     started: Instant,
     reads: Reads,
+    seed: u64,
 }
 
 impl ClientRun {
@@ -241,7 +253,7 @@ impl ClientRun {
     }
 
     async fn run(self, deadline: Instant) {
-        let mut rng = rand::rngs::StdRng::from_entropy();
+        let mut rng = rand::rngs::StdRng::seed_from_u64(self.seed);
         let mut n = 0u64;
         while Instant::now() < deadline {
             let key = *KEYS.choose(&mut rng).unwrap_or(&"k0");
