@@ -73,6 +73,13 @@ impl Run {
         let mut servers: Vec<Agent> = (0..3)
             .map(|i| {
                 let mut flags = vec!["-bootstrap-expect=3".to_string()];
+                // Extra agent flags for a run (a faster Raft timing, say).
+                flags.extend(
+                    std::env::var("CENSUS_CHAOS_AGENT_FLAGS")
+                        .unwrap_or_default()
+                        .split_whitespace()
+                        .map(String::from),
+                );
                 flags.extend((0..3).filter(|j| *j != i).map(|j| format!("-retry-join={}", lan.ip(j))));
                 let name = format!("n{i}");
                 Agent::new(&name, dir.path().join(&name), flags).in_netns(&lan.ns(i), &lan.ip(i))
@@ -82,10 +89,8 @@ impl Run {
             s.start();
         }
         let http = reqwest::Client::builder().timeout(OP_TIMEOUT).build().expect("http client");
-        let seed = std::env::var("CENSUS_CHAOS_SEED")
-            .ok()
-            .and_then(|s| s.parse().ok())
-            .unwrap_or_else(|| rand::random());
+        let seed =
+            std::env::var("CENSUS_CHAOS_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or_else(rand::random);
         println!("chaos seed {seed} (CENSUS_CHAOS_SEED={seed} replays the schedule)");
         let run = Run {
             lan,

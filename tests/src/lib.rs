@@ -280,6 +280,13 @@ pub async fn single_server(name: &str, extra: &[&str]) -> (Agent, tempfile::Temp
     (agent, dir)
 }
 
+/// A Prometheus gauge of the agent at `addr` (`None` while it does not answer).
+pub async fn gauge(addr: &str, name: &str) -> Option<f64> {
+    let url = format!("http://{addr}/v1/agent/metrics?format=prometheus");
+    let text = reqwest::get(url).await.ok()?.text().await.ok()?;
+    text.lines().find_map(|l| l.strip_prefix(&format!("{name} "))).and_then(|v| v.parse().ok())
+}
+
 /// Waits until `check` returns `Some`, or panics with `what` after `timeout`.
 pub async fn eventually<T, F, Fut>(timeout: Duration, what: &str, mut check: F) -> T
 where
@@ -373,7 +380,8 @@ impl Cluster {
         let mut out = String::new();
         for agent in &self.agents {
             let log = std::fs::read_to_string(agent.data_dir.join("agent.log")).unwrap_or_default();
-            let tail: Vec<&str> = log.lines().rev().take(15).collect();
+            // Backtrace frames (indented) would fill the tail and hide the panic above them.
+            let tail: Vec<&str> = log.lines().rev().filter(|l| !l.starts_with(' ')).take(15).collect();
             out.push_str(&format!(
                 "--- {} http {} raft {} dns {} running {}\n",
                 agent.name,

@@ -22,9 +22,7 @@ async fn raft(run: &Run, i: usize) -> Option<(String, u64, u64)> {
 
 /// A Prometheus gauge of server `i`.
 async fn gauge(run: &Run, i: usize, name: &str) -> Option<f64> {
-    let url = format!("http://{}/v1/agent/metrics?format=prometheus", run.servers[i].http_addr());
-    let text = reqwest::get(url).await.ok()?.text().await.ok()?;
-    text.lines().find_map(|l| l.strip_prefix(&format!("{name} "))).and_then(|v| v.parse().ok())
+    census_e2e::gauge(&run.servers[i].http_addr(), name).await
 }
 
 async fn status_leader(run: &Run, i: usize) -> Option<String> {

@@ -196,8 +196,15 @@ async fn start_server(
 ) -> Result<Role, AgentError> {
     let raft_addr = host_port(&config.advertise, config.server_port);
     let me = ServerNode { name: config.node_name.clone(), raft_addr, http_addr: http_addr.to_string() };
-    let m = config.raft_multiplier;
-    let timing = RaftTiming { heartbeat_ms: 100 * m, election_min_ms: 300 * m, election_max_ms: 600 * m };
+    let election_ms = match config.raft_election_timeout {
+        Some(t) => u64::try_from(t.as_millis()).unwrap_or(u64::MAX),
+        None => 300 * config.raft_multiplier,
+    };
+    let timing = RaftTiming {
+        heartbeat_ms: election_ms / 3,
+        election_min_ms: election_ms,
+        election_max_ms: 2 * election_ms,
+    };
     let catalog = Arc::new(Catalog::new());
     let cluster =
         ClusterNode::start(raft_id(node_id), me, config.data_dir.clone(), timing, catalog, transport).await?;

@@ -52,6 +52,11 @@ fn gauges(state: &AppState) -> Vec<(&'static str, f64, &'static str)> {
         ("census_raft_peers", stats.num_peers as f64, "voters other than this server"),
         ("census_raft_prevotes_lost", stats.prevotes_lost as f64, "pre-votes asked for and not won"),
         (
+            "census_raft_recovering",
+            f64::from(u8::from(stats.recovering)),
+            "1 while this server rebuilds a Raft log damaged in the middle (it does not vote meanwhile)",
+        ),
+        (
             "census_raft_last_contact_seconds",
             stats.last_contact_ms.map_or(f64::NAN, |ms| ms as f64 / 1000.0),
             "time since the leader was last heard from",

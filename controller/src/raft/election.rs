@@ -58,6 +58,9 @@ pub(super) fn would_vote(view: VoterView, mine: Option<LogId>, req: &PreVoteRequ
 impl ClusterNode {
     /// Voter side of a pre-vote.
     pub fn pre_vote(&self, req: &PreVoteRequest) -> bool {
+        if self.recovering() {
+            return false;
+        }
         let view = VoterView {
             leads: self.is_leader(),
             since_leader: self.since_leader_contact(),
@@ -145,6 +148,8 @@ pub(super) async fn run(node: std::sync::Weak<ClusterNode>) {
         if node.leading_term().is_some() {
             node.keep_quorum_fresh(Duration::from_millis(config.election_timeout_min));
             last_attempt = None;
+        } else if node.recovering() {
+            // Rebuilding a damaged log: no part in elections (recovery.rs).
         } else if let Some(quiet) = node.quiet_for() {
             let since_attempt = last_attempt.map_or(Duration::MAX, |t| t.elapsed());
             if timeout.is_zero() {

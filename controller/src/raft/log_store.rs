@@ -13,12 +13,13 @@ use openraft::storage::{LogFlushed, RaftLogStorage};
 use openraft::{AnyError, LogState, OptionalSend, RaftLogReader, StorageIOError};
 use serde::{Deserialize, Serialize};
 
+use super::log_salvage;
 use super::types::{Entry, LogId, StorageError, TypeConfig, Vote};
 use super::wal::{Wal, WalError, io_err, segment_path, sync_dir};
 
 /// One durable change to the log, as written to the WAL.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-enum LogOp {
+pub(super) enum LogOp {
     Append(Vec<Entry>),
     /// Remove entries at and after this index.
     Truncate(u64),
@@ -26,6 +27,12 @@ enum LogOp {
     Purge(LogId),
     Vote(Vote),
     Committed(Option<LogId>),
+    /// Entries up to this index have been written (in a segment's head: by earlier segments), so
+    /// a log damaged in an earlier segment still knows how far it reached (log_salvage.rs).
+    Reached(u64),
+    /// Set when a damaged log was set aside: this server takes no part in elections until its
+    /// log reaches this index again; `None` once it has.
+    Recovering(Option<u64>),
 }
 
 /// What the log holds now; also what a WAL rewrite writes.
@@ -35,6 +42,8 @@ struct LogMem {
     last_purged: Option<LogId>,
     vote: Option<Vote>,
     committed: Option<LogId>,
+    reached: u64,
+    recovering: Option<u64>,
 }
 
 impl LogMem {
@@ -47,6 +56,7 @@ impl LogMem {
                 for e in entries.iter().filter(|e| purged.is_none_or(|p| e.log_id.index > p)) {
                     self.entries.insert(e.log_id.index, e.clone());
                 }
+                self.reached = self.reached.max(op.highest_index());
             }
             LogOp::Truncate(since) => {
                 self.entries.split_off(since);
@@ -58,12 +68,20 @@ impl LogMem {
             }
             LogOp::Vote(v) => self.vote = Some(*v),
             LogOp::Committed(c) => self.committed = *c,
+            LogOp::Reached(r) => self.reached = self.reached.max(*r),
+            LogOp::Recovering(until) => self.recovering = *until,
         }
         None
     }
 
     fn head(&self) -> Head {
-        Head { vote: self.vote, last_purged: self.last_purged, committed: self.committed }
+        Head {
+            vote: self.vote,
+            last_purged: self.last_purged,
+            committed: self.committed,
+            reached: self.reached,
+            recovering: self.recovering,
+        }
     }
 }
 
@@ -76,6 +94,8 @@ struct Head {
     vote: Option<Vote>,
     last_purged: Option<LogId>,
     committed: Option<LogId>,
+    reached: u64,
+    recovering: Option<u64>,
 }
 
 impl Head {
@@ -84,7 +104,10 @@ impl Head {
             LogOp::Vote(v) => self.vote = Some(*v),
             LogOp::Purge(p) => self.last_purged = Some(*p),
             LogOp::Committed(c) => self.committed = *c,
-            LogOp::Append(_) | LogOp::Truncate(_) => {}
+            LogOp::Append(_) => self.reached = self.reached.max(op.highest_index()),
+            LogOp::Reached(r) => self.reached = self.reached.max(*r),
+            LogOp::Recovering(until) => self.recovering = *until,
+            LogOp::Truncate(_) => {}
         }
     }
 
@@ -97,6 +120,12 @@ impl Head {
             ops.push(LogOp::Purge(p));
         }
         ops.push(LogOp::Committed(self.committed));
+        if self.reached > 0 {
+            ops.push(LogOp::Reached(self.reached));
+        }
+        if let Some(until) = self.recovering {
+            ops.push(LogOp::Recovering(Some(until)));
+        }
         ops
     }
 }
@@ -104,7 +133,7 @@ impl Head {
 impl LogOp {
     /// The highest entry index this record holds (0 for none): a WAL segment is history once a
     /// durable purge covers its highest one.
-    fn highest_index(&self) -> u64 {
+    pub(super) fn highest_index(&self) -> u64 {
         match self {
             LogOp::Append(entries) => entries.iter().map(|e| e.log_id.index).max().unwrap_or(0),
             _ => 0,
@@ -158,6 +187,8 @@ const PURGE_WAIT: std::time::Duration = std::time::Duration::from_secs(120);
 const SLOW_WRITE: std::time::Duration = std::time::Duration::from_millis(50);
 /// Where the log lived before it was split into segments (one file, compacted by rewriting).
 const SINGLE_FILE: &str = "raft-log.wal";
+/// The directory of WAL segments, under the Raft data dir.
+pub(super) const SEGMENTS: &str = "raft-log";
 
 impl LogStore {
     /// Opens the log under `dir` (`None`: memory only, for `-dev`).
@@ -170,9 +201,16 @@ impl LogStore {
         let mut mem = LogMem::default();
         let wal = match dir {
             Some(dir) => {
-                let segments = dir.join("raft-log");
+                let segments = dir.join(SEGMENTS);
+                log_salvage::finish_interrupted(dir, &segments)?;
                 adopt_single_file(dir, &segments)?;
-                let (mut wal, ops) = Wal::open::<LogOp>(&segments, LogOp::highest_index)?;
+                let (mut wal, ops) = match Wal::open::<LogOp>(&segments, LogOp::highest_index) {
+                    Err(WalError::Corrupt { path, offset }) => {
+                        log_salvage::set_aside(dir, &segments, path, offset)?;
+                        Wal::open::<LogOp>(&segments, LogOp::highest_index)?
+                    }
+                    opened => opened?,
+                };
                 for op in &ops {
                     drop(mem.apply(op));
                 }
@@ -229,7 +267,7 @@ impl LogStore {
     }
 
     /// Queues `op` and waits until it is on disk.
-    fn submit_and_wait(&self, op: LogOp) -> Result<(), StorageError> {
+    pub(super) fn submit_and_wait(&self, op: LogOp) -> Result<(), StorageError> {
         let (tx, rx) = mpsc::sync_channel(1);
         self.submit(op, true, Done::Waiter(tx))?;
         match rx.recv() {
@@ -252,7 +290,7 @@ impl LogStore {
 
     /// [`LogStore::close`], then waits for the writer to finish.
     #[cfg(test)]
-    fn close_and_join(&self) {
+    pub(super) fn close_and_join(&self) {
         self.close();
         if let Some(writer) = self.shared.writer.lock().unwrap_or_else(|p| p.into_inner()).take() {
             let _ = writer.join();
@@ -264,6 +302,22 @@ impl LogStore {
     /// leave a log purged past the snapshot on disk, which the server cannot start from.
     pub fn purge_behind(&self, durable: tokio::sync::watch::Receiver<u64>) {
         *self.shared.snapshot_durable.lock().unwrap_or_else(|p| p.into_inner()) = Some(durable);
+    }
+
+    #[cfg(test)]
+    pub(super) fn vote_now(&self) -> Option<Vote> {
+        lock_mem(&self.shared).vote
+    }
+
+    /// While a log damaged in the middle is being rebuilt from the leader (log_salvage.rs): the
+    /// index this server's log must reach before it votes or stands for election again.
+    pub fn recovering_until(&self) -> Option<u64> {
+        lock_mem(&self.shared).recovering
+    }
+
+    /// Records, durably, that the rebuilt log has reached [`LogStore::recovering_until`].
+    pub fn finish_recovery(&self) -> Result<(), StorageError> {
+        self.submit_and_wait(LogOp::Recovering(None))
     }
 
     /// Bytes written to the WAL since start: what the snapshot trigger counts.

@@ -32,6 +32,8 @@ pub struct RaftStats {
     pub num_peers: usize,
     /// Pre-votes this server asked for and did not win (see election.rs).
     pub prevotes_lost: u64,
+    /// Rebuilding a log damaged in the middle: no votes until it has (recovery.rs).
+    pub recovering: bool,
 }
 
 fn leading_term(m: &openraft::RaftMetrics<NodeId, ServerNode>, id: NodeId) -> Option<u64> {
@@ -225,6 +227,7 @@ impl ClusterNode {
             prevotes_lost: AtomicU64::new(0),
         });
         tokio::spawn(super::election::run(Arc::downgrade(&node)));
+        tokio::spawn(super::recovery::catch_up(Arc::downgrade(&node)));
         Ok(node)
     }
 
@@ -445,6 +448,7 @@ impl ClusterNode {
             last_contact_ms: self.leader_contact_ms(),
             num_peers: m.membership_config.membership().voter_ids().filter(|id| *id != self.id).count(),
             prevotes_lost: self.prevotes_lost.load(Ordering::Relaxed),
+            recovering: self.recovering(),
         }
     }
 

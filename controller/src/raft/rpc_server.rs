@@ -62,6 +62,10 @@ async fn vote(State(svc): State<RaftService>, body: Bytes) -> Response {
         Ok(r) => r,
         Err(resp) => return resp,
     };
+    if svc.node.recovering() {
+        let refused: Result<_, openraft::error::RaftError<NodeId>> = Ok(svc.node.refused_vote());
+        return encode(&refused);
+    }
     let answer = svc.node.raft.vote(req).await;
     if answer.as_ref().is_ok_and(|a| a.vote_granted) {
         svc.node.note_vote_granted();

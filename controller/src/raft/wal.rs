@@ -105,6 +105,43 @@ fn read_segment<R: DeserializeOwned>(path: &Path, records: &mut Vec<R>) -> Resul
     Ok((at as u64, bytes.len() as u64))
 }
 
+/// The sequence numbers of the segments in `dir`, oldest first.
+fn segment_seqs(dir: &Path) -> Result<Vec<u64>, WalError> {
+    let mut seqs = Vec::new();
+    for entry in fs::read_dir(dir).map_err(io_err(dir))? {
+        let name = entry.map_err(io_err(dir))?.file_name();
+        if let Some(seq) = name
+            .to_string_lossy()
+            .strip_suffix(&format!(".{SUFFIX}"))
+            .and_then(|s| u64::from_str_radix(s, 16).ok())
+        {
+            seqs.push(seq);
+        }
+    }
+    seqs.sort_unstable();
+    Ok(seqs)
+}
+
+/// What a damaged log still holds in one segment: the records of its intact prefix, and whether
+/// anything follows that prefix.
+#[derive(Debug)]
+pub struct IntactPrefix<R> {
+    pub records: Vec<R>,
+    pub damaged: bool,
+}
+
+/// Reads the intact prefix of every segment in `dir`, oldest first, changing nothing: what is
+/// left to salvage from a log that [`Wal::open`] refused as corrupt.
+pub fn read_intact<R: DeserializeOwned>(dir: &Path) -> Result<Vec<IntactPrefix<R>>, WalError> {
+    let mut segments = Vec::new();
+    for seq in segment_seqs(dir)? {
+        let mut records = Vec::new();
+        let (good, actual) = read_segment(&segment_path(dir, seq), &mut records)?;
+        segments.push(IntactPrefix { records, damaged: good != actual });
+    }
+    Ok(segments)
+}
+
 pub(super) fn sync_dir(dir: &Path) -> Result<(), WalError> {
     File::open(dir).and_then(|d| d.sync_all()).map_err(io_err(dir))
 }
@@ -121,23 +158,14 @@ impl Wal {
         mark_of: impl Fn(&R) -> u64,
     ) -> Result<(Wal, Vec<R>), WalError> {
         fs::create_dir_all(dir).map_err(io_err(dir))?;
-        let mut seqs = Vec::new();
         for entry in fs::read_dir(dir).map_err(io_err(dir))? {
             let entry = entry.map_err(io_err(dir))?;
-            let name = entry.file_name();
-            let name = name.to_string_lossy();
-            if name.ends_with(".tmp") {
+            if entry.file_name().to_string_lossy().ends_with(".tmp") {
                 // A segment whose head never reached the disk: it never held anything.
                 fs::remove_file(entry.path()).map_err(io_err(&entry.path()))?;
-                continue;
-            }
-            if let Some(seq) =
-                name.strip_suffix(&format!(".{SUFFIX}")).and_then(|s| u64::from_str_radix(s, 16).ok())
-            {
-                seqs.push(seq);
             }
         }
-        seqs.sort_unstable();
+        let seqs = segment_seqs(dir)?;
         let mut records = Vec::new();
         let mut segments = Vec::new();
         let count = seqs.len();

@@ -107,6 +107,11 @@ pub struct AgentArgs {
     /// (default 67108864, 64 MiB; 0 turns the check off). census' own; Consul has none.
     #[arg(long, value_name = "BYTES")]
     pub raft_min_free_bytes: Option<u64>,
+    /// The shortest Raft election timeout, 30ms to 10s (census' own; default 300ms times
+    /// -raft-multiplier): heartbeats every third of it, elections between it and twice it. Shorter
+    /// means a dead leader is replaced sooner, and a slow network or disk is taken for one sooner.
+    #[arg(long, value_name = "DURATION", value_parser = census_client::parse_duration)]
+    pub raft_election_timeout: Option<std::time::Duration>,
     /// How long an agent may stay silent before the leader turns the checks of its node critical.
     #[arg(long, value_name = "DURATION", value_parser = census_client::parse_duration)]
     pub owner_lease_ttl: Option<std::time::Duration>,

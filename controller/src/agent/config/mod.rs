@@ -94,6 +94,8 @@ pub struct AgentConfig {
     pub leave_on_terminate: bool,
     pub enable_script_checks: bool,
     pub raft_multiplier: u64,
+    /// `-raft-election-timeout`: when set, it, not the multiplier, sets Raft's timing.
+    pub raft_election_timeout: Option<std::time::Duration>,
     /// Free space kept in reserve under the Raft log (`-raft-min-free-bytes`).
     pub raft_min_free_bytes: u64,
     pub owner_lease_ttl: std::time::Duration,
@@ -231,6 +233,14 @@ impl AgentConfig {
                 "performance.raft_multiplier cannot be {raft_multiplier}. Must be between 1 and 10"
             )));
         }
+        let raft_election_timeout = args.raft_election_timeout;
+        if let Some(t) = raft_election_timeout
+            && !(std::time::Duration::from_millis(30)..=std::time::Duration::from_secs(10)).contains(&t)
+        {
+            return Err(ConfigError::Invalid(format!(
+                "-raft-election-timeout cannot be {t:?}. Must be between 30ms and 10s"
+            )));
+        }
         let reconnect_timeout = match args.reconnect_timeout {
             Some(t) => t,
             None => match files.iter().rev().find_map(|f| f.reconnect_timeout.as_deref()) {
@@ -304,6 +314,7 @@ impl AgentConfig {
             enable_script_checks: flag_or_file(args.enable_script_checks, |f| f.enable_script_checks)
                 || flag_or_file(args.enable_local_script_checks, |f| f.enable_local_script_checks),
             raft_multiplier,
+            raft_election_timeout,
             raft_min_free_bytes: args
                 .raft_min_free_bytes
                 .unwrap_or(crate::raft::disk_space::DEFAULT_MIN_FREE_BYTES),

@@ -104,6 +104,20 @@ fn the_raft_multiplier_comes_from_the_flag_or_performance_and_stays_within_consu
 }
 
 #[test]
+fn the_raft_election_timeout_is_kept_within_30ms_and_10s() {
+    let with = |ms: u64| AgentArgs {
+        raft_election_timeout: Some(std::time::Duration::from_millis(ms)),
+        ..data_dir()
+    };
+    let cfg = AgentConfig::resolve(&with(150), &[]).expect("150ms");
+    assert_eq!(cfg.raft_election_timeout, Some(std::time::Duration::from_millis(150)));
+    for ms in [10, 20_000] {
+        let err = AgentConfig::resolve(&with(ms), &[]).expect_err("out of range");
+        assert!(err.to_string().contains("between 30ms and 10s"), "{err}");
+    }
+}
+
+#[test]
 fn the_environment_data_dir_is_the_last_resort() {
     let env = |var: &str| (var == DATA_DIR_VAR).then(|| "/census/data".to_string());
     let server = AgentArgs { server: true, ..Default::default() };
