@@ -1,6 +1,6 @@
 //! The HTTP API on a port open to a network: an oversized request head is answered 431; slow
-//! clients that never finish their request head (slowloris) neither stall other clients nor keep
-//! their connections; and no route reads more of a body than its limit, on a server or on a
+//! clients that never finish their request head (slowloris), or never send a byte, neither stall
+//! other clients nor keep their connections; and no route reads more of a body than its limit, on a server or on a
 //! client agent that forwards to one (a request that declares 2 GiB is refused by its length, or
 //! answered without its body, never waited on).
 
@@ -45,11 +45,17 @@ async fn an_oversized_request_head_is_answered_431() {
 async fn slow_clients_do_not_stall_others_and_are_cut_off() {
     let (agent, _dir) = single_server("n0", &[]).await;
     let addr = agent.http_addr();
-    // 500 connections that start a request and never finish its head.
+    // 500 connections that never finish a request head: most start one, some send nothing at all,
+    // some only the start of HTTP/2's preface (before HTTP/1's head timeout can start).
     let mut slow: Vec<TcpStream> = (0..500)
-        .map(|_| {
+        .map(|i| {
             let mut s = TcpStream::connect(&addr).expect("connect");
-            s.write_all(b"GET /v1/kv/x HTTP/1.1\r\nHost: a\r\nX-Slow: ").expect("partial head");
+            let start: &[u8] = match i % 5 {
+                0 => b"",
+                1 => b"PRI * HTTP",
+                _ => b"GET /v1/kv/x HTTP/1.1\r\nHost: a\r\nX-Slow: ",
+            };
+            s.write_all(start).expect("partial head");
             s
         })
         .collect();
