@@ -57,11 +57,13 @@ struct Salvaged {
 /// bounds how far the damaged part reached (a log from before `Reached` records).
 fn salvage(segments: &Path) -> Result<Option<Salvaged>, WalError> {
     let prefixes = wal::read_intact::<LogOp>(segments)?;
-    let Some(first_damaged) = prefixes.iter().position(|p| p.damaged) else {
+    // The newest segment's damage is a torn tail (never acknowledged); every other damaged segment
+    // must be followed by a head that says how far the segments before it reached.
+    let older = prefixes.len().saturating_sub(1);
+    let Some(last_damaged) = prefixes[..older].iter().rposition(|p| p.damaged) else {
         return Ok(None);
     };
-    // A head after the damage says how far every segment before it reached.
-    let bounded = prefixes[first_damaged + 1..]
+    let bounded = prefixes[last_damaged + 1..]
         .iter()
         .flat_map(|p| &p.records)
         .any(|op| matches!(op, LogOp::Reached(_)));
@@ -69,8 +71,10 @@ fn salvage(segments: &Path) -> Result<Option<Salvaged>, WalError> {
         return Ok(None);
     }
     let records = || prefixes.iter().flat_map(|p| &p.records);
+    // Not committed: a server that led when its log was damaged must not come back as leader
+    // with the log it has now (openraft restores a committed vote for itself as leadership).
     let vote = records().rev().find_map(|op| match op {
-        LogOp::Vote(v) => Some(*v),
+        LogOp::Vote(v) => Some(super::types::Vote { committed: false, ..*v }),
         _ => None,
     });
     let reached = records()
@@ -103,7 +107,13 @@ pub(super) fn set_aside(dir: &Path, segments: &Path, damaged: PathBuf, offset: u
     }
     sync_dir(dir)?;
     let secs = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
-    let aside = dir.join(format!("{SET_ASIDE_PREFIX}{secs}"));
+    let mut aside = dir.join(format!("{SET_ASIDE_PREFIX}{secs}"));
+    for n in 2.. {
+        if !aside.exists() {
+            break;
+        }
+        aside = dir.join(format!("{SET_ASIDE_PREFIX}{secs}-{n}"));
+    }
     std::fs::rename(segments, &aside).map_err(io_err(segments))?;
     std::fs::rename(&rebuilt, segments).map_err(io_err(&rebuilt))?;
     sync_dir(dir)?;
@@ -128,7 +138,7 @@ mod tests {
 
     /// A log of two segments, the first holding entries 1..=20, as a restart leaves it.
     fn two_segments(dir: &Path, vote: Vote) {
-        assert_eq!(vote, Vote::new(4, 2), "the entries are written in term 4 by node 2");
+        assert_eq!(vote.leader_id, Vote::new(4, 2).leader_id, "the entries are written in term 4 by node 2");
         let store = LogStore::open(Some(dir)).expect("open");
         store.submit_and_wait(LogOp::Vote(vote)).expect("vote");
         for index in 1..=20 {
@@ -152,7 +162,9 @@ mod tests {
     #[test]
     fn a_log_damaged_in_the_middle_is_set_aside_keeping_the_vote_and_the_index_to_recover_to() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let vote = Vote::new(4, 2);
+        // The vote of a leader (committed), as a leader's log holds it.
+        let vote = Vote::new_committed(4, 2);
+        let uncommitted = Vote::new(4, 2);
         two_segments(dir.path(), vote);
         let first = first_segment(dir.path());
         let len = std::fs::metadata(&first).expect("meta").len() as usize;
@@ -161,7 +173,7 @@ mod tests {
         let store = LogStore::open(Some(dir.path())).expect("a damaged log opens");
         assert_eq!(store.recovering_until(), Some(20), "the damaged log reached entry 20");
         assert_eq!(store.last_log_id(), None, "nothing of the damaged log is used");
-        assert_eq!(store.vote_now(), Some(vote));
+        assert_eq!(store.vote_now(), Some(uncommitted), "kept, but no longer as a leader's");
         store.close_and_join();
         let aside: Vec<String> = std::fs::read_dir(dir.path())
             .expect("dir")
@@ -174,12 +186,12 @@ mod tests {
         // Still recovering after a restart; done only once recorded.
         let store = LogStore::open(Some(dir.path())).expect("reopen");
         assert_eq!(store.recovering_until(), Some(20));
-        assert_eq!(store.vote_now(), Some(vote));
+        assert_eq!(store.vote_now(), Some(uncommitted));
         store.finish_recovery().expect("finish");
         store.close_and_join();
         let store = LogStore::open(Some(dir.path())).expect("reopen");
         assert_eq!(store.recovering_until(), None);
-        assert_eq!(store.vote_now(), Some(vote));
+        assert_eq!(store.vote_now(), Some(uncommitted));
         store.close_and_join();
     }
 
@@ -199,6 +211,35 @@ mod tests {
             Err(WalError::Corrupt { path, .. }) => assert_eq!(path, first_segment(dir.path())),
             Err(other) => panic!("expected Corrupt, got {other}"),
             Ok(_) => panic!("a log with no bound on its damaged part was opened"),
+        }
+    }
+
+    #[test]
+    fn every_damaged_segment_needs_a_bound_after_it() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let segments = dir.path().join(SEGMENTS);
+        let entries = |from: u64, to: u64| {
+            LogOp::Append((from..=to).map(|i| blank_ent::<TypeConfig>(1, 1, i)).collect())
+        };
+        {
+            let (mut wal, _) = Wal::open::<LogOp>(&segments, LogOp::highest_index).expect("wal");
+            wal.append(&[LogOp::Vote(Vote::new(1, 1)), entries(1, 5)], true, 5).expect("append");
+            wal.rotate(&[LogOp::Vote(Vote::new(1, 1)), LogOp::Reached(5)], 0).expect("rotate");
+            wal.append(&[entries(6, 10)], true, 10).expect("append");
+            // A head without a bound: nothing says how far the second segment went.
+            wal.rotate(&[LogOp::Vote(Vote::new(1, 1))], 0).expect("rotate");
+        }
+        let second = wal::segment_path(&segments, 2);
+        let len = std::fs::metadata(&second).expect("meta").len() as usize;
+        damage(&first_segment(dir.path()), 20);
+        damage(&second, len - 4);
+        match LogStore::open(Some(dir.path())) {
+            Err(WalError::Corrupt { .. }) => {}
+            Err(other) => panic!("expected Corrupt, got {other}"),
+            Ok(store) => panic!(
+                "salvaged with a bound of {:?} though entries up to 10 were lost",
+                store.recovering_until()
+            ),
         }
     }
 

@@ -490,20 +490,34 @@ impl ClusterNode {
                 .and_then(|m| m.as_ref())
                 .map_or(0, |l| l.index)
         };
-        let Some((target, node)) = voters.into_iter().max_by_key(|(id, _)| matched(id)) else {
+        let mut voters = voters;
+        voters.sort_by_key(|(id, _)| std::cmp::Reverse(matched(id)));
+        if voters.is_empty() {
             return Err(RemoteError::Failed("no other voter to hand leadership to".into()));
-        };
+        }
         self.raft.shutdown().await.map_err(RemoteError::failed)?;
-        let answer: Remote<()> = self
-            .transport
-            .call(&node.raft_addr, "elect", &(), FORWARD_TIMEOUT)
-            .await
-            .map_err(RemoteError::failed)?;
-        answer.map(|()| Some(target))
+        // The most caught-up first; one that refuses (rebuilding a damaged log: recovery.rs) or
+        // does not answer passes the turn to the next.
+        let mut last_error = RemoteError::Failed("no voter stood for election".into());
+        for (target, node) in voters {
+            let answer: Result<Remote<()>, _> =
+                self.transport.call(&node.raft_addr, "elect", &(), FORWARD_TIMEOUT).await;
+            match answer {
+                Ok(Ok(())) => return Ok(Some(target)),
+                Ok(Err(e)) => last_error = e,
+                Err(e) => last_error = RemoteError::failed(e),
+            }
+        }
+        Err(last_error)
     }
 
-    /// Follower side of `step_down`: stand for election now.
+    /// Follower side of `step_down`: stand for election now (not while rebuilding a damaged log).
     pub async fn elect_now(&self) -> Remote<()> {
+        if self.recovering() {
+            return Err(RemoteError::Failed(
+                "rebuilding a damaged Raft log; not standing for election".into(),
+            ));
+        }
         self.raft.trigger().elect().await.map_err(RemoteError::failed)
     }
 

@@ -38,10 +38,24 @@ pub(super) async fn catch_up(node: Weak<ClusterNode>) {
         })
         .await
         .map(|m| m.state != openraft::ServerState::Shutdown);
-    let Some(node) = node.upgrade() else { return };
     if !matches!(reached, Ok(true)) {
         return;
     }
+    // openraft counts entries in its metrics before it has handed them all to the log store (a
+    // reply it postpones can hold the rest back); the end of the recovery must be queued behind
+    // them, so wait until the store itself holds the index.
+    loop {
+        let Some(node) = node.upgrade() else { return };
+        if node.log_store.last_log_id().is_some_and(|l| l.index >= until) {
+            break;
+        }
+        drop(node);
+        let changed = tokio::time::timeout(std::time::Duration::from_millis(100), metrics.changed()).await;
+        if matches!(changed, Ok(Err(_))) {
+            return;
+        }
+    }
+    let Some(node) = node.upgrade() else { return };
     // Queued behind every append before it, so it is on disk only once they are.
     match node.log_store.finish_recovery() {
         Ok(()) => tracing::info!(until, "raft log rebuilt; this server votes again"),
