@@ -396,6 +396,26 @@ async fn the_cli_bootstraps_once_and_manages_policies_and_tokens() {
     let secret = token["SecretID"].as_str().expect("secret").to_string();
     let (ok, _, err) = census_acl(&agent, None, &["bootstrap"]);
     assert!(!ok && err.contains("ACL bootstrap no longer allowed"), "{err}");
+    // Every management token lost: the operator writes the reported reset index into the data
+    // dir, and bootstrap works once more (a wrong index does not).
+    let reset: u64 = err
+        .split("reset index: ")
+        .nth(1)
+        .and_then(|rest| rest.split(')').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no reset index in {err}"));
+    let reset_file = agent.data_dir.join("acl-bootstrap-reset");
+    std::fs::write(&reset_file, format!("{}\n", reset + 1)).expect("reset file");
+    let (ok, _, err) = census_acl(&agent, None, &["bootstrap"]);
+    assert!(!ok && err.contains(&format!("Invalid bootstrap reset index (specified {}", reset + 1)), "{err}");
+    std::fs::write(&reset_file, format!("{reset}\n")).expect("reset file");
+    let (ok, out, err) = census_acl(&agent, None, &["bootstrap", "-format=json"]);
+    assert!(ok, "bootstrap with the reset index: {out}{err}");
+    let again: Value = serde_json::from_str(&out).expect("bootstrap json");
+    assert_ne!(again["SecretID"], token["SecretID"], "a new management token");
+    assert!(!reset_file.exists(), "the reset file is used once");
+    let (ok, _, err) = census_acl(&agent, None, &["bootstrap"]);
+    assert!(!ok && err.contains("ACL bootstrap no longer allowed"), "{err}");
     let rules = dir.path().join("rules.hcl");
     std::fs::write(&rules, "key_prefix \"cfg/\" { policy = \"write\" }\n").expect("rules");
     let (ok, out, err) = census_acl(

@@ -81,13 +81,15 @@ pub fn bootstrapped(s: &CatalogState) -> Option<u64> {
     s.document(DocKind::AclMeta, BOOTSTRAP_KEY).map(|d| d.modify_index)
 }
 
-/// Marks the ACL system bootstrapped; refused (`false`) when it already is.
-pub fn mark_bootstrapped() -> Command {
+/// Marks the ACL system bootstrapped; refused (`false`) when it already is, unless `reset` is
+/// the index it was marked at (an operator's `acl-bootstrap-reset`: the bootstrap may happen
+/// again, once, and the mark moves to the new index).
+pub fn mark_bootstrapped(reset: Option<u64>) -> Command {
     Command::DocSet(DocWrite {
         kind: DocKind::AclMeta,
         key: BOOTSTRAP_KEY.into(),
         unique_name: String::new(),
         body: "{}".into(),
-        cas: Some(0),
+        cas: Some(reset.unwrap_or(0)),
     })
 }

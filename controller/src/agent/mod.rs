@@ -369,6 +369,7 @@ pub async fn run(config: AgentConfig) -> Result<(), AgentError> {
         datacenter: config.datacenter.clone(),
         advertise_addr: config.advertise.clone(),
         enable_script_checks: config.enable_script_checks,
+        data_dir: config.data_dir.clone(),
     });
     let mut reloader = crate::tls::Reloader::default();
     let transport = peer_transport(&config)?;

@@ -80,6 +80,7 @@ pub async fn state() -> Result<AppState, InMemoryError> {
             datacenter: "dc1".into(),
             advertise_addr: "10.0.0.1".into(),
             enable_script_checks: false,
+            data_dir: None,
         }),
         checks,
         discovery: Arc::default(),

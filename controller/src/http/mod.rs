@@ -74,6 +74,8 @@ pub struct AgentInfo {
     /// The address other machines reach this agent at (no port).
     pub advertise_addr: String,
     pub enable_script_checks: bool,
+    /// `-data-dir` (`None` for `-dev`): where an operator leaves `acl-bootstrap-reset`.
+    pub data_dir: Option<std::path::PathBuf>,
 }
 
 /// Everything a handler needs.

@@ -39,7 +39,7 @@ fn missing(cluster: &ClusterNode, acl: &Acl) -> Vec<Command> {
             ));
         }
         if !initial.is_empty() && store::bootstrapped(s).is_none() {
-            writes.push(store::mark_bootstrapped());
+            writes.push(store::mark_bootstrapped(None));
         }
         writes
     })

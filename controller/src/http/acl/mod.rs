@@ -154,12 +154,25 @@ async fn bootstrap(State(state): State<AppState>, headers: HeaderMap, raw: Body)
         return Err(ApiError::AclDisabled);
     }
     let req: BootstrapRequest = body(&headers, raw).await?;
-    let (_, marked) = state.cluster.write(store::mark_bootstrapped()).await?;
+    let reset_file = state.info.data_dir.as_ref().map(|d| d.join(BOOTSTRAP_RESET_FILE));
+    let specified = reset_file.as_deref().and_then(read_reset_index);
+    let (_, marked) = state.cluster.write(store::mark_bootstrapped(specified)).await?;
     if marked != CommandResult::Bool(true) {
         let reset = state.catalog.read(store::bootstrapped).unwrap_or(0);
-        return Err(ApiError::PermissionDenied(format!(
-            "Permission denied: ACL bootstrap no longer allowed (reset index: {reset})"
-        )));
+        return Err(match specified {
+            Some(specified) if specified != reset => ApiError::Internal(format!(
+                "Invalid bootstrap reset index (specified {specified}, reset index: {reset})"
+            )),
+            _ => ApiError::PermissionDenied(format!(
+                "Permission denied: ACL bootstrap no longer allowed (reset index: {reset})"
+            )),
+        });
+    }
+    if let (Some(file), Some(_)) = (&reset_file, specified) {
+        // Used once: a snapshot restored later must not make the cluster bootstrappable again.
+        if let Err(e) = std::fs::remove_file(file) {
+            tracing::warn!(path = %file.display(), error = %e, "removing the ACL bootstrap reset file");
+        }
     }
     let secret = if req.bootstrap_secret.is_empty() { new_id() } else { req.bootstrap_secret };
     let token = management_token(new_id(), secret, "Bootstrap Token (Global Management)");
@@ -173,6 +186,26 @@ async fn bootstrap(State(state): State<AppState>, headers: HeaderMap, raw: Body)
         answer.extend(fields);
     }
     json_response(&answer, false)
+}
+
+/// Where an operator who lost every management token writes the reset index that
+/// `/v1/acl/bootstrap` reported, in the data dir of the server the request goes to.
+const BOOTSTRAP_RESET_FILE: &str = "acl-bootstrap-reset";
+
+/// The index in a reset file, when it holds one (as Consul, the first number in it).
+fn read_reset_index(path: &std::path::Path) -> Option<u64> {
+    let text = std::fs::read_to_string(path).ok()?;
+    let digits: String = text.trim_start().chars().take_while(char::is_ascii_digit).collect();
+    match digits.parse() {
+        Ok(index) => {
+            tracing::warn!(path = %path.display(), reset_index = index, "ACL bootstrap reset file read");
+            Some(index)
+        }
+        Err(_) => {
+            tracing::error!(path = %path.display(), "ACL bootstrap reset file holds no index");
+            None
+        }
+    }
 }
 
 /// A token with the global-management policy.
