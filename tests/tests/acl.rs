@@ -16,16 +16,30 @@ const MANAGEMENT: &str = "1b4e8f52-5c4d-4a3b-9e0f-6a7b8c9d0e1f";
 
 /// A server with ACLs on (`default_policy` as given) and the initial management token.
 async fn acl_server(name: &str, default_policy: &str, dir: &tempfile::TempDir) -> Agent {
+    acl_server_with(name, default_policy, json!({}), dir).await
+}
+
+/// [`acl_server`] with more settings in its `acl` block.
+async fn acl_server_with(name: &str, default_policy: &str, more: Value, dir: &tempfile::TempDir) -> Agent {
     let config = dir.path().join(format!("{name}.json"));
-    let body = json!({"acl": {"enabled": true, "default_policy": default_policy,
-                              "tokens": {"initial_management": MANAGEMENT}}});
-    std::fs::write(&config, body.to_string()).expect("config");
+    let mut acl = json!({"enabled": true, "default_policy": default_policy,
+                         "tokens": {"initial_management": MANAGEMENT}});
+    if let (Some(acl), Some(more)) = (acl.as_object_mut(), more.as_object()) {
+        acl.extend(more.clone());
+    }
+    std::fs::write(&config, json!({ "acl": acl }).to_string()).expect("config");
     let mut agent = Agent::new(
         name,
         dir.path().join(name),
         vec!["-bootstrap-expect=1".into(), format!("-config-file={}", config.display())],
     );
     agent.start();
+    wait_until_serving(&agent, name).await;
+    agent
+}
+
+/// Waits until the initial management token works and the agent has registered its node.
+async fn wait_until_serving(agent: &Agent, name: &str) {
     let client = as_token(&agent, MANAGEMENT);
     eventually(Duration::from_secs(20), "the initial management token to work", || async {
         let (status, _, body) = client.raw(Method::GET, "/v1/acl/token/self", &[], None, None).await.ok()?;
@@ -42,7 +56,33 @@ async fn acl_server(name: &str, default_policy: &str, dir: &tempfile::TempDir) -
         serde_json::from_slice::<Value>(&body).ok().filter(|v| !v.is_null()).map(|_| ())
     })
     .await;
-    agent
+}
+
+#[tokio::test]
+async fn with_token_persistence_a_token_set_through_the_api_survives_a_restart() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut agent = acl_server_with("persist1", "deny", json!({"enable_token_persistence": true}), &dir).await;
+    let admin = as_token(&agent, MANAGEMENT);
+    let reader = token_with(&admin, "cfg-reader", r#"key_prefix "cfg/" { policy = "read" }"#).await;
+    let (status, body) = call(&admin, Method::PUT, "/v1/kv/cfg/x", Some(json!("v"))).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let anonymous = agent.client();
+    assert_eq!(call(&anonymous, Method::GET, "/v1/kv/cfg/x", None).await.0, StatusCode::FORBIDDEN);
+
+    let (ok, out, err) = census_acl(&agent, Some(MANAGEMENT), &["set-agent-token", "default", &reader]);
+    assert!(ok && out.contains("set successfully"), "{out}{err}");
+    assert_eq!(call(&anonymous, Method::GET, "/v1/kv/cfg/x", None).await.0, StatusCode::OK, "the default token");
+    let file = agent.data_dir.join("acl-tokens.json");
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(&file).expect("acl-tokens.json").permissions().mode();
+    assert_eq!(mode & 0o777, 0o600, "the token file is readable by its owner only");
+
+    agent.kill();
+    agent.start();
+    wait_until_serving(&agent, "persist1").await;
+    let anonymous = agent.client();
+    let (status, body) = call(&anonymous, Method::GET, "/v1/kv/cfg/x", None).await;
+    assert_eq!(status, StatusCode::OK, "the default token set before the restart is gone: {body}");
 }
 
 fn as_token(agent: &Agent, token: &str) -> Client {

@@ -8,6 +8,7 @@ pub mod records;
 pub mod resolver;
 pub mod rules;
 pub mod store;
+pub mod token_file;
 
 pub use authorizer::{Authorizer, DefaultPolicy};
 pub use resolver::{Acl, AclError, Grants, GrantsSource, Identity};
@@ -47,5 +48,7 @@ pub struct AclConfig {
     pub default_policy: DefaultPolicy,
     /// `acl.enable_key_list_policy`: recursive KV reads need `list` on the prefix.
     pub enable_key_list_policy: bool,
+    /// `acl.enable_token_persistence`: tokens set through the API survive a restart (token_file.rs).
+    pub enable_token_persistence: bool,
     pub tokens: AgentTokens,
 }

@@ -81,6 +81,9 @@ struct Cache {
 pub struct Acl {
     pub config: AclConfig,
     tokens: RwLock<AgentTokens>,
+    /// With token persistence: the data dir, and the tokens set through the API (what the file
+    /// holds).
+    persisted: Option<(std::path::PathBuf, Mutex<AgentTokens>)>,
     source: Source,
     datacenter: String,
     cache: Mutex<Cache>,
@@ -99,17 +102,37 @@ impl Acl {
 
     fn with_source(config: AclConfig, source: Source, datacenter: String) -> Acl {
         let tokens = RwLock::new(config.tokens.clone());
-        Acl { config, tokens, source, datacenter, cache: Mutex::new(Cache::default()) }
+        Acl { config, tokens, persisted: None, source, datacenter, cache: Mutex::new(Cache::default()) }
+    }
+
+    /// Keeps tokens set through the API in `dir` (`acl.enable_token_persistence`), and takes
+    /// those kept there before over the configured ones.
+    pub fn persisting_tokens_in(mut self, dir: std::path::PathBuf) -> Result<Acl, super::token_file::TokenFileError> {
+        let mut api_set = AgentTokens::default();
+        super::token_file::load(&dir, &mut api_set)?;
+        if let Ok(tokens) = self.tokens.get_mut() {
+            super::token_file::load(&dir, tokens)?;
+        }
+        self.persisted = Some((dir, Mutex::new(api_set)));
+        Ok(self)
     }
 
     pub fn enabled(&self) -> bool {
         self.config.enabled
     }
 
-    /// `PUT /v1/agent/token/:kind`; false for a kind Consul does not have.
-    pub fn set_agent_token(&self, kind: &str, secret: String) -> bool {
-        let Ok(mut tokens) = self.tokens.write() else { return false };
-        tokens.set(kind, secret)
+    /// `PUT /v1/agent/token/:kind`; false for a kind Consul does not have. With persistence,
+    /// the token is on disk before this returns.
+    pub fn set_agent_token(&self, kind: &str, secret: String) -> Result<bool, super::token_file::TokenFileError> {
+        if let Some((dir, api_set)) = &self.persisted {
+            let mut api_set = api_set.lock().unwrap_or_else(|p| p.into_inner());
+            if !api_set.set(kind, secret.clone()) {
+                return Ok(false);
+            }
+            super::token_file::save(dir, &api_set)?;
+        }
+        let Ok(mut tokens) = self.tokens.write() else { return Ok(false) };
+        Ok(tokens.set(kind, secret))
     }
 
     /// The agent's `default` token: what requests without a token, and DNS, act as.

@@ -396,10 +396,16 @@ pub async fn run(config: AgentConfig) -> Result<(), AgentError> {
         None => None,
     };
     let catalog = role.cluster.catalog().clone();
-    let acl = Arc::new(match &role.servers {
+    let acl = match &role.servers {
         // A client agent holds no ACL records: its servers resolve tokens.
         Some(pool) => crate::acl::Acl::asking(config.acl.clone(), pool.clone(), config.datacenter.clone()),
         None => crate::acl::Acl::new(config.acl.clone(), catalog.clone(), config.datacenter.clone()),
+    };
+    let acl = Arc::new(match &config.data_dir {
+        Some(dir) if config.acl.enable_token_persistence => {
+            acl.persisting_tokens_in(dir.clone()).map_err(|e| AgentError::Other(format!("acl tokens: {e}")))?
+        }
+        _ => acl,
     });
     if let Some(server) = &role.server
         && config.acl.enabled

@@ -36,6 +36,14 @@ pub enum AclCommand {
         #[command(subcommand)]
         command: BindingRuleCommand,
     },
+    /// Set one of the agent's own tokens (TYPE: default, agent, agent_recovery, replication,
+    /// config_file_service_registration), until it restarts unless acl.enable_token_persistence.
+    SetAgentToken {
+        #[arg(value_name = "TYPE")]
+        kind: String,
+        #[arg(value_name = "TOKEN")]
+        token: String,
+    },
 }
 
 /// The grants a token or role carries.
@@ -294,6 +302,18 @@ fn one_of<'a>(
 pub async fn run(http: &HttpArgs, command: AclCommand) -> Result<i32, CliError> {
     match command {
         AclCommand::Bootstrap => call(http, Method::PUT, "/v1/acl/bootstrap", None).await,
+        AclCommand::SetAgentToken { kind, token } => {
+            let path = format!("/v1/agent/token/{kind}");
+            let client = http.client()?;
+            let body = json!({ "Token": token }).to_string().into_bytes();
+            let (status, _, answer) = client.raw(Method::PUT, &path, &[], Some(body), None).await?;
+            if !status.is_success() {
+                eprintln!("Failed setting token: {} ({})", String::from_utf8_lossy(&answer).trim(), status.as_u16());
+                return Ok(1);
+            }
+            say!("ACL token {kind:?} set successfully");
+            Ok(0)
+        }
         AclCommand::Policy { command } => policy(http, command).await,
         AclCommand::Token { command } => token(http, command).await,
         AclCommand::Role { command } => role(http, command).await,

@@ -152,7 +152,8 @@ struct TokenBody {
 
 /// `PUT /v1/agent/token/:kind` (`default`, `agent`, `agent_recovery`, `replication`,
 /// `config_file_service_registration`, and the older names): sets one of this agent's tokens,
-/// kept in memory until the agent restarts. Needs `agent:write` on this agent's node.
+/// kept in memory until the agent restarts, or on disk with `acl.enable_token_persistence`.
+/// Needs `agent:write` on this agent's node.
 pub async fn token(
     State(state): State<AppState>,
     authz: Authz,
@@ -166,8 +167,10 @@ pub async fn token(
     authz.require(Resource::Agent, &state.info.node_name, Access::Write)?;
     let bytes = super::decode::read_body(&headers, body, super::decode::MAX_BODY, "Request body").await?;
     let body: TokenBody = super::decode::decode_json(&bytes)?;
-    if !state.acl.set_agent_token(&kind, body.token) {
-        return Err(ApiError::NotFound(format!("Token {kind:?} is unknown")));
+    match state.acl.set_agent_token(&kind, body.token) {
+        Ok(true) => {}
+        Ok(false) => return Err(ApiError::NotFound(format!("Token {kind:?} is unknown"))),
+        Err(e) => return Err(ApiError::Internal(format!("Failed to persist tokens - {e}"))),
     }
     tracing::info!(target: "agent", "Updated agent's ACL token {kind:?}");
     Ok(super::empty_ok())

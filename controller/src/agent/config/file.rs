@@ -84,6 +84,7 @@ pub struct AclFile {
     pub enabled: Option<bool>,
     pub default_policy: Option<String>,
     pub enable_key_list_policy: Option<bool>,
+    pub enable_token_persistence: Option<bool>,
     pub tokens: AclTokensFile,
 }
 

@@ -439,6 +439,9 @@ fn acl_config(files: &[FileConfig]) -> Result<crate::acl::AclConfig, ConfigError
         if let Some(list) = acl.enable_key_list_policy {
             config.enable_key_list_policy = list;
         }
+        if let Some(persist) = acl.enable_token_persistence {
+            config.enable_token_persistence = persist;
+        }
         let t = &acl.tokens;
         let mut set = |kind: &str, value: &Option<String>| {
             if let Some(v) = value {

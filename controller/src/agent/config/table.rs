@@ -102,7 +102,7 @@ const ACL_BLOCK: &[(&str, Rule)] = &[
     ("token_ttl", Inert),
     ("enable_key_list_policy", Used),
     ("enable_token_replication", Inert),
-    ("enable_token_persistence", Inert),
+    ("enable_token_persistence", Used),
     ("msp_disable_bootstrap", Inert),
     ("tokens", Block(ACL_TOKENS_BLOCK)),
 ];
