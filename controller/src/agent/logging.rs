@@ -18,7 +18,7 @@ pub enum LogError {
 }
 
 /// Installs the process-wide subscriber: `level` for census (RUST_LOG overrides it), warnings
-/// only from openraft.
+/// only from openraft, and each of openraft's lines at most once per 10 s (log_repeats.rs).
 pub fn init(level: &str, file: Option<&Path>) -> Result<(), LogError> {
     let filter = EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| EnvFilter::new(format!("{level},openraft=warn")));
@@ -36,6 +36,7 @@ pub fn init(level: &str, file: Option<&Path>) -> Result<(), LogError> {
     };
     tracing_subscriber::registry()
         .with(filter)
+        .with(super::log_repeats::RepeatLimit::new(std::time::Duration::from_secs(10)))
         .with(console)
         .with(file)
         .with(super::log_stream::MonitorLayer)

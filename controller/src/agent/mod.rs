@@ -5,6 +5,7 @@ pub mod config;
 pub mod join;
 pub mod kubernetes;
 pub mod leader;
+pub mod log_repeats;
 pub mod log_stream;
 pub mod logging;
 mod reload;

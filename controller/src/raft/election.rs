@@ -148,8 +148,9 @@ pub(super) async fn run(node: std::sync::Weak<ClusterNode>) {
         if node.leading_term().is_some() {
             node.keep_quorum_fresh(Duration::from_millis(config.election_timeout_min));
             last_attempt = None;
-        } else if node.recovering() {
-            // Rebuilding a damaged log: no part in elections (recovery.rs).
+        } else if node.recovering() || node.voters_but_me().is_none() {
+            // Rebuilding a damaged log (recovery.rs), or a learner: no part in elections, and no
+            // pre-vote counted as lost.
         } else if let Some(quiet) = node.quiet_for() {
             let since_attempt = last_attempt.map_or(Duration::MAX, |t| t.elapsed());
             if timeout.is_zero() {
