@@ -40,7 +40,7 @@ async fn acl_server_with(name: &str, default_policy: &str, more: Value, dir: &te
 
 /// Waits until the initial management token works and the agent has registered its node.
 async fn wait_until_serving(agent: &Agent, name: &str) {
-    let client = as_token(&agent, MANAGEMENT);
+    let client = as_token(agent, MANAGEMENT);
     eventually(Duration::from_secs(20), "the initial management token to work", || async {
         let (status, _, body) = client.raw(Method::GET, "/v1/acl/token/self", &[], None, None).await.ok()?;
         (status == StatusCode::OK && String::from_utf8_lossy(&body).contains("Initial Management Token"))
@@ -61,7 +61,11 @@ async fn wait_until_serving(agent: &Agent, name: &str) {
 #[tokio::test]
 async fn with_token_persistence_a_token_set_through_the_api_survives_a_restart() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let mut agent = acl_server_with("persist1", "deny", json!({"enable_token_persistence": true}), &dir).await;
+    // A configured default token that names no token: the one set through the API must win
+    // over it after the restart.
+    let configured = json!({"enable_token_persistence": true,
+        "tokens": {"initial_management": MANAGEMENT, "default": "00000000-0000-4000-8000-000000000000"}});
+    let mut agent = acl_server_with("persist1", "deny", configured, &dir).await;
     let admin = as_token(&agent, MANAGEMENT);
     let reader = token_with(&admin, "cfg-reader", r#"key_prefix "cfg/" { policy = "read" }"#).await;
     let (status, body) = call(&admin, Method::PUT, "/v1/kv/cfg/x", Some(json!("v"))).await;

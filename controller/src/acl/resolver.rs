@@ -106,15 +106,23 @@ impl Acl {
     }
 
     /// Keeps tokens set through the API in `dir` (`acl.enable_token_persistence`), and takes
-    /// those kept there before over the configured ones.
-    pub fn persisting_tokens_in(mut self, dir: std::path::PathBuf) -> Result<Acl, super::token_file::TokenFileError> {
+    /// those kept there before over the configured ones. A file that cannot be read is logged
+    /// and left out (as Consul: the configured tokens stand), and replaced by the next save.
+    pub fn persisting_tokens_in(mut self, dir: std::path::PathBuf) -> Acl {
         let mut api_set = AgentTokens::default();
-        super::token_file::load(&dir, &mut api_set)?;
-        if let Ok(tokens) = self.tokens.get_mut() {
-            super::token_file::load(&dir, tokens)?;
+        match super::token_file::load(&dir, &mut api_set) {
+            Ok(()) => {
+                if let Ok(tokens) = self.tokens.get_mut() {
+                    let _ = super::token_file::load(&dir, tokens);
+                }
+            }
+            Err(e) => {
+                tracing::warn!(target: "agent", error = %e, "unable to load persisted tokens");
+                api_set = AgentTokens::default();
+            }
         }
         self.persisted = Some((dir, Mutex::new(api_set)));
-        Ok(self)
+        self
     }
 
     pub fn enabled(&self) -> bool {
@@ -126,10 +134,13 @@ impl Acl {
     pub fn set_agent_token(&self, kind: &str, secret: String) -> Result<bool, super::token_file::TokenFileError> {
         if let Some((dir, api_set)) = &self.persisted {
             let mut api_set = api_set.lock().unwrap_or_else(|p| p.into_inner());
-            if !api_set.set(kind, secret.clone()) {
+            let mut changed = api_set.clone();
+            if !changed.set(kind, secret.clone()) {
                 return Ok(false);
             }
-            super::token_file::save(dir, &api_set)?;
+            // Kept only once on disk: a failed save leaves nothing for a later one to write.
+            super::token_file::save(dir, &changed)?;
+            *api_set = changed;
         }
         let Ok(mut tokens) = self.tokens.write() else { return Ok(false) };
         Ok(tokens.set(kind, secret))

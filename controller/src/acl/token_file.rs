@@ -29,8 +29,11 @@ struct Persisted {
     agent: String,
     #[serde(skip_serializing_if = "String::is_empty")]
     default: String,
-    #[serde(rename = "agent_master", skip_serializing_if = "String::is_empty")]
+    #[serde(skip_serializing_if = "String::is_empty")]
     agent_recovery: String,
+    /// The key older Consul versions wrote for the recovery token: read, never written.
+    #[serde(rename = "agent_master", skip_serializing)]
+    legacy_agent_master: String,
     #[serde(skip_serializing_if = "String::is_empty")]
     replication: String,
     #[serde(skip_serializing_if = "String::is_empty")]
@@ -50,7 +53,10 @@ pub fn load(dir: &Path, tokens: &mut AgentTokens) -> Result<(), TokenFileError> 
     for (kind, value) in [
         ("agent", persisted.agent),
         ("default", persisted.default),
-        ("agent_recovery", persisted.agent_recovery),
+        (
+            "agent_recovery",
+            if persisted.agent_recovery.is_empty() { persisted.legacy_agent_master } else { persisted.agent_recovery },
+        ),
         ("replication", persisted.replication),
         ("config_file_service_registration", persisted.config_file_service_registration),
     ] {
@@ -69,18 +75,26 @@ pub fn save(dir: &Path, api_set: &AgentTokens) -> Result<(), TokenFileError> {
         agent_recovery: api_set.agent_recovery.clone(),
         replication: api_set.replication.clone(),
         config_file_service_registration: api_set.config_file_service_registration.clone(),
+        legacy_agent_master: String::new(),
     };
     let path = dir.join(FILE);
     let tmp = dir.join(format!("{FILE}.tmp"));
-    let io = |source| TokenFileError::Io { path: tmp.clone(), source };
     let body = serde_json::to_vec(&persisted).map_err(|source| TokenFileError::Format { path: path.clone(), source })?;
     {
-        use std::os::unix::fs::OpenOptionsExt;
+        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+        let io = |source| TokenFileError::Io { path: tmp.clone(), source };
+        // A leftover temporary file would keep its own permissions: start from a new one.
+        match std::fs::remove_file(&tmp) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(io(e)),
+            _ => {}
+        }
         let mut file =
-            std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&tmp).map_err(io)?;
+            std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&tmp).map_err(io)?;
+        file.set_permissions(std::fs::Permissions::from_mode(0o600)).map_err(io)?;
         file.write_all(&body).map_err(io)?;
         file.sync_all().map_err(io)?;
     }
+    let io = |source| TokenFileError::Io { path: path.clone(), source };
     std::fs::rename(&tmp, &path).map_err(io)?;
     std::fs::File::open(dir).and_then(|d| d.sync_all()).map_err(io)
 }
@@ -97,7 +111,7 @@ mod tests {
         api_set.set("agent_recovery", "r-from-api".into());
         save(dir.path(), &api_set).expect("save");
         let text = std::fs::read_to_string(dir.path().join(FILE)).expect("file");
-        assert_eq!(text, r#"{"default":"d-from-api","agent_master":"r-from-api"}"#);
+        assert_eq!(text, r#"{"default":"d-from-api","agent_recovery":"r-from-api"}"#);
         use std::os::unix::fs::PermissionsExt;
         let mode = std::fs::metadata(dir.path().join(FILE)).expect("meta").permissions().mode();
         assert_eq!(mode & 0o777, 0o600, "secrets readable by the owner only");
@@ -109,6 +123,15 @@ mod tests {
         assert_eq!(configured.default, "d-from-api");
         assert_eq!(configured.agent_recovery, "r-from-api");
         assert_eq!(configured.agent, "a-from-config", "a token never set through the API stays as configured");
+    }
+
+    #[test]
+    fn a_file_older_consul_wrote_gives_its_recovery_token() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::write(dir.path().join(FILE), r#"{"agent_master":"old-key","agent":"a"}"#).expect("write");
+        let mut tokens = AgentTokens::default();
+        load(dir.path(), &mut tokens).expect("load");
+        assert_eq!((tokens.agent_recovery.as_str(), tokens.agent.as_str()), ("old-key", "a"));
     }
 
     #[test]

@@ -403,9 +403,7 @@ pub async fn run(config: AgentConfig) -> Result<(), AgentError> {
         None => crate::acl::Acl::new(config.acl.clone(), catalog.clone(), config.datacenter.clone()),
     };
     let acl = Arc::new(match &config.data_dir {
-        Some(dir) if config.acl.enable_token_persistence => {
-            acl.persisting_tokens_in(dir.clone()).map_err(|e| AgentError::Other(format!("acl tokens: {e}")))?
-        }
+        Some(dir) if config.acl.enable_token_persistence => acl.persisting_tokens_in(dir.clone()),
         _ => acl,
     });
     if let Some(server) = &role.server

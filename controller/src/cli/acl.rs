@@ -36,11 +36,12 @@ pub enum AclCommand {
         #[command(subcommand)]
         command: BindingRuleCommand,
     },
-    /// Set one of the agent's own tokens (TYPE: default, agent, agent_recovery, replication,
+    /// Set one of the agent's own tokens (TYPE: default, agent, recovery, replication,
     /// config_file_service_registration), until it restarts unless acl.enable_token_persistence.
     SetAgentToken {
         #[arg(value_name = "TYPE")]
         kind: String,
+        /// The token's SecretID, or @FILE to read it from a file.
         #[arg(value_name = "TOKEN")]
         token: String,
     },
@@ -303,12 +304,18 @@ pub async fn run(http: &HttpArgs, command: AclCommand) -> Result<i32, CliError> 
     match command {
         AclCommand::Bootstrap => call(http, Method::PUT, "/v1/acl/bootstrap", None).await,
         AclCommand::SetAgentToken { kind, token } => {
-            let path = format!("/v1/agent/token/{kind}");
+            let slot = match kind.as_str() {
+                "default" | "agent" | "replication" | "config_file_service_registration" => kind.as_str(),
+                "recovery" | "agent_recovery" | "master" => "agent_recovery",
+                other => return Err(CliError::Usage(format!("Unknown token type: {other}"))),
+            };
             let client = http.client()?;
-            let body = json!({ "Token": token }).to_string().into_bytes();
+            let body = json!({ "Token": text_or_file(&token)?.trim() }).to_string().into_bytes();
+            let path = format!("/v1/agent/token/{slot}");
             let (status, _, answer) = client.raw(Method::PUT, &path, &[], Some(body), None).await?;
             if !status.is_success() {
-                eprintln!("Failed setting token: {} ({})", String::from_utf8_lossy(&answer).trim(), status.as_u16());
+                let why = String::from_utf8_lossy(&answer);
+                eprintln!("Failed to set ACL token {kind:?}: {} ({})", why.trim(), status.as_u16());
                 return Ok(1);
             }
             say!("ACL token {kind:?} set successfully");

@@ -155,20 +155,27 @@ async fn bootstrap(State(state): State<AppState>, headers: HeaderMap, raw: Body)
     }
     let req: BootstrapRequest = body(&headers, raw).await?;
     let reset_file = state.info.data_dir.as_ref().map(|d| d.join(BOOTSTRAP_RESET_FILE));
-    let specified = reset_file.as_deref().and_then(read_reset_index);
-    let (_, marked) = state.cluster.write(store::mark_bootstrapped(specified)).await?;
-    if marked != CommandResult::Bool(true) {
-        let reset = state.catalog.read(store::bootstrapped).unwrap_or(0);
-        return Err(match specified {
-            Some(specified) if specified != reset => ApiError::Internal(format!(
-                "Invalid bootstrap reset index (specified {specified}, reset index: {reset})"
-            )),
-            _ => ApiError::PermissionDenied(format!(
-                "Permission denied: ACL bootstrap no longer allowed (reset index: {reset})"
-            )),
-        });
+    let (_, first) = state.cluster.write(store::mark_bootstrapped(None)).await?;
+    // Refused: bootstrapped already. The reset file, read only now (as Consul), may allow one
+    // more.
+    if first != CommandResult::Bool(true) {
+        let specified = reset_file.as_deref().and_then(read_reset_index);
+        let reset = || state.catalog.read(store::bootstrapped).unwrap_or(0);
+        let Some(specified) = specified else {
+            return Err(ApiError::PermissionDenied(format!(
+                "Permission denied: ACL bootstrap no longer allowed (reset index: {})",
+                reset()
+            )));
+        };
+        let (_, again) = state.cluster.write(store::mark_bootstrapped(Some(specified))).await?;
+        if again != CommandResult::Bool(true) {
+            return Err(ApiError::Internal(format!(
+                "Invalid bootstrap reset index (specified {specified}, reset index: {})",
+                reset()
+            )));
+        }
     }
-    if let (Some(file), Some(_)) = (&reset_file, specified) {
+    if let Some(file) = reset_file.as_deref().filter(|f| f.exists()) {
         // Used once: a snapshot restored later must not make the cluster bootstrappable again.
         if let Err(e) = std::fs::remove_file(file) {
             tracing::warn!(path = %file.display(), error = %e, "removing the ACL bootstrap reset file");
@@ -197,6 +204,8 @@ fn read_reset_index(path: &std::path::Path) -> Option<u64> {
     let text = std::fs::read_to_string(path).ok()?;
     let digits: String = text.trim_start().chars().take_while(char::is_ascii_digit).collect();
     match digits.parse() {
+        // 0 names no index (nothing is bootstrapped at 0).
+        Ok(0) => None,
         Ok(index) => {
             tracing::warn!(path = %path.display(), reset_index = index, "ACL bootstrap reset file read");
             Some(index)
