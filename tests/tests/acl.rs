@@ -75,7 +75,11 @@ async fn with_token_persistence_a_token_set_through_the_api_survives_a_restart()
 
     let (ok, out, err) = census_acl(&agent, Some(MANAGEMENT), &["set-agent-token", "default", &reader]);
     assert!(ok && out.contains("set successfully"), "{out}{err}");
-    assert_eq!(call(&anonymous, Method::GET, "/v1/kv/cfg/x", None).await.0, StatusCode::OK, "the default token");
+    assert_eq!(
+        call(&anonymous, Method::GET, "/v1/kv/cfg/x", None).await.0,
+        StatusCode::OK,
+        "the default token"
+    );
     let file = agent.data_dir.join("acl-tokens.json");
     use std::os::unix::fs::PermissionsExt;
     let mode = std::fs::metadata(&file).expect("acl-tokens.json").permissions().mode();

@@ -131,7 +131,11 @@ impl Acl {
 
     /// `PUT /v1/agent/token/:kind`; false for a kind Consul does not have. With persistence,
     /// the token is on disk before this returns.
-    pub fn set_agent_token(&self, kind: &str, secret: String) -> Result<bool, super::token_file::TokenFileError> {
+    pub fn set_agent_token(
+        &self,
+        kind: &str,
+        secret: String,
+    ) -> Result<bool, super::token_file::TokenFileError> {
         if let Some((dir, api_set)) = &self.persisted {
             let mut api_set = api_set.lock().unwrap_or_else(|p| p.into_inner());
             let mut changed = api_set.clone();

@@ -55,7 +55,11 @@ pub fn load(dir: &Path, tokens: &mut AgentTokens) -> Result<(), TokenFileError> 
         ("default", persisted.default),
         (
             "agent_recovery",
-            if persisted.agent_recovery.is_empty() { persisted.legacy_agent_master } else { persisted.agent_recovery },
+            if persisted.agent_recovery.is_empty() {
+                persisted.legacy_agent_master
+            } else {
+                persisted.agent_recovery
+            },
         ),
         ("replication", persisted.replication),
         ("config_file_service_registration", persisted.config_file_service_registration),
@@ -79,7 +83,8 @@ pub fn save(dir: &Path, api_set: &AgentTokens) -> Result<(), TokenFileError> {
     };
     let path = dir.join(FILE);
     let tmp = dir.join(format!("{FILE}.tmp"));
-    let body = serde_json::to_vec(&persisted).map_err(|source| TokenFileError::Format { path: path.clone(), source })?;
+    let body = serde_json::to_vec(&persisted)
+        .map_err(|source| TokenFileError::Format { path: path.clone(), source })?;
     {
         use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
         let io = |source| TokenFileError::Io { path: tmp.clone(), source };
@@ -122,7 +127,10 @@ mod tests {
         load(dir.path(), &mut configured).expect("load");
         assert_eq!(configured.default, "d-from-api");
         assert_eq!(configured.agent_recovery, "r-from-api");
-        assert_eq!(configured.agent, "a-from-config", "a token never set through the API stays as configured");
+        assert_eq!(
+            configured.agent, "a-from-config",
+            "a token never set through the API stays as configured"
+        );
     }
 
     #[test]

@@ -41,9 +41,10 @@ pub enum AclCommand {
     SetAgentToken {
         #[arg(value_name = "TYPE")]
         kind: String,
-        /// The token's SecretID, or @FILE to read it from a file.
+        /// The token's SecretID, or @FILE to read it from a file. (Not named `token`: that is
+        /// `-token`'s, the request's own.)
         #[arg(value_name = "TOKEN")]
-        token: String,
+        secret: String,
     },
 }
 
@@ -303,14 +304,14 @@ fn one_of<'a>(
 pub async fn run(http: &HttpArgs, command: AclCommand) -> Result<i32, CliError> {
     match command {
         AclCommand::Bootstrap => call(http, Method::PUT, "/v1/acl/bootstrap", None).await,
-        AclCommand::SetAgentToken { kind, token } => {
+        AclCommand::SetAgentToken { kind, secret } => {
             let slot = match kind.as_str() {
                 "default" | "agent" | "replication" | "config_file_service_registration" => kind.as_str(),
                 "recovery" | "agent_recovery" | "master" => "agent_recovery",
                 other => return Err(CliError::Usage(format!("Unknown token type: {other}"))),
             };
             let client = http.client()?;
-            let body = json!({ "Token": text_or_file(&token)?.trim() }).to_string().into_bytes();
+            let body = json!({ "Token": text_or_file(&secret)?.trim() }).to_string().into_bytes();
             let path = format!("/v1/agent/token/{slot}");
             let (status, _, answer) = client.raw(Method::PUT, &path, &[], Some(body), None).await?;
             if !status.is_success() {

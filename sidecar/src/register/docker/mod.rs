@@ -241,6 +241,9 @@ fn is_not_found(e: &bollard::errors::Error) -> bool {
 /// Follows the engine until its stream ends or fails: subscribes to events first, then lists
 /// (so nothing between the two is missed), then applies each event by inspecting its container.
 /// `resync` > 0 re-lists on that period as well.
+/// How far before the listing the event stream starts (clock granularity, and a margin).
+const EVENTS_OVERLAP_SECS: u64 = 2;
+
 pub async fn follow(
     docker: &Docker,
     state: &mut HostState,
@@ -249,7 +252,15 @@ pub async fn follow(
     resync: Option<Duration>,
 ) -> Result<(), DockerError> {
     let filters = HashMap::from([("type".to_string(), vec!["container".to_string()])]);
-    let mut events = docker.events(Some(EventsOptions { filters: Some(filters), ..Default::default() }));
+    // The stream asks the engine only when first polled, after the listing: events from a little
+    // before the listing on are asked for, so one that happens in between (a container turning
+    // healthy) is replayed instead of lost. A replayed event only repeats an inspect.
+    let since = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .ok()
+        .map(|d| d.as_secs().saturating_sub(EVENTS_OVERLAP_SECS).to_string());
+    let mut events =
+        docker.events(Some(EventsOptions { since, filters: Some(filters), ..Default::default() }));
     state.replace_all(list_all(docker).await?);
     publish(state, desired);
     let mut resync_tick = tokio::time::interval(resync.unwrap_or(Duration::from_secs(3600)));
