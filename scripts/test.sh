@@ -65,7 +65,7 @@ cargo build --workspace --bins
 # (timeout signals its whole process group: the test binaries and the servers they started).
 suite_began=$(date +%s)
 status=0
-timeout --kill-after=60 55m cargo test --workspace || status=$?
+timeout --kill-after=60 55m cargo test --workspace --no-fail-fast || status=$?
 # Whatever the outcome, nothing a test started may outlive the suite (scripts/leftovers.sh).
 bash scripts/leftovers.sh "$suite_began" || status=1
 exit "$status"
