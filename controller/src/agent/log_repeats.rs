@@ -1,7 +1,8 @@
 //! openraft logs some failures once per attempt: with one server down, "timeout while confirming
 //! leadership" and replication errors come several times a second (check-quorum rounds run every
-//! 300 ms), and bury every other line. This layer lets each openraft call site through at most
-//! once per window; census' own lines are never held back.
+//! 300 ms), and bury every other line. This layer lets each openraft call site's warnings and
+//! errors through at most once per window; census' own lines, and openraft's debug lines when
+//! someone turns them on, are never held back.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -47,7 +48,9 @@ fn once_per_window<K: std::hash::Hash + Eq>(
 impl<S: Subscriber> Layer<S> for RepeatLimit {
     fn event_enabled(&self, event: &Event<'_>, _ctx: Context<'_, S>) -> bool {
         let meta = event.metadata();
-        !meta.target().starts_with("openraft") || self.allow(meta.callsite(), Instant::now())
+        // Warnings and errors only: whoever turns openraft's debug lines on wants them all.
+        let limited = meta.target().starts_with("openraft") && *meta.level() <= tracing::Level::WARN;
+        !limited || self.allow(meta.callsite(), Instant::now())
     }
 }
 

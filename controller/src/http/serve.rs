@@ -24,6 +24,9 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
 pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 /// The most a request head may take (Go's `http.DefaultMaxHeaderBytes`).
 pub const MAX_HEAD_BYTES: usize = 1 << 20;
+/// How often an HTTP/2 connection is pinged (one that does not answer within hyper's 20 s
+/// keep-alive timeout is closed).
+const H2_PING_EVERY: Duration = Duration::from_secs(10);
 /// What an HTTP/2 connection begins with (RFC 9113 §3.4).
 const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 
@@ -43,7 +46,12 @@ pub async fn serve<L: Listener>(mut listener: L, router: Router) {
                 .timer(TokioTimer::new())
                 .header_read_timeout(HEADER_READ_TIMEOUT)
                 .max_buf_size(MAX_HEAD_BYTES);
-            builder.http2().timer(TokioTimer::new()).max_header_list_size(MAX_HEAD_BYTES as u32);
+            // An HTTP/2 connection has no head timeout: a peer that stops answering pings is cut off.
+            builder
+                .http2()
+                .timer(TokioTimer::new())
+                .max_header_list_size(MAX_HEAD_BYTES as u32)
+                .keep_alive_interval(Some(H2_PING_EVERY));
             // A connection that fails (a timeout, a malformed request) ends here; hyper has
             // already answered what could be answered.
             let io = Prefixed { first, at: 0, io };

@@ -497,11 +497,17 @@ impl ClusterNode {
         }
         self.raft.shutdown().await.map_err(RemoteError::failed)?;
         // The most caught-up first; one that refuses (rebuilding a damaged log: recovery.rs) or
-        // does not answer passes the turn to the next.
+        // does not answer quickly passes the turn to the next. All within the followers' lease
+        // on this leader: after it they elect one themselves, and a hand-over would only disturb.
         let mut last_error = RemoteError::Failed("no voter stood for election".into());
+        let each = Duration::from_millis(self.raft.config().election_timeout_min);
+        let deadline = Instant::now() + self.follower_lease();
         for (target, node) in voters {
+            if Instant::now() >= deadline {
+                break;
+            }
             let answer: Result<Remote<()>, _> =
-                self.transport.call(&node.raft_addr, "elect", &(), FORWARD_TIMEOUT).await;
+                self.transport.call(&node.raft_addr, "elect", &(), each).await;
             match answer {
                 Ok(Ok(())) => return Ok(Some(target)),
                 Ok(Err(e)) => last_error = e,

@@ -238,12 +238,13 @@ fn is_not_found(e: &bollard::errors::Error) -> bool {
     matches!(e, bollard::errors::Error::DockerResponseServerError { status_code: 404, .. })
 }
 
-/// Follows the engine until its stream ends or fails: subscribes to events first, then lists
-/// (so nothing between the two is missed), then applies each event by inspecting its container.
-/// `resync` > 0 re-lists on that period as well.
 /// How far before the listing the event stream starts (clock granularity, and a margin).
 const EVENTS_OVERLAP_SECS: u64 = 2;
 
+/// Follows the engine until its stream ends or fails: lists the containers, then applies each
+/// event by inspecting its container. The event stream connects only when first polled, after
+/// the listing, so it asks for events from just before the listing on: nothing in between is
+/// missed. `resync` > 0 re-lists on that period as well.
 pub async fn follow(
     docker: &Docker,
     state: &mut HostState,
