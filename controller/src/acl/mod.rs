@@ -39,6 +39,22 @@ impl AgentTokens {
         *slot = secret;
         true
     }
+
+    /// Takes every token `over` has set (not empty) in place of this one's.
+    pub fn overlay(&mut self, over: &AgentTokens) {
+        for (slot, value) in [
+            (&mut self.initial_management, &over.initial_management),
+            (&mut self.default, &over.default),
+            (&mut self.agent, &over.agent),
+            (&mut self.agent_recovery, &over.agent_recovery),
+            (&mut self.replication, &over.replication),
+            (&mut self.config_file_service_registration, &over.config_file_service_registration),
+        ] {
+            if !value.is_empty() {
+                slot.clone_from(value);
+            }
+        }
+    }
 }
 
 /// The `acl` block of the agent's configuration.

@@ -109,17 +109,12 @@ impl Acl {
     /// those kept there before over the configured ones. A file that cannot be read is logged
     /// and left out (as Consul: the configured tokens stand), and replaced by the next save.
     pub fn persisting_tokens_in(mut self, dir: std::path::PathBuf) -> Acl {
-        let mut api_set = AgentTokens::default();
-        match super::token_file::load(&dir, &mut api_set) {
-            Ok(()) => {
-                if let Ok(tokens) = self.tokens.get_mut() {
-                    let _ = super::token_file::load(&dir, tokens);
-                }
-            }
-            Err(e) => {
-                tracing::warn!(target: "agent", error = %e, "unable to load persisted tokens");
-                api_set = AgentTokens::default();
-            }
+        let api_set = super::token_file::load(&dir).unwrap_or_else(|e| {
+            tracing::warn!(target: "agent", error = %e, "unable to load persisted tokens");
+            AgentTokens::default()
+        });
+        if let Ok(tokens) = self.tokens.get_mut() {
+            tokens.overlay(&api_set);
         }
         self.persisted = Some((dir, Mutex::new(api_set)));
         self

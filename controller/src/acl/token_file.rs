@@ -40,35 +40,29 @@ struct Persisted {
     config_file_service_registration: String,
 }
 
-/// The persisted tokens in `dir`, laid over `tokens` (no file: nothing changes).
-pub fn load(dir: &Path, tokens: &mut AgentTokens) -> Result<(), TokenFileError> {
+/// The tokens kept in `dir` (none set when there is no file).
+pub fn load(dir: &Path) -> Result<AgentTokens, TokenFileError> {
     let path = dir.join(FILE);
     let text = match std::fs::read_to_string(&path) {
         Ok(text) => text,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(AgentTokens::default()),
         Err(source) => return Err(TokenFileError::Io { path, source }),
     };
     let persisted: Persisted =
         serde_json::from_str(&text).map_err(|source| TokenFileError::Format { path, source })?;
-    for (kind, value) in [
-        ("agent", persisted.agent),
-        ("default", persisted.default),
-        (
-            "agent_recovery",
-            if persisted.agent_recovery.is_empty() {
-                persisted.legacy_agent_master
-            } else {
-                persisted.agent_recovery
-            },
-        ),
-        ("replication", persisted.replication),
-        ("config_file_service_registration", persisted.config_file_service_registration),
-    ] {
-        if !value.is_empty() {
-            tokens.set(kind, value);
-        }
-    }
-    Ok(())
+    let agent_recovery = if persisted.agent_recovery.is_empty() {
+        persisted.legacy_agent_master
+    } else {
+        persisted.agent_recovery
+    };
+    Ok(AgentTokens {
+        agent: persisted.agent,
+        default: persisted.default,
+        agent_recovery,
+        replication: persisted.replication,
+        config_file_service_registration: persisted.config_file_service_registration,
+        initial_management: String::new(),
+    })
 }
 
 /// Records `api_set` (the tokens set through the API so far) in `dir`.
@@ -124,7 +118,7 @@ mod tests {
         let mut configured = AgentTokens::default();
         configured.set("default", "d-from-config".into());
         configured.set("agent", "a-from-config".into());
-        load(dir.path(), &mut configured).expect("load");
+        configured.overlay(&load(dir.path()).expect("load"));
         assert_eq!(configured.default, "d-from-api");
         assert_eq!(configured.agent_recovery, "r-from-api");
         assert_eq!(
@@ -137,18 +131,15 @@ mod tests {
     fn a_file_older_consul_wrote_gives_its_recovery_token() {
         let dir = tempfile::tempdir().expect("tempdir");
         std::fs::write(dir.path().join(FILE), r#"{"agent_master":"old-key","agent":"a"}"#).expect("write");
-        let mut tokens = AgentTokens::default();
-        load(dir.path(), &mut tokens).expect("load");
+        let tokens = load(dir.path()).expect("load");
         assert_eq!((tokens.agent_recovery.as_str(), tokens.agent.as_str()), ("old-key", "a"));
     }
 
     #[test]
     fn no_file_changes_nothing_and_a_broken_one_is_an_error() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let mut tokens = AgentTokens::default();
-        load(dir.path(), &mut tokens).expect("no file");
-        assert_eq!(tokens, AgentTokens::default());
+        assert_eq!(load(dir.path()).expect("no file"), AgentTokens::default());
         std::fs::write(dir.path().join(FILE), "{not json").expect("write");
-        assert!(matches!(load(dir.path(), &mut tokens), Err(TokenFileError::Format { .. })));
+        assert!(matches!(load(dir.path()), Err(TokenFileError::Format { .. })));
     }
 }
