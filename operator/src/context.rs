@@ -5,6 +5,8 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
+use futures::future::{BoxFuture, FutureExt, Shared};
+
 use k8s_openapi::api::core::v1::{ObjectReference, Pod};
 use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
@@ -29,7 +31,13 @@ pub enum Error {
     NoNamespace(String),
     #[error("the pod cache stopped")]
     CacheClosed,
+    /// This server stopped leading while the reconcile waited; the next leader redoes it.
+    #[error("leadership was lost")]
+    TermEnded,
 }
+
+/// Resolves when this server's term of leadership ends.
+pub type TermEnd = Shared<BoxFuture<'static, ()>>;
 
 /// What the operator last wrote for one owner.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -64,6 +72,7 @@ pub struct Context<P> {
     written: Mutex<Written>,
     /// Whether KVEntries may read Secrets (the chart's `rbac.readSecrets`).
     pub read_secrets: bool,
+    term_end: TermEnd,
 }
 
 impl<P: CatalogPort> Context<P> {
@@ -76,7 +85,31 @@ impl<P: CatalogPort> Context<P> {
             pods,
             written: Mutex::new(Written::default()),
             read_secrets: true,
+            term_end: futures::future::pending().boxed().shared(),
         }
+    }
+
+    /// Waits inside a reconcile (for a cache) give up when `end` resolves. A controller shut
+    /// down gracefully keeps its watch streams, and so their caches' writers, until every
+    /// reconcile in flight has returned: a reconcile waiting for a cache that never filled
+    /// would hold the shutdown, and the next term, forever.
+    pub fn ending_with(mut self, end: TermEnd) -> Context<P> {
+        self.term_end = end;
+        self
+    }
+
+    /// Waits until the pod cache has listed every pod, or the term ends.
+    pub async fn pods_ready(&self) -> Result<(), Error> {
+        let ready = std::pin::pin!(self.pods.wait_until_ready());
+        match futures::future::select(ready, self.term_end.clone()).await {
+            futures::future::Either::Left((ready, _)) => ready.map_err(|_| Error::CacheClosed),
+            futures::future::Either::Right(((), _)) => Err(Error::TermEnded),
+        }
+    }
+
+    /// Resolves when this term ends (never, unless `ending_with` was given an end).
+    pub fn term_end(&self) -> TermEnd {
+        self.term_end.clone()
     }
 
     /// KVEntries that name a Secret get a condition instead of a read the RBAC would refuse.

@@ -5,6 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures::future::Either;
 use futures::{FutureExt, StreamExt};
 use k8s_openapi::api::core::v1::{ConfigMap, Pod, Secret};
 use kube::api::Api;
@@ -13,7 +14,7 @@ use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, ResourceExt};
 
-use crate::context::{Context, Error};
+use crate::context::{Context, Error, TermEnd};
 use crate::crd::{KVEntry, Service};
 use crate::desired::selects;
 use crate::ownership::{NODE, owner_key, owner_of, owner_ref, pod_instance_id};
@@ -49,7 +50,7 @@ pub async fn run<P: CatalogPort>(client: Client, port: Arc<P>, config: OperatorC
         }
         tracing::info!(namespace = ?config.namespace, "leading: starting the Service and KVEntry reconcilers");
         let port2 = port.clone();
-        let stop = async move { port2.leadership_changed(true).await }.shared();
+        let stop: TermEnd = async move { port2.leadership_changed(true).await }.boxed().shared();
         run_term(client.clone(), port.clone(), &config, stop).await;
         tracing::info!("reconcilers stopped");
     }
@@ -117,7 +118,10 @@ async fn remove_orphans<P: CatalogPort>(
     services: Store<Service>,
     namespace: Option<String>,
 ) {
-    if services.wait_until_ready().await.is_err() {
+    // The term may end before the cache fills; the controller then keeps its writer until this
+    // returns, so waiting for the cache alone could wait forever.
+    let ready = std::pin::pin!(services.wait_until_ready());
+    if !matches!(futures::future::select(ready, ctx.term_end()).await, Either::Left((Ok(()), _))) {
         return;
     }
     for stored in ctx.port.instances() {
@@ -135,15 +139,10 @@ async fn remove_orphans<P: CatalogPort>(
     }
 }
 
-async fn run_term<P: CatalogPort>(
-    client: Client,
-    port: Arc<P>,
-    config: &OperatorConfig,
-    stop: impl std::future::Future<Output = ()> + Clone + Send + Sync + 'static,
-) {
+async fn run_term<P: CatalogPort>(client: Client, port: Arc<P>, config: &OperatorConfig, stop: TermEnd) {
     let ns = &config.namespace;
     let (pods, pod_writer) = reflector::store();
-    let mut ctx = Context::new(client.clone(), port, pods, config.instance.clone());
+    let mut ctx = Context::new(client.clone(), port, pods, config.instance.clone()).ending_with(stop.clone());
     if !config.read_secrets {
         ctx = ctx.without_secrets();
     }

@@ -118,7 +118,7 @@ async fn apply<P: CatalogPort>(
             return Ok(Action::await_change());
         }
     };
-    ctx.pods.wait_until_ready().await.map_err(|_| Error::CacheClosed)?;
+    ctx.pods_ready().await?;
     let pods = ctx.pods.state();
     let desired =
         plan.instances(pods.iter().filter(|p| p.namespace().as_deref() == Some(ns)).map(|p| p.as_ref()));

@@ -120,6 +120,38 @@ async fn a_service_registers_its_pods_and_reports_counts_with_server_side_apply(
     assert_eq!(catalog.ids(), ["default-web-web-1", "default-web-web-2"]);
 }
 
+/// The leader steps down while a reconcile waits for a pod cache that has not listed yet (a
+/// term that lasted milliseconds): the reconcile gives up, so the controller's graceful shutdown,
+/// which keeps the cache's writer until every reconcile returns, can finish and the next term
+/// start. Before, the reconcile waited forever and the operator never reconciled again.
+#[tokio::test]
+async fn a_reconcile_waiting_for_the_pod_cache_ends_with_the_term() {
+    let catalog = Arc::new(MemoryCatalog::default());
+    let (service, _handle) =
+        tower_test::mock::pair::<http::Request<kube::client::Body>, http::Response<kube::client::Body>>();
+    let client = kube::Client::new(service, "default");
+    // The writer is kept and never fed: the cache stays unlisted, as when its watch was stopped.
+    let (pods, _writer) = kube::runtime::reflector::store::<Pod>();
+    let (end, ended) = futures::channel::oneshot::channel::<()>();
+    let term_end = futures::FutureExt::shared(futures::FutureExt::boxed(async move {
+        let _ = ended.await;
+    }));
+    let ctx = Arc::new(
+        census_operator::context::Context::new(client, catalog.clone(), pods, "census-server-0".into())
+            .ending_with(term_end),
+    );
+    let task = tokio::spawn(service::reconcile(Arc::new(web_service(true, false)), ctx));
+    tokio::task::yield_now().await;
+    assert!(!task.is_finished(), "the reconcile waits for the pod cache while the term lasts");
+    end.send(()).expect("the reconcile is waiting");
+    let result = tokio::time::timeout(std::time::Duration::from_secs(30), task)
+        .await
+        .expect("the reconcile returned once the term ended")
+        .expect("join");
+    assert!(result.is_err(), "the reconcile reports that it did nothing");
+    assert!(catalog.ids().is_empty(), "nothing was registered from an unlisted cache");
+}
+
 #[tokio::test]
 async fn an_invalid_service_gets_a_reason_and_writes_nothing() {
     let catalog = Arc::new(MemoryCatalog::default());
