@@ -1,6 +1,7 @@
 //! TLS on the server port and the HTTPS API: a three-server cluster whose certificates come from
 //! `census tls`, with `verify_incoming`, `verify_outgoing` and `verify_server_hostname`, forms and
-//! replicates over TLS; a plaintext peer and a server with another CA's certificate are refused;
+//! replicates over TLS; a plaintext peer and a server with another CA's certificate are refused,
+//! and a client agent's certificate reaches only the routes client agents use;
 //! the HTTPS API answers only a client with a certificate from the CA.
 
 use std::path::{Path, PathBuf};
@@ -84,6 +85,47 @@ async fn servers_form_over_mutual_tls_and_refuse_plaintext_and_other_cas() {
         .send()
         .await;
     assert!(attempt.is_err(), "a plaintext Raft request was answered: {attempt:?}");
+
+    // A client agent's certificate (same CA) reaches the routes client agents use, not the
+    // servers' own: with it, a peer could otherwise append entries, vote or install a snapshot.
+    let raft = |path: &str, role: &str| {
+        let cert = certs.join(format!("dc1-{role}-consul-0.pem")).display().to_string();
+        let key = certs.join(format!("dc1-{role}-consul-0-key.pem")).display().to_string();
+        let ca = certs.join("consul-agent-ca.pem").display().to_string();
+        let url = format!("https://{}{path}", cluster.agents[leader].raft_addr());
+        let (ok, out) = curl(&[
+            "--http2",
+            "-X",
+            "POST",
+            "--data-binary",
+            "",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            "--cacert",
+            &ca,
+            "--cert",
+            &cert,
+            "--key",
+            &key,
+            &url,
+        ]);
+        assert!(ok, "{path} as {role}: {out}");
+        out
+    };
+    for path in ["/raft/append", "/raft/vote", "/raft/snapshot", "/raft/forward", "/raft/membership"] {
+        assert_eq!(raft(path, "client"), "403", "{path} with a client agent's certificate");
+        // A server reaches the route (and is told its empty body is not a request).
+        assert_eq!(raft(path, "server"), "400", "{path} with a server's certificate");
+    }
+    assert_eq!(raft("/raft/whois", "client"), "200", "a client agent still finds the servers");
+    assert!(
+        cluster.agents[leader]
+            .log()
+            .contains("refused a server route to a peer whose certificate does not name a server"),
+        "the refusal is logged"
+    );
 
     // A server whose certificate another CA signed cannot join.
     let foreign = work.path().join("foreign");

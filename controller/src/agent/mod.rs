@@ -178,6 +178,31 @@ impl Drop for PidFile {
     }
 }
 
+/// The server port: plain TCP, or TLS (with the name a peer's certificate must carry to reach
+/// the servers' routes, when `verify_incoming` and `verify_server_hostname` are both on).
+enum RaftListener {
+    Plain(tokio::net::TcpListener),
+    Tls(crate::tls::server::TlsListener, Option<rustls_pki_types::ServerName<'static>>),
+}
+
+impl RaftListener {
+    async fn serve(self, service: crate::raft::rpc_server::RaftService) {
+        use crate::raft::peer_role::PeerCertificate;
+        use crate::raft::rpc_server::{router, router_for_servers_named};
+        let served = match self {
+            RaftListener::Plain(tcp) => axum::serve(nodelay(tcp), router(service)).await,
+            RaftListener::Tls(tls, None) => axum::serve(tls, router(service)).await,
+            RaftListener::Tls(tls, Some(name)) => {
+                let router = router_for_servers_named(service, name);
+                axum::serve(tls, router.into_make_service_with_connect_info::<PeerCertificate>()).await
+            }
+        };
+        if let Err(e) = served {
+            tracing::error!(error = %e, "raft port stopped");
+        }
+    }
+}
+
 /// What differs between a server and a client agent once started.
 struct Role {
     cluster: Arc<dyn Cluster>,
@@ -192,7 +217,7 @@ async fn start_server(
     node_id: &str,
     http_addr: &str,
     gossip: &Arc<Gossip>,
-    raft_listener: impl axum::serve::Listener<Addr = std::net::SocketAddr>,
+    raft_listener: RaftListener,
     transport: PeerTransport,
 ) -> Result<Role, AgentError> {
     let raft_addr = host_port(&config.advertise, config.server_port);
@@ -211,18 +236,14 @@ async fn start_server(
         ClusterNode::start(raft_id(node_id), me, config.data_dir.clone(), timing, catalog, transport).await?;
     cluster.set_min_free_bytes(config.raft_min_free_bytes);
     let discovery = Arc::new(Discovery::default());
-    let raft_router = crate::raft::rpc_server::router(crate::raft::rpc_server::RaftService {
+    let raft_service = crate::raft::rpc_server::RaftService {
         node: cluster.clone(),
         discovery: discovery.clone(),
         gossip_addr: gossip.advertise().to_string(),
         gossip: gossip.clone(),
         datacenter: config.datacenter.clone(),
-    });
-    tokio::spawn(async move {
-        if let Err(e) = axum::serve(raft_listener, raft_router).await {
-            tracing::error!(error = %e, "raft port stopped");
-        }
-    });
+    };
+    tokio::spawn(raft_listener.serve(raft_service));
     let plan =
         BootstrapPlan { alone: config.bootstrap, expect: config.bootstrap_expect, join: config.join.clone() };
     tokio::spawn(crate::raft::bootstrap::run(cluster.clone(), discovery.clone(), plan));
@@ -380,12 +401,17 @@ pub async fn run(config: AgentConfig) -> Result<(), AgentError> {
     }
     let role = if let Some(raft_listener) = raft_listener {
         // With a certificate the server port speaks TLS only: a plaintext peer is refused.
-        if config.tls.internal_rpc.has_certificate() {
-            let listener = tls_listener(raft_listener, &config.tls.internal_rpc, &[b"h2"], &mut reloader)?;
-            start_server(&config, &node_id, &http_addr, &gossip, listener, transport).await?
+        let rpc = &config.tls.internal_rpc;
+        let listener = if rpc.has_certificate() {
+            let servers_only = (rpc.verify_incoming && rpc.verify_server_hostname)
+                .then(|| rustls_pki_types::ServerName::try_from(config.tls.server_name.clone()))
+                .transpose()
+                .map_err(|e| AgentError::Other(format!("server name {:?}: {e}", config.tls.server_name)))?;
+            RaftListener::Tls(tls_listener(raft_listener, rpc, &[b"h2"], &mut reloader)?, servers_only)
         } else {
-            start_server(&config, &node_id, &http_addr, &gossip, nodelay(raft_listener), transport).await?
-        }
+            RaftListener::Plain(raft_listener)
+        };
+        start_server(&config, &node_id, &http_addr, &gossip, listener, transport).await?
     } else {
         start_client(&config, &gossip, AppState::node_spec_of(&info), transport).await?
     };

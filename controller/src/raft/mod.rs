@@ -12,6 +12,7 @@ pub mod log_store;
 mod membership;
 pub mod network;
 pub mod node;
+pub mod peer_role;
 mod read_rounds;
 mod reads;
 mod recovery;

@@ -9,6 +9,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use openraft::raft::{AppendEntriesRequest, InstallSnapshotRequest, VoteRequest};
+use rustls_pki_types::ServerName;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -98,12 +99,31 @@ async fn forward(State(svc): State<RaftService>, body: Bytes) -> Response {
     encode(&svc.node.write_as_leader(cmd).await)
 }
 
+/// Whether `cmd` is what a client agent writes: its node's registrations and their pruning
+/// (anti-entropy), and a node's removal (leave, force-leave). Anything else (KV, sessions, ACL
+/// records, a whole catalog) comes through a server's HTTP API, where the request's token is
+/// checked, never through this route.
+fn an_agents_write(cmd: &Command) -> bool {
+    match cmd {
+        Command::Register(_) | Command::PruneNode { .. } | Command::DeregisterNode { .. } => true,
+        Command::Batch(commands) => commands.iter().all(an_agents_write),
+        _ => false,
+    }
+}
+
 /// A client agent's write: any server takes it and hands it to the leader.
 async fn write(State(svc): State<RaftService>, body: Bytes) -> Response {
     let cmd: Command = match decode(&body) {
         Ok(c) => c,
         Err(resp) => return resp,
     };
+    if !an_agents_write(&cmd) {
+        return (
+            StatusCode::FORBIDDEN,
+            "only a client agent's node registrations are written through this route",
+        )
+            .into_response();
+    }
     let answer: Remote<_> = svc.node.write(cmd).await.map_err(|e| match e {
         crate::raft::ClusterError::NoLeader => RemoteError::NotLeader,
         crate::raft::ClusterError::DiskFull { free, needed } => RemoteError::DiskFull { free, needed },
@@ -220,4 +240,36 @@ pub fn router(svc: RaftService) -> Router {
         .route("/raft/elect", post(elect))
         .layer(DefaultBodyLimit::disable())
         .with_state(svc)
+}
+
+/// `router` behind mutual TLS with `verify_server_hostname`: the servers' routes answer only
+/// peers whose certificate is valid for `server_name` (`peer_role`).
+pub fn router_for_servers_named(svc: RaftService, server_name: ServerName<'static>) -> Router {
+    router(svc).layer(axum::middleware::from_fn_with_state(
+        Arc::new(server_name),
+        super::peer_role::require_server_certificate,
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::catalog::{NodeSpec, Registration};
+
+    #[test]
+    fn the_agent_route_takes_node_registrations_only() {
+        let register = Command::Register(Registration {
+            node: NodeSpec { name: "n1".into(), address: "10.0.0.1".into(), ..Default::default() },
+            ..Default::default()
+        });
+        let prune = Command::PruneNode { node: "n1".into(), keep_services: vec![], keep_checks: vec![] };
+        assert!(an_agents_write(&Command::Batch(vec![register.clone(), prune])));
+        assert!(an_agents_write(&Command::DeregisterNode { node: "n1".into() }));
+        let kv = Command::KvSet { key: "k".into(), value: b"v".to_vec(), flags: 0, cas: None };
+        assert!(!an_agents_write(&kv));
+        assert!(
+            !an_agents_write(&Command::Batch(vec![register, kv])),
+            "one foreign command refuses the batch"
+        );
+    }
 }
