@@ -521,8 +521,16 @@ async fn a_client_agent_checks_tokens_through_the_servers_and_keeps_them_while_t
         .as_str()
         .expect("secret")
         .to_string();
+    // The agent token Consul's docs give a client agent: write its node, read services.
+    let agent_token = token_with(
+        &admin,
+        "acc1-agent",
+        r#"node "acc1" { policy = "write" } service_prefix "" { policy = "read" }"#,
+    )
+    .await;
     let config = dir.path().join("client.json");
-    std::fs::write(&config, r#"{"acl": {"enabled": true, "default_policy": "deny"}}"#).expect("config");
+    let acl = json!({"acl": {"enabled": true, "default_policy": "deny", "tokens": {"agent": agent_token}}});
+    std::fs::write(&config, acl.to_string()).expect("config");
     let mut client = Agent::client_agent(
         "acc1",
         dir.path().join("acc1"),
@@ -570,6 +578,93 @@ async fn a_client_agent_checks_tokens_through_the_servers_and_keeps_them_while_t
     let (status, body) = call(&stranger, Method::GET, "/v1/agent/services", None).await;
     assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
     assert!(body.contains("no server answered"), "{body}");
+}
+
+/// A client agent writes its node with the agent token and each service with the token that
+/// registered it, and the servers check each (Consul's model): an agent token that may write
+/// only its node still syncs a service registered with that service's token, also after a
+/// restart (the tokens are kept in the data dir); an agent without a token is refused and says so.
+#[tokio::test]
+async fn a_client_agent_syncs_its_node_and_each_service_with_their_own_tokens() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = acl_server("ats1", "deny", &dir).await;
+    let admin = as_token(&server, MANAGEMENT);
+    let agent_token = token_with(
+        &admin,
+        "atc1-agent",
+        r#"node "atc1" { policy = "write" } service_prefix "" { policy = "read" }"#,
+    )
+    .await;
+    let web_token = token_with(&admin, "atc1-web", r#"service "web" { policy = "write" }"#).await;
+    let client_config = |name: &str, tokens: Value| {
+        let path = dir.path().join(format!("{name}.json"));
+        let acl = json!({"acl": {"enabled": true, "default_policy": "deny", "tokens": tokens}});
+        std::fs::write(&path, acl.to_string()).expect("config");
+        format!("-config-file={}", path.display())
+    };
+    let catalog_has = |path: String, id: &'static str| {
+        let admin = admin.clone();
+        async move {
+            let (_, body) = call(&admin, Method::GET, &path, None).await;
+            let v: Value = serde_json::from_str(&body).ok()?;
+            let found = match v {
+                Value::Array(entries) => entries.iter().any(|e| e["ServiceID"] == id),
+                Value::Object(node) => node.contains_key("Node") && id.is_empty(),
+                _ => false,
+            };
+            found.then_some(())
+        }
+    };
+    let mut client = Agent::client_agent(
+        "atc1",
+        dir.path().join("atc1"),
+        &server.raft_addr(),
+        vec![client_config("atc1", json!({"agent": agent_token}))],
+    );
+    client.start();
+    eventually(Duration::from_secs(20), "the node, written with the agent token", || {
+        catalog_has("/v1/catalog/node/atc1".into(), "")
+    })
+    .await;
+    let web = as_token(&client, &web_token);
+    let service = json!({"ID": "web-1", "Name": "web", "Port": 80});
+    let (status, body) = call(&web, Method::PUT, "/v1/agent/service/register", Some(service)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    eventually(Duration::from_secs(20), "web-1, written with web's token", || {
+        catalog_has("/v1/catalog/service/web".into(), "web-1")
+    })
+    .await;
+    let kept =
+        std::fs::read_to_string(dir.path().join("atc1/registration-tokens.json")).expect("kept tokens");
+    assert!(kept.contains(&web_token), "the service's token is kept in the data dir");
+
+    // Gone from the catalog while the agent is down: the restarted agent writes it back with the
+    // token it kept (its agent token may not write `web`).
+    client.kill();
+    let dereg = json!({"Node": "atc1", "ServiceID": "web-1"});
+    assert_eq!(call(&admin, Method::PUT, "/v1/catalog/deregister", Some(dereg)).await.0, StatusCode::OK);
+    client.start();
+    eventually(Duration::from_secs(20), "web-1 back after the restart", || {
+        catalog_has("/v1/catalog/service/web".into(), "web-1")
+    })
+    .await;
+
+    // No agent token: the servers refuse the node, and the agent says why.
+    let mut tokenless = Agent::client_agent(
+        "atc2",
+        dir.path().join("atc2"),
+        &server.raft_addr(),
+        vec![client_config("atc2", json!({}))],
+    );
+    tokenless.start();
+    eventually(Duration::from_secs(20), "the refusal in the agent's log", || async {
+        let log = tokenless.log();
+        (log.contains("Node info update blocked by ACLs") && log.contains("lacks permission 'node:write'"))
+            .then_some(())
+    })
+    .await;
+    let (_, body) = call(&admin, Method::GET, "/v1/catalog/node/atc2", None).await;
+    assert_eq!(body.trim(), "null", "the refused node is not in the catalog");
 }
 
 /// The API server is a real kube-apiserver (`census_e2e::kube_real`): the pods' tokens are

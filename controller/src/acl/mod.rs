@@ -5,6 +5,7 @@
 pub mod authorizer;
 pub mod identities;
 pub mod records;
+pub mod registration_tokens;
 pub mod resolver;
 pub mod rules;
 pub mod store;

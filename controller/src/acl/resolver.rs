@@ -87,6 +87,8 @@ pub struct Acl {
     source: Source,
     datacenter: String,
     cache: Mutex<Cache>,
+    /// On a client agent: the token each local service and check was registered with.
+    pub registrations: super::registration_tokens::RegistrationTokens,
 }
 
 impl Acl {
@@ -102,7 +104,21 @@ impl Acl {
 
     fn with_source(config: AclConfig, source: Source, datacenter: String) -> Acl {
         let tokens = RwLock::new(config.tokens.clone());
-        Acl { config, tokens, persisted: None, source, datacenter, cache: Mutex::new(Cache::default()) }
+        Acl {
+            config,
+            tokens,
+            persisted: None,
+            source,
+            datacenter,
+            cache: Mutex::new(Cache::default()),
+            registrations: Default::default(),
+        }
+    }
+
+    /// Keeps the tokens local services and checks were registered with in `dir`.
+    pub fn keeping_registrations_in(mut self, dir: std::path::PathBuf) -> Acl {
+        self.registrations = super::registration_tokens::RegistrationTokens::kept_in(dir);
+        self
     }
 
     /// Keeps tokens set through the API in `dir` (`acl.enable_token_persistence`), and takes
@@ -143,6 +159,26 @@ impl Acl {
         }
         let Ok(mut tokens) = self.tokens.write() else { return Ok(false) };
         Ok(tokens.set(kind, secret))
+    }
+
+    /// The token this agent's own writes carry (its node, in anti-entropy): the `agent` token,
+    /// else the `default` one, as Consul's agent chooses.
+    pub fn agent_token(&self) -> String {
+        let tokens = self.tokens.read();
+        let Ok(tokens) = tokens else { return String::new() };
+        if tokens.agent.is_empty() { tokens.default.clone() } else { tokens.agent.clone() }
+    }
+
+    /// The token a configuration file's services act with (`config_file_service_registration`,
+    /// else none: then the default token).
+    pub fn config_file_service_token(&self) -> String {
+        self.tokens.read().map(|t| t.config_file_service_registration.clone()).unwrap_or_default()
+    }
+
+    /// A server's resolution of a token another agent sent with its write: empty is the
+    /// anonymous token (the sending agent applied its own defaults), never this server's default.
+    pub fn resolve_sent(&self, secret: &str) -> Result<Arc<Identity>, AclError> {
+        self.resolve_local(if secret.is_empty() { ANONYMOUS_SECRET } else { secret })
     }
 
     /// The agent's `default` token: what requests without a token, and DNS, act as.

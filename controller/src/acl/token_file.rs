@@ -75,10 +75,16 @@ pub fn save(dir: &Path, api_set: &AgentTokens) -> Result<(), TokenFileError> {
         config_file_service_registration: api_set.config_file_service_registration.clone(),
         legacy_agent_master: String::new(),
     };
-    let path = dir.join(FILE);
-    let tmp = dir.join(format!("{FILE}.tmp"));
     let body = serde_json::to_vec(&persisted)
-        .map_err(|source| TokenFileError::Format { path: path.clone(), source })?;
+        .map_err(|source| TokenFileError::Format { path: dir.join(FILE), source })?;
+    write_secret(dir, FILE, &body)
+}
+
+/// Writes `body` to `dir/name` whole (temporary file, fsync, rename, directory fsync), readable
+/// by its owner only: the file holds tokens.
+pub fn write_secret(dir: &Path, name: &str, body: &[u8]) -> Result<(), TokenFileError> {
+    let path = dir.join(name);
+    let tmp = dir.join(format!("{name}.tmp"));
     {
         use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
         let io = |source| TokenFileError::Io { path: tmp.clone(), source };
@@ -90,7 +96,7 @@ pub fn save(dir: &Path, api_set: &AgentTokens) -> Result<(), TokenFileError> {
         let mut file =
             std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&tmp).map_err(io)?;
         file.set_permissions(std::fs::Permissions::from_mode(0o600)).map_err(io)?;
-        file.write_all(&body).map_err(io)?;
+        file.write_all(body).map_err(io)?;
         file.sync_all().map_err(io)?;
     }
     let io = |source| TokenFileError::Io { path: path.clone(), source };

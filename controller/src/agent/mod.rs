@@ -20,6 +20,7 @@ use rand::RngCore;
 use self::checks::CheckRunner;
 use self::config::AgentConfig;
 use self::leader::{acl_init, autopilot, members, owner_leases, reaper, session_monitor};
+use crate::acl::Acl;
 use crate::catalog::{Catalog, Command, NodeSpec, Registration, ServiceSpec};
 use crate::client_agent::ClientCluster;
 use crate::client_agent::servers::ServerPool;
@@ -219,6 +220,7 @@ async fn start_server(
     gossip: &Arc<Gossip>,
     raft_listener: RaftListener,
     transport: PeerTransport,
+    (catalog, acl): (Arc<Catalog>, Arc<Acl>),
 ) -> Result<Role, AgentError> {
     let raft_addr = host_port(&config.advertise, config.server_port);
     let me = ServerNode { name: config.node_name.clone(), raft_addr, http_addr: http_addr.to_string() };
@@ -231,7 +233,6 @@ async fn start_server(
         election_min_ms: election_ms,
         election_max_ms: 2 * election_ms,
     };
-    let catalog = Arc::new(Catalog::new());
     let cluster =
         ClusterNode::start(raft_id(node_id), me, config.data_dir.clone(), timing, catalog, transport).await?;
     cluster.set_min_free_bytes(config.raft_min_free_bytes);
@@ -242,6 +243,7 @@ async fn start_server(
         gossip_addr: gossip.advertise().to_string(),
         gossip: gossip.clone(),
         datacenter: config.datacenter.clone(),
+        acl,
     };
     tokio::spawn(raft_listener.serve(raft_service));
     let plan =
@@ -312,10 +314,8 @@ async fn start_client(
     gossip: &Arc<Gossip>,
     node: NodeSpec,
     transport: PeerTransport,
+    (pool, acl): (Arc<ServerPool>, Arc<Acl>),
 ) -> Result<Role, AgentError> {
-    let pool = Arc::new(
-        ServerPool::new(gossip.clone(), transport.clone()).map_err(|e| AgentError::Other(e.to_string()))?,
-    );
     let client = Arc::new(
         ClientCluster::open(config.data_dir.as_deref(), pool.clone())
             .map_err(|e| AgentError::Other(e.to_string()))?,
@@ -326,9 +326,24 @@ async fn start_client(
         gossip.clone(),
         node,
         config.anti_entropy_interval,
+        acl,
     ));
     tokio::spawn(reaper::reap_own_services(client.clone()));
     Ok(Role { cluster: client, server: None, servers: Some(pool), discovery: Arc::default() })
+}
+
+/// The agent's ACL system, with what it keeps in its data dir: the tokens set through the API
+/// (`enable_token_persistence`) and, on a client agent, the tokens its services and checks
+/// were registered with.
+fn agent_acl(config: &AgentConfig, acl: Acl, client: bool) -> Arc<Acl> {
+    let acl = match &config.data_dir {
+        Some(dir) if config.acl.enable_token_persistence => acl.persisting_tokens_in(dir.clone()),
+        _ => acl,
+    };
+    Arc::new(match &config.data_dir {
+        Some(dir) if client => acl.keeping_registrations_in(dir.clone()),
+        _ => acl,
+    })
 }
 
 /// The gossip keys: the kept keyring, else `-encrypt`; `encrypt_verify_*` relax it while
@@ -399,7 +414,13 @@ pub async fn run(config: AgentConfig) -> Result<(), AgentError> {
         let name = config.tls.server_name.clone();
         reloader.peers = Some((transport.clone(), config.tls.internal_rpc.clone(), name));
     }
-    let role = if let Some(raft_listener) = raft_listener {
+    let (role, acl) = if let Some(raft_listener) = raft_listener {
+        let catalog = Arc::new(Catalog::new());
+        let acl = agent_acl(
+            &config,
+            Acl::new(config.acl.clone(), catalog.clone(), config.datacenter.clone()),
+            false,
+        );
         // With a certificate the server port speaks TLS only: a plaintext peer is refused.
         let rpc = &config.tls.internal_rpc;
         let listener = if rpc.has_certificate() {
@@ -411,9 +432,23 @@ pub async fn run(config: AgentConfig) -> Result<(), AgentError> {
         } else {
             RaftListener::Plain(raft_listener)
         };
-        start_server(&config, &node_id, &http_addr, &gossip, listener, transport).await?
+        let role =
+            start_server(&config, &node_id, &http_addr, &gossip, listener, transport, (catalog, acl.clone()))
+                .await?;
+        (role, acl)
     } else {
-        start_client(&config, &gossip, AppState::node_spec_of(&info), transport).await?
+        let pool = Arc::new(
+            ServerPool::new(gossip.clone(), transport.clone())
+                .map_err(|e| AgentError::Other(e.to_string()))?,
+        );
+        // A client agent holds no ACL records: its servers resolve tokens.
+        let acl = agent_acl(
+            &config,
+            Acl::asking(config.acl.clone(), pool.clone(), config.datacenter.clone()),
+            true,
+        );
+        let node = AppState::node_spec_of(&info);
+        (start_client(&config, &gossip, node, transport, (pool, acl.clone())).await?, acl)
     };
     let https_listener = match config.tls.https_port {
         Some(port) => {
@@ -423,15 +458,6 @@ pub async fn run(config: AgentConfig) -> Result<(), AgentError> {
         None => None,
     };
     let catalog = role.cluster.catalog().clone();
-    let acl = match &role.servers {
-        // A client agent holds no ACL records: its servers resolve tokens.
-        Some(pool) => crate::acl::Acl::asking(config.acl.clone(), pool.clone(), config.datacenter.clone()),
-        None => crate::acl::Acl::new(config.acl.clone(), catalog.clone(), config.datacenter.clone()),
-    };
-    let acl = Arc::new(match &config.data_dir {
-        Some(dir) if config.acl.enable_token_persistence => acl.persisting_tokens_in(dir.clone()),
-        _ => acl,
-    });
     if let Some(server) = &role.server
         && config.acl.enabled
     {

@@ -64,6 +64,10 @@ impl ConfigServices {
         let mut applied = Applied::default();
         for reg in registrations {
             let id = reg.service.as_ref().map(|s| s.id.clone()).unwrap_or_default();
+            if state.servers.is_some() {
+                // A client agent syncs these with `config_file_service_registration`, as Consul.
+                state.acl.registrations.set(&id, &state.acl.config_file_service_token());
+            }
             state.write(Command::Register(reg)).await.map_err(|e| e.to_string())?;
             // Consul's words, which users (seed 001) look for to know the definition was taken.
             tracing::info!(target: "agent", "Synced service '{id}'");
@@ -74,6 +78,7 @@ impl ConfigServices {
             let cmd =
                 Command::DeregisterService { node: state.info.node_name.clone(), service_id: id.clone() };
             state.write(cmd).await.map_err(|e| e.to_string())?;
+            state.acl.registrations.forget(&id);
             tracing::info!(service = %id, "Deregistered service (its definition was removed)");
             applied.deregistered += 1;
         }

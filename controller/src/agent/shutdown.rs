@@ -28,7 +28,7 @@ pub async fn leave(state: &AppState) {
     // its node.
     state.gossip.leave().await;
     let node = state.info.node_name.clone();
-    if let Err(e) = state.write_to_catalog(Command::DeregisterNode { node }).await {
+    if let Err(e) = state.write_to_catalog(Command::DeregisterNode { node }, state.acl.agent_token()).await {
         tracing::warn!(error = %e, "could not remove this node from the catalog");
     }
     let Some(server) = &state.server else { return };

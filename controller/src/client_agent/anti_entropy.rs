@@ -6,17 +6,22 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::ClientCluster;
+use super::servers::AgentWrite;
+use crate::acl::Acl;
 use crate::catalog::{
     CatalogState, CheckRegistration, Command, NodeSpec, Registration, ServiceSpec, Table, WatchKey,
 };
 use crate::cluster::Cluster;
 use crate::gossip::{Gossip, Status};
+use crate::raft::ClusterError;
 
 /// The checks the servers keep for a node themselves, which its agent must not prune.
 const SERVER_KEPT_CHECKS: [&str; 1] = [crate::agent::AGENT_CHECK];
 
-/// One command that makes the catalog's record of `node` equal to the agent's state.
-pub fn sync_command(state: &CatalogState, node: &NodeSpec) -> Command {
+/// What makes the catalog's record of `node` equal to the agent's state, as one write: the node
+/// (with its node checks) and the pruning of what the agent no longer has carry the agent token,
+/// each service (with its checks) the token it was registered with, else the default token.
+pub fn sync_write(state: &CatalogState, node: &NodeSpec, acl: &Acl) -> AgentWrite {
     let checks_of = |service_id: &str| -> Vec<CheckRegistration> {
         state
             .node_checks(&node.name)
@@ -33,44 +38,52 @@ pub fn sync_command(state: &CatalogState, node: &NodeSpec) -> Command {
             })
             .collect()
     };
-    let mut commands = vec![Command::Register(Registration {
-        node: node.clone(),
-        checks: checks_of(""),
-        ..Default::default()
-    })];
+    let agent_token = acl.agent_token();
+    let service_token = |id: &str| match acl.registrations.of(id) {
+        none if none.is_empty() => acl.default_token(),
+        token => token,
+    };
+    let mut parts = vec![(
+        agent_token.clone(),
+        Command::Register(Registration { node: node.clone(), checks: checks_of(""), ..Default::default() }),
+    )];
     let services = state.node_services(&node.name);
     for s in &services {
-        commands.push(Command::Register(Registration {
-            node: node.clone(),
-            service: Some(ServiceSpec {
-                id: s.id.clone(),
-                name: s.name.clone(),
-                kind: s.kind.clone(),
-                tags: s.tags.clone(),
-                address: s.address.clone(),
-                tagged_addresses: s.tagged_addresses.clone(),
-                meta: s.meta.clone(),
-                port: s.port,
-                socket_path: s.socket_path.clone(),
-                weights: s.weights,
-                enable_tag_override: s.enable_tag_override,
-                proxy: s.proxy.clone(),
-                connect_native: s.connect_native,
-                locality: s.locality.clone(),
+        parts.push((
+            service_token(&s.id),
+            Command::Register(Registration {
+                node: node.clone(),
+                service: Some(ServiceSpec {
+                    id: s.id.clone(),
+                    name: s.name.clone(),
+                    kind: s.kind.clone(),
+                    tags: s.tags.clone(),
+                    address: s.address.clone(),
+                    tagged_addresses: s.tagged_addresses.clone(),
+                    meta: s.meta.clone(),
+                    port: s.port,
+                    socket_path: s.socket_path.clone(),
+                    weights: s.weights,
+                    enable_tag_override: s.enable_tag_override,
+                    proxy: s.proxy.clone(),
+                    connect_native: s.connect_native,
+                    locality: s.locality.clone(),
+                }),
+                checks: checks_of(&s.id),
+                replace_service_checks: true,
+                ..Default::default()
             }),
-            checks: checks_of(&s.id),
-            replace_service_checks: true,
-            ..Default::default()
-        }));
+        ));
     }
     let mut keep_checks: Vec<String> = state.node_checks(&node.name).iter().map(|c| c.id.clone()).collect();
     keep_checks.extend(SERVER_KEPT_CHECKS.iter().map(|c| c.to_string()));
-    commands.push(Command::PruneNode {
+    let prune = Command::PruneNode {
         node: node.name.clone(),
         keep_services: services.iter().map(|s| s.id.clone()).collect(),
         keep_checks,
-    });
-    Command::Batch(commands)
+    };
+    parts.push((agent_token, prune));
+    AgentWrite { parts }
 }
 
 /// What, in gossip, calls for a sync at once: the leader asked for one (this agent came back
@@ -99,19 +112,30 @@ impl GossipMark {
 }
 
 /// Runs until the agent stops.
-pub async fn run(cluster: Arc<ClientCluster>, gossip: Arc<Gossip>, node: NodeSpec, interval: Duration) {
+pub async fn run(
+    cluster: Arc<ClientCluster>,
+    gossip: Arc<Gossip>,
+    node: NodeSpec,
+    interval: Duration,
+    acl: Arc<Acl>,
+) {
     let mut synced_once = false;
     loop {
         let catalog = cluster.catalog().clone();
         let mut sub = catalog.hub().subscribe(&WatchKey::Tables(vec![Table::Services, Table::Checks]));
         let mut mark = GossipMark::of(&gossip);
-        let cmd = catalog.read(|s| sync_command(s, &node));
-        match cluster.servers.write(&cmd).await {
+        let write = catalog.read(|s| sync_write(s, &node, &acl));
+        match cluster.servers.write(&write).await {
             Ok(_) => {
                 if !synced_once {
                     tracing::info!(target: "agent", "Synced node info");
                     synced_once = true;
                 }
+            }
+            Err(ClusterError::PermissionDenied(why)) => {
+                // Consul's words. The agent token (or a service's) lacks what the sync needs:
+                // retried on the next change or interval, not at once.
+                tracing::warn!(target: "agent", error = %why, "Node info update blocked by ACLs");
             }
             Err(e) => {
                 tracing::warn!(target: "agent", error = %e, "anti-entropy sync failed; retrying");

@@ -26,6 +26,28 @@ pub struct ServerAddrs {
     pub gossip_addr: String,
 }
 
+/// A client agent's write through a server's Raft port: each command with the token it acts
+/// with (its registration's, or the agent token for the node itself), as Consul's agent sends
+/// each sync with its own token.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AgentWrite {
+    pub parts: Vec<(String, Command)>,
+}
+
+impl AgentWrite {
+    pub fn one(token: String, cmd: Command) -> AgentWrite {
+        AgentWrite { parts: vec![(token, cmd)] }
+    }
+
+    /// What the leader applies: the one command, or the parts as one batch.
+    pub fn into_command(mut self) -> Command {
+        match self.parts.len() {
+            1 => self.parts.remove(0).1,
+            _ => Command::Batch(self.parts.into_iter().map(|(_, cmd)| cmd).collect()),
+        }
+    }
+}
+
 pub struct ServerPool {
     gossip: std::sync::Arc<Gossip>,
     transport: PeerTransport,
@@ -110,9 +132,10 @@ impl ServerPool {
         }
     }
 
-    /// Applies `cmd` through a server (which hands it to the leader).
-    pub async fn write(&self, cmd: &Command) -> Result<(u64, CommandResult), ClusterError> {
-        self.call_any("write", cmd, WRITE_TIMEOUT).await
+    /// Applies `write` through a server, which checks each part against its token and hands
+    /// them to the leader as one command.
+    pub async fn write(&self, write: &AgentWrite) -> Result<(u64, CommandResult), ClusterError> {
+        self.call_any("write", write, WRITE_TIMEOUT).await
     }
 
     /// Calls `path` on the Raft port of the preferred server, the next one when a server does
@@ -137,6 +160,9 @@ impl ServerPool {
                     return Err(ClusterError::DiskFull { free, needed });
                 }
                 Ok(Err(RemoteError::Failed(msg))) => return Err(ClusterError::Forward(msg)),
+                Ok(Err(RemoteError::PermissionDenied(msg))) => {
+                    return Err(ClusterError::PermissionDenied(msg));
+                }
                 Err(e) => {
                     tracing::debug!(server = %server.name, error = %e, "server did not answer; trying another");
                     self.failed(&server.name);

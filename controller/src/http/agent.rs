@@ -4,7 +4,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use axum::body::Body;
 use axum::extract::{Path, State};
-use axum::http::HeaderMap;
+use axum::http::{HeaderMap, Uri};
 use axum::response::Response;
 use census_client::types::{AgentServiceRegistration, CheckDefinition};
 
@@ -77,11 +77,20 @@ pub async fn write_registrations(state: &AppState, registrations: Vec<Registrati
     Ok(())
 }
 
+/// On a client agent, remembers the token that registered service `id` (anti-entropy writes
+/// the service to the catalog with it, as Consul's agent does).
+fn remember_token(state: &AppState, id: &str, headers: &HeaderMap, uri: &Uri) {
+    if state.servers.is_some() {
+        state.acl.registrations.set(id, &super::authz::request_token(headers, uri.query()));
+    }
+}
+
 pub async fn service_register(
     State(state): State<AppState>,
     authz: Authz,
     params: Params,
     headers: HeaderMap,
+    uri: Uri,
     body: Body,
 ) -> ApiResult<Response> {
     let body = read_body(&headers, body, MAX_BODY, "Request body").await?;
@@ -90,6 +99,9 @@ pub async fn service_register(
     // The agent writes its own node with its own token: the request needs the services only.
     for svc in registrations.iter().filter_map(|r| r.service.as_ref()) {
         authz.require(Resource::Service, &svc.name, Access::Write)?;
+    }
+    for svc in registrations.iter().filter_map(|r| r.service.as_ref()) {
+        remember_token(&state, &svc.id, &headers, &uri);
     }
     write_registrations(&state, registrations).await?;
     Ok(empty_ok())
@@ -118,7 +130,12 @@ pub async fn service_deregister(
     authz.require(Resource::Service, &name, Access::Write)?;
     let mut commands = vec![Command::DeregisterService { node: node.clone(), service_id: id }];
     commands.extend(sidecar.map(|service_id| Command::DeregisterService { node, service_id }));
-    state.write(Command::Batch(commands)).await?;
+    state.write(Command::Batch(commands.clone())).await?;
+    for command in &commands {
+        if let Command::DeregisterService { service_id, .. } = command {
+            state.acl.registrations.forget(service_id);
+        }
+    }
     Ok(empty_ok())
 }
 

@@ -182,6 +182,8 @@ pub async fn force_leave(
     State(state): State<AppState>,
     Path(node): Path<String>,
     params: Params,
+    headers: axum::http::HeaderMap,
+    uri: axum::http::Uri,
 ) -> ApiResult<Response> {
     let name = if params.switch("wan") {
         node.strip_suffix(&format!(".{}", state.info.datacenter)).unwrap_or(&node).to_string()
@@ -215,7 +217,13 @@ pub async fn force_leave(
         server.membership_via_leader(MembershipChange::Remove { id }).await?;
     }
     if known {
-        state.write_to_catalog(Command::DeregisterNode { node: name }).await?;
+        // On a client agent the servers check the removal against the request's token (this
+        // agent's default token when it named none), as a forwarded request is checked.
+        let token = match super::authz::request_token(&headers, uri.query()) {
+            named if !named.is_empty() => named,
+            _ => state.acl.default_token(),
+        };
+        state.write_to_catalog(Command::DeregisterNode { node: name }, token).await?;
     }
     Ok(empty_ok())
 }

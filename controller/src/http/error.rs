@@ -40,6 +40,7 @@ impl ApiError {
             ApiError::PermissionDenied(_) => StatusCode::FORBIDDEN,
             ApiError::AclDisabled => StatusCode::UNAUTHORIZED,
             ApiError::Cluster(ClusterError::DiskFull { .. }) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Cluster(ClusterError::PermissionDenied(_)) => StatusCode::FORBIDDEN,
             ApiError::Internal(_) | ApiError::UnknownDatacenter(_) | ApiError::Cluster(_) => {
                 StatusCode::INTERNAL_SERVER_ERROR
             }

@@ -12,7 +12,7 @@ mod agent_health;
 mod agent_host;
 mod agent_self;
 pub mod authz;
-mod authz_records;
+pub mod authz_records;
 pub mod catalog;
 mod config_entry;
 mod connect;
@@ -135,10 +135,13 @@ impl AppState {
     }
 
     /// Writes to the cluster's catalog itself, even from a client agent (whose `write` goes to
-    /// its own state).
-    pub async fn write_to_catalog(&self, cmd: Command) -> ApiResult<CommandResult> {
+    /// its own state; there the servers check `cmd` against `token`).
+    pub async fn write_to_catalog(&self, cmd: Command, token: String) -> ApiResult<CommandResult> {
         match &self.servers {
-            Some(pool) => refused_is_bad_request(pool.write(&cmd).await?.1),
+            Some(pool) => {
+                let write = crate::client_agent::servers::AgentWrite::one(token, cmd);
+                refused_is_bad_request(pool.write(&write).await?.1)
+            }
             None => self.write(cmd).await,
         }
     }

@@ -66,6 +66,9 @@ pub enum ClusterError {
         "insufficient disk space for the Raft log on the leader: {free} bytes free, {needed} kept in reserve; free space on the leader's data dir"
     )]
     DiskFull { free: u64, needed: u64 },
+    /// A client agent's write whose token lacks a permission (Consul's 403 text).
+    #[error("{0}")]
+    PermissionDenied(String),
 }
 
 /// Why a server refused a request another server sent it over the Raft port.
@@ -78,6 +81,9 @@ pub enum RemoteError {
     Failed(String),
     #[error("insufficient disk space on the leader: {free} bytes free, {needed} in reserve")]
     DiskFull { free: u64, needed: u64 },
+    /// A client agent's write whose token lacks a permission (Consul's 403 text).
+    #[error("{0}")]
+    PermissionDenied(String),
 }
 
 impl RemoteError {
@@ -404,6 +410,9 @@ impl ClusterNode {
                         return Err(ClusterError::DiskFull { free, needed });
                     }
                     Ok(Err(RemoteError::Failed(msg))) => return Err(ClusterError::Forward(msg)),
+                    Ok(Err(RemoteError::PermissionDenied(msg))) => {
+                        return Err(ClusterError::PermissionDenied(msg));
+                    }
                     // Connection refused: the leader is gone; wait for the next one.
                     Err(PeerError::Unreachable { source, .. }) if source.is_connect() => {}
                     Err(e) => return Err(ClusterError::Forward(e.to_string())),

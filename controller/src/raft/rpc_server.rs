@@ -18,9 +18,13 @@ use super::membership::MembershipChange;
 use super::node::{ClusterNode, Remote, RemoteError};
 use super::reads::ReadMode;
 use super::types::{NodeId, TypeConfig};
+use crate::acl::{Access, Resource};
 use crate::catalog::Command;
-use crate::client_agent::servers::ServerAddrs;
+use crate::client_agent::servers::{AgentWrite, ServerAddrs};
 use crate::dns::remote::FactsRequest;
+use crate::http::authz::Authz;
+use crate::http::authz_records::check_registration;
+use crate::http::error::ApiError;
 
 #[derive(Clone)]
 pub struct RaftService {
@@ -31,6 +35,8 @@ pub struct RaftService {
     pub gossip: Arc<crate::gossip::Gossip>,
     /// This server's datacenter (node identities grant only in theirs).
     pub datacenter: String,
+    /// Checks client agents' writes (`/raft/write`) when ACLs are on.
+    pub acl: Arc<crate::acl::Acl>,
 }
 
 fn encode<T: Serialize>(value: &T) -> Response {
@@ -111,25 +117,61 @@ fn an_agents_write(cmd: &Command) -> bool {
     }
 }
 
-/// A client agent's write: any server takes it and hands it to the leader.
+/// A client agent's write: any server checks it and hands it to the leader. With ACLs on, each
+/// part must be allowed to the token it carries, as Consul's servers check a client agent's
+/// catalog registrations.
 async fn write(State(svc): State<RaftService>, body: Bytes) -> Response {
-    let cmd: Command = match decode(&body) {
-        Ok(c) => c,
+    let write: AgentWrite = match decode(&body) {
+        Ok(w) => w,
         Err(resp) => return resp,
     };
-    if !an_agents_write(&cmd) {
-        return (
-            StatusCode::FORBIDDEN,
-            "only a client agent's node registrations are written through this route",
-        )
-            .into_response();
+    if let Err(denied) = authorize_agent_write(&svc, &write) {
+        return encode(&Remote::<(u64, crate::catalog::CommandResult)>::Err(RemoteError::PermissionDenied(
+            denied,
+        )));
     }
-    let answer: Remote<_> = svc.node.write(cmd).await.map_err(|e| match e {
+    let answer: Remote<_> = svc.node.write(write.into_command()).await.map_err(|e| match e {
         crate::raft::ClusterError::NoLeader => RemoteError::NotLeader,
         crate::raft::ClusterError::DiskFull { free, needed } => RemoteError::DiskFull { free, needed },
         other => RemoteError::failed(other),
     });
     encode(&answer)
+}
+
+/// `Err` with Consul's 403 text when a part is not a client agent's kind of write, or (ACLs on)
+/// its token does not allow it.
+fn authorize_agent_write(svc: &RaftService, write: &AgentWrite) -> Result<(), String> {
+    if !write.parts.iter().all(|(_, cmd)| an_agents_write(cmd)) {
+        return Err(
+            "Permission denied: only a client agent's node registrations are written through this route"
+                .into(),
+        );
+    }
+    if !svc.acl.enabled() {
+        return Ok(());
+    }
+    for (token, cmd) in &write.parts {
+        let identity = svc.acl.resolve_sent(token).map_err(|e| e.to_string())?;
+        let authz = Authz(identity);
+        svc.node.catalog.read(|s| allowed(&authz, s, cmd)).map_err(|e| e.to_string())?;
+    }
+    Ok(())
+}
+
+/// What a client agent's write needs: a registration as the catalog endpoint checks it; pruning
+/// the node's services and checks, `node:write`; removing a node, `node:write` on it or
+/// `operator:write` (force-leave).
+fn allowed(authz: &Authz, s: &crate::catalog::CatalogState, cmd: &Command) -> Result<(), ApiError> {
+    match cmd {
+        Command::Register(reg) => check_registration(authz, s, reg),
+        Command::PruneNode { node, .. } => authz.require(Resource::Node, node, Access::Write),
+        Command::DeregisterNode { node } => match authz.allows(Resource::Operator, "", Access::Write) {
+            true => Ok(()),
+            false => authz.require(Resource::Node, node, Access::Write),
+        },
+        Command::Batch(commands) => commands.iter().try_for_each(|c| allowed(authz, s, c)),
+        _ => Err(ApiError::PermissionDenied("Permission denied".into())),
+    }
 }
 
 /// A client agent's DNS lookup: answered from this server's state when it heard from the leader
