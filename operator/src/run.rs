@@ -60,7 +60,13 @@ fn error_policy<K, P>(obj: Arc<K>, error: &Error, _ctx: Arc<Context<P>>) -> Acti
 where
     K: ResourceExt,
 {
-    tracing::warn!(name = %obj.name_any(), namespace = ?obj.namespace(), %error, "reconcile failed; retrying");
+    match error {
+        // This server stopped leading; the next leader reconciles it.
+        Error::TermEnded => tracing::debug!(name = %obj.name_any(), "reconcile left to the next leader"),
+        _ => {
+            tracing::warn!(name = %obj.name_any(), namespace = ?obj.namespace(), %error, "reconcile failed; retrying")
+        }
+    }
     Action::requeue(Duration::from_secs(2))
 }
 

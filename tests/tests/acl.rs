@@ -288,6 +288,31 @@ async fn a_service_token_registers_only_its_own_service() {
     assert_eq!(status, StatusCode::FORBIDDEN);
     let (status, _) = call(&web, Method::PUT, "/v1/agent/service/deregister/web-1", None).await;
     assert_eq!(status, StatusCode::OK);
+    // Nor take over another service's ID, its checks, or become a proxy for it (Consul vets
+    // these the same way).
+    let db_check = json!({"Node": "svc1", "Address": "127.0.0.1", "SkipNodeUpdate": true,
+        "Check": {"CheckID": "db-alive", "Name": "db alive", "ServiceID": "db-1", "Status": "critical"}});
+    assert_eq!(call(&admin, Method::PUT, "/v1/catalog/register", Some(db_check)).await.0, StatusCode::OK);
+    let takeovers = [
+        json!({"Node": "svc1", "Address": "127.0.0.1", "SkipNodeUpdate": true,
+               "Service": {"Service": "web", "ID": "db-1", "Port": 81}}),
+        json!({"Node": "svc1", "Address": "127.0.0.1", "SkipNodeUpdate": true,
+               "Service": {"Service": "web", "ID": "web-3", "Port": 81},
+               "Check": {"CheckID": "db-alive", "Name": "db alive", "ServiceID": "web-3", "Status": "passing"}}),
+        json!({"Node": "svc1", "Address": "127.0.0.1", "SkipNodeUpdate": true,
+               "Service": {"Service": "web", "ID": "web-proxy", "Kind": "connect-proxy", "Port": 21000,
+                           "Proxy": {"DestinationServiceName": "db"}}}),
+    ];
+    for body in takeovers {
+        let (status, answer) = call(&web, Method::PUT, "/v1/catalog/register", Some(body.clone())).await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{body}: {answer}");
+        assert!(answer.contains("on \"db\""), "{answer}");
+    }
+    let (_, checks) = call(&admin, Method::GET, "/v1/health/service/db", None).await;
+    assert!(
+        checks.contains("\"critical\"") && !checks.contains("web-3"),
+        "db's check is untouched: {checks}"
+    );
 }
 
 #[tokio::test]
@@ -583,7 +608,8 @@ async fn a_client_agent_checks_tokens_through_the_servers_and_keeps_them_while_t
 /// A client agent writes its node with the agent token and each service with the token that
 /// registered it, and the servers check each (Consul's model): an agent token that may write
 /// only its node still syncs a service registered with that service's token, also after a
-/// restart (the tokens are kept in the data dir); an agent without a token is refused and says so.
+/// restart that finds the node gone (the tokens are kept in the data dir); a service whose token
+/// was deleted is refused alone; an agent without a token is refused and says so.
 #[tokio::test]
 async fn a_client_agent_syncs_its_node_and_each_service_with_their_own_tokens() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -638,14 +664,47 @@ async fn a_client_agent_syncs_its_node_and_each_service_with_their_own_tokens() 
         std::fs::read_to_string(dir.path().join("atc1/registration-tokens.json")).expect("kept tokens");
     assert!(kept.contains(&web_token), "the service's token is kept in the data dir");
 
-    // Gone from the catalog while the agent is down: the restarted agent writes it back with the
-    // token it kept (its agent token may not write `web`).
+    // The node and its service gone from the catalog while the agent is down: the restarted
+    // agent writes the node back with its agent token and the service with the token it kept
+    // (its agent token may not write `web`, and `web`'s may not create the node).
     client.kill();
-    let dereg = json!({"Node": "atc1", "ServiceID": "web-1"});
+    let dereg = json!({"Node": "atc1"});
     assert_eq!(call(&admin, Method::PUT, "/v1/catalog/deregister", Some(dereg)).await.0, StatusCode::OK);
     client.start();
     eventually(Duration::from_secs(20), "web-1 back after the restart", || {
         catalog_has("/v1/catalog/service/web".into(), "web-1")
+    })
+    .await;
+
+    // A service whose token was deleted is refused alone: the rest of the node still syncs.
+    let (status, db_token) = call(
+        &admin,
+        Method::PUT,
+        "/v1/acl/token",
+        Some(json!({"ServiceIdentities": [{"ServiceName": "db"}]})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{db_token}");
+    let db_token: Value = serde_json::from_str(&db_token).expect("token");
+    let db = as_token(&client, db_token["SecretID"].as_str().expect("secret"));
+    let service = json!({"ID": "db-1", "Name": "db", "Port": 5432});
+    assert_eq!(call(&db, Method::PUT, "/v1/agent/service/register", Some(service)).await.0, StatusCode::OK);
+    eventually(Duration::from_secs(20), "db-1 in the catalog", || {
+        catalog_has("/v1/catalog/service/db".into(), "db-1")
+    })
+    .await;
+    let accessor = db_token["AccessorID"].as_str().expect("accessor");
+    let (status, body) = call(&admin, Method::DELETE, &format!("/v1/acl/token/{accessor}"), None).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let service = json!({"ID": "web-2", "Name": "web", "Port": 81});
+    assert_eq!(call(&web, Method::PUT, "/v1/agent/service/register", Some(service)).await.0, StatusCode::OK);
+    eventually(Duration::from_secs(20), "web-2 written beside the refused db-1", || {
+        catalog_has("/v1/catalog/service/web".into(), "web-2")
+    })
+    .await;
+    eventually(Duration::from_secs(20), "db-1's refusal in the agent's log", || async {
+        let log = client.log();
+        (log.contains("Service registration blocked by ACLs") && log.contains("db-1")).then_some(())
     })
     .await;
 

@@ -87,7 +87,7 @@ pub struct Acl {
     source: Source,
     datacenter: String,
     cache: Mutex<Cache>,
-    /// On a client agent: the token each local service and check was registered with.
+    /// On a client agent: the token each local service was registered with.
     pub registrations: super::registration_tokens::RegistrationTokens,
 }
 
@@ -177,8 +177,10 @@ impl Acl {
 
     /// A server's resolution of a token another agent sent with its write: empty is the
     /// anonymous token (the sending agent applied its own defaults), never this server's default.
+    /// This server's `agent_recovery` token is not honoured here: it is for this agent's own
+    /// endpoints only, as in Consul.
     pub fn resolve_sent(&self, secret: &str) -> Result<Arc<Identity>, AclError> {
-        self.resolve_local(if secret.is_empty() { ANONYMOUS_SECRET } else { secret })
+        self.resolve_catalog(if secret.is_empty() { ANONYMOUS_SECRET } else { secret }, false)
     }
 
     /// The agent's `default` token: what requests without a token, and DNS, act as.
@@ -224,11 +226,15 @@ impl Acl {
 
     /// A server's resolution, from its own catalog (DNS needs it without awaiting).
     pub fn resolve_local(&self, secret: &str) -> Result<Arc<Identity>, AclError> {
+        self.resolve_catalog(secret, true)
+    }
+
+    fn resolve_catalog(&self, secret: &str, honour_recovery: bool) -> Result<Arc<Identity>, AclError> {
         if !self.config.enabled {
             return Ok(Acl::everything(false));
         }
         let (secret, named) = self.effective(secret);
-        if self.is_recovery(&secret) {
+        if honour_recovery && self.is_recovery(&secret) {
             return Ok(Acl::everything(named));
         }
         let Source::Catalog(catalog) = &self.source else { return Err(AclError::Unresolved) };

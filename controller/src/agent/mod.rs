@@ -333,8 +333,8 @@ async fn start_client(
 }
 
 /// The agent's ACL system, with what it keeps in its data dir: the tokens set through the API
-/// (`enable_token_persistence`) and, on a client agent, the tokens its services and checks
-/// were registered with.
+/// (`enable_token_persistence`) and, on a client agent, the tokens its services were
+/// registered with.
 fn agent_acl(config: &AgentConfig, acl: Acl, client: bool) -> Arc<Acl> {
     let acl = match &config.data_dir {
         Some(dir) if config.acl.enable_token_persistence => acl.persisting_tokens_in(dir.clone()),
@@ -428,6 +428,12 @@ pub async fn run(config: AgentConfig) -> Result<(), AgentError> {
                 .then(|| rustls_pki_types::ServerName::try_from(config.tls.server_name.clone()))
                 .transpose()
                 .map_err(|e| AgentError::Other(format!("server name {:?}: {e}", config.tls.server_name)))?;
+            if servers_only.is_none() && rpc.verify_incoming {
+                tracing::warn!(
+                    target: "agent",
+                    "tls.internal_rpc.verify_server_hostname is off: any certificate from the CA (a client agent's too) reaches the servers' Raft routes, past ACLs"
+                );
+            }
             RaftListener::Tls(tls_listener(raft_listener, rpc, &[b"h2"], &mut reloader)?, servers_only)
         } else {
             RaftListener::Plain(raft_listener)

@@ -18,10 +18,19 @@ use crate::raft::ClusterError;
 /// The checks the servers keep for a node themselves, which its agent must not prune.
 const SERVER_KEPT_CHECKS: [&str; 1] = [crate::agent::AGENT_CHECK];
 
-/// What makes the catalog's record of `node` equal to the agent's state, as one write: the node
-/// (with its node checks) and the pruning of what the agent no longer has carry the agent token,
-/// each service (with its checks) the token it was registered with, else the default token.
-pub fn sync_write(state: &CatalogState, node: &NodeSpec, acl: &Acl) -> AgentWrite {
+/// Whose token a part of the sync carries.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Signer {
+    /// The node itself (with its node checks), and the pruning of what the agent no longer has:
+    /// the agent token, else the default token.
+    Agent,
+    /// A service (with its checks): the token it was registered with, else the default token.
+    Service(String),
+}
+
+/// The parts that make the catalog's record of `node` equal to the agent's state. Read under the
+/// catalog's lock; the tokens are looked up after (`sign`).
+pub fn sync_parts(state: &CatalogState, node: &NodeSpec) -> Vec<(Signer, Command)> {
     let checks_of = |service_id: &str| -> Vec<CheckRegistration> {
         state
             .node_checks(&node.name)
@@ -38,21 +47,18 @@ pub fn sync_write(state: &CatalogState, node: &NodeSpec, acl: &Acl) -> AgentWrit
             })
             .collect()
     };
-    let agent_token = acl.agent_token();
-    let service_token = |id: &str| match acl.registrations.of(id) {
-        none if none.is_empty() => acl.default_token(),
-        token => token,
-    };
     let mut parts = vec![(
-        agent_token.clone(),
+        Signer::Agent,
         Command::Register(Registration { node: node.clone(), checks: checks_of(""), ..Default::default() }),
     )];
     let services = state.node_services(&node.name);
     for s in &services {
         parts.push((
-            service_token(&s.id),
+            Signer::Service(s.id.clone()),
             Command::Register(Registration {
                 node: node.clone(),
+                // The node's own part, before it in the same write, creates or updates it.
+                skip_node_update: true,
                 service: Some(ServiceSpec {
                     id: s.id.clone(),
                     name: s.name.clone(),
@@ -82,8 +88,48 @@ pub fn sync_write(state: &CatalogState, node: &NodeSpec, acl: &Acl) -> AgentWrit
         keep_services: services.iter().map(|s| s.id.clone()).collect(),
         keep_checks,
     };
-    parts.push((agent_token, prune));
+    parts.push((Signer::Agent, prune));
+    parts
+}
+
+/// The write that carries `parts`, each with its signer's token.
+pub fn sign(parts: Vec<(Signer, Command)>, acl: &Acl) -> AgentWrite {
+    let agent = acl.agent_token();
+    let parts = parts
+        .into_iter()
+        .map(|(signer, cmd)| {
+            let token = match signer {
+                Signer::Agent => agent.clone(),
+                Signer::Service(id) => match acl.registrations.of(&id) {
+                    none if none.is_empty() => acl.default_token(),
+                    token => token,
+                },
+            };
+            (token, cmd)
+        })
+        .collect();
     AgentWrite { parts }
+}
+
+/// Logs the parts the servers refused, in Consul's words, each once while it stays refused
+/// (`logged` holds what was logged since the last sync with nothing refused).
+fn log_refusals(signers: &[Signer], refused: &[(usize, String)], logged: &mut Vec<(Signer, String)>) {
+    for (position, why) in refused {
+        let signer = signers.get(*position).cloned().unwrap_or(Signer::Agent);
+        let seen = (signer, why.clone());
+        if logged.contains(&seen) {
+            continue;
+        }
+        match &seen.0 {
+            Signer::Service(id) => {
+                tracing::warn!(target: "agent", service = %id, error = %why, "Service registration blocked by ACLs");
+            }
+            Signer::Agent => {
+                tracing::warn!(target: "agent", error = %why, "Node info update blocked by ACLs")
+            }
+        }
+        logged.push(seen);
+    }
 }
 
 /// What, in gossip, calls for a sync at once: the leader asked for one (this agent came back
@@ -120,22 +166,26 @@ pub async fn run(
     acl: Arc<Acl>,
 ) {
     let mut synced_once = false;
+    let mut logged = Vec::new();
     loop {
         let catalog = cluster.catalog().clone();
         let mut sub = catalog.hub().subscribe(&WatchKey::Tables(vec![Table::Services, Table::Checks]));
         let mut mark = GossipMark::of(&gossip);
-        let write = catalog.read(|s| sync_write(s, &node, &acl));
-        match cluster.servers.write(&write).await {
+        let parts = catalog.read(|s| sync_parts(s, &node));
+        let signers: Vec<Signer> = parts.iter().map(|(signer, _)| signer.clone()).collect();
+        match cluster.servers.write(&sign(parts, &acl)).await {
+            // A refused part (a token that lacks what it needs) is retried on the next change
+            // or interval, not at once; the others were written.
+            Ok(answer) if !answer.refused.is_empty() => log_refusals(&signers, &answer.refused, &mut logged),
             Ok(_) => {
+                logged.clear();
                 if !synced_once {
                     tracing::info!(target: "agent", "Synced node info");
                     synced_once = true;
                 }
             }
             Err(ClusterError::PermissionDenied(why)) => {
-                // Consul's words. The agent token (or a service's) lacks what the sync needs:
-                // retried on the next change or interval, not at once.
-                tracing::warn!(target: "agent", error = %why, "Node info update blocked by ACLs");
+                tracing::warn!(target: "agent", error = %why, "anti-entropy sync refused");
             }
             Err(e) => {
                 tracing::warn!(target: "agent", error = %e, "anti-entropy sync failed; retrying");

@@ -28,24 +28,33 @@ pub struct ServerAddrs {
 
 /// A client agent's write through a server's Raft port: each command with the token it acts
 /// with (its registration's, or the agent token for the node itself), as Consul's agent sends
-/// each sync with its own token.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// each sync with its own token. `Debug` leaves the tokens out.
+#[derive(Clone, Serialize, Deserialize)]
 pub struct AgentWrite {
     pub parts: Vec<(String, Command)>,
+}
+
+impl std::fmt::Debug for AgentWrite {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(self.parts.iter().map(|(_, cmd)| cmd)).finish()
+    }
 }
 
 impl AgentWrite {
     pub fn one(token: String, cmd: Command) -> AgentWrite {
         AgentWrite { parts: vec![(token, cmd)] }
     }
+}
 
-    /// What the leader applies: the one command, or the parts as one batch.
-    pub fn into_command(mut self) -> Command {
-        match self.parts.len() {
-            1 => self.parts.remove(0).1,
-            _ => Command::Batch(self.parts.into_iter().map(|(_, cmd)| cmd).collect()),
-        }
-    }
+/// What a server did with an `AgentWrite`: the allowed parts were applied as one command (at
+/// `index`, with `result`: one part's own, or the batch's); `refused` names the parts (by
+/// position) that their tokens did not allow, with Consul's 403 text. A refused part is left
+/// out, not the whole write, so one service's bad token does not stop its node's sync.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AgentWriteAnswer {
+    pub index: u64,
+    pub result: CommandResult,
+    pub refused: Vec<(usize, String)>,
 }
 
 pub struct ServerPool {
@@ -133,8 +142,8 @@ impl ServerPool {
     }
 
     /// Applies `write` through a server, which checks each part against its token and hands
-    /// them to the leader as one command.
-    pub async fn write(&self, write: &AgentWrite) -> Result<(u64, CommandResult), ClusterError> {
+    /// the allowed ones to the leader as one command.
+    pub async fn write(&self, write: &AgentWrite) -> Result<AgentWriteAnswer, ClusterError> {
         self.call_any("write", write, WRITE_TIMEOUT).await
     }
 

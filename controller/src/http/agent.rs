@@ -100,10 +100,21 @@ pub async fn service_register(
     for svc in registrations.iter().filter_map(|r| r.service.as_ref()) {
         authz.require(Resource::Service, &svc.name, Access::Write)?;
     }
-    for svc in registrations.iter().filter_map(|r| r.service.as_ref()) {
-        remember_token(&state, &svc.id, &headers, &uri);
+    // Recorded before the write, so that the sync it sets off carries it; put back if refused.
+    let before: Vec<(String, String)> = registrations
+        .iter()
+        .filter_map(|r| r.service.as_ref())
+        .map(|svc| (svc.id.clone(), state.acl.registrations.of(&svc.id)))
+        .collect();
+    for (id, _) in &before {
+        remember_token(&state, id, &headers, &uri);
     }
-    write_registrations(&state, registrations).await?;
+    if let Err(e) = write_registrations(&state, registrations).await {
+        for (id, token) in &before {
+            state.acl.registrations.set(id, token);
+        }
+        return Err(e);
+    }
     Ok(empty_ok())
 }
 

@@ -9,6 +9,12 @@ use crate::catalog::{CatalogState, CheckRecord, Registration};
 /// A catalog registration: `service:write` on its service (and on the service of each service
 /// check), `node:write` on the node when the node is new, changes, or carries node checks.
 pub fn check_registration(authz: &Authz, s: &CatalogState, reg: &Registration) -> ApiResult<()> {
+    check_node_of_registration(authz, s, reg)?;
+    check_services_of_registration(authz, s, reg)
+}
+
+/// The node's share of `check_registration`: `node:write` when the node is new or changes.
+pub fn check_node_of_registration(authz: &Authz, s: &CatalogState, reg: &Registration) -> ApiResult<()> {
     let node = &reg.node;
     let changes_node = match s.node(&node.name) {
         None => true,
@@ -20,11 +26,43 @@ pub fn check_registration(authz: &Authz, s: &CatalogState, reg: &Registration) -
                         && existing.tagged_addresses != node.tagged_addresses))
         }
     };
-    if changes_node || reg.checks.iter().any(|c| c.service_id.is_empty()) {
+    if changes_node {
+        authz.require(Resource::Node, &node.name, Access::Write)?;
+    }
+    Ok(())
+}
+
+/// The rest of `check_registration`, as Consul vets a registration: `node:write` for node
+/// checks; `service:write` on the service, on the service a reused service ID had, on a proxy's
+/// destination, on the service of each service check, and on whatever an existing check of the
+/// same ID belonged to (so a token cannot take over another service's ID or checks).
+pub fn check_services_of_registration(authz: &Authz, s: &CatalogState, reg: &Registration) -> ApiResult<()> {
+    let node = &reg.node;
+    if reg.checks.iter().any(|c| c.service_id.is_empty()) {
         authz.require(Resource::Node, &node.name, Access::Write)?;
     }
     if let Some(svc) = &reg.service {
         authz.require(Resource::Service, &svc.name, Access::Write)?;
+        if let Some(existing) = s.service(&node.name, &svc.id)
+            && existing.name != svc.name
+        {
+            authz.require(Resource::Service, &existing.name, Access::Write)?;
+        }
+        if !svc.proxy.is_empty() {
+            let destination = serde_json::from_str::<census_client::types::ProxyConfig>(&svc.proxy)
+                .map(|p| p.destination_service_name)
+                .unwrap_or_default();
+            if !destination.is_empty() {
+                authz.require(Resource::Service, &destination, Access::Write)?;
+            }
+        }
+    }
+    for check in &reg.checks {
+        let Some(existing) = s.check(&node.name, &check.id) else { continue };
+        match s.service(&node.name, &existing.service_id) {
+            Some(owner) => authz.require(Resource::Service, &owner.name, Access::Write)?,
+            None => authz.require(Resource::Node, &node.name, Access::Write)?,
+        }
     }
     for check in reg.checks.iter().filter(|c| !c.service_id.is_empty()) {
         let in_body =

@@ -140,7 +140,11 @@ impl AppState {
         match &self.servers {
             Some(pool) => {
                 let write = crate::client_agent::servers::AgentWrite::one(token, cmd);
-                refused_is_bad_request(pool.write(&write).await?.1)
+                let answer = pool.write(&write).await?;
+                if let Some((_, why)) = answer.refused.into_iter().next() {
+                    return Err(ApiError::PermissionDenied(why));
+                }
+                refused_is_bad_request(answer.result)
             }
             None => self.write(cmd).await,
         }

@@ -20,10 +20,11 @@ use super::reads::ReadMode;
 use super::types::{NodeId, TypeConfig};
 use crate::acl::{Access, Resource};
 use crate::catalog::Command;
-use crate::client_agent::servers::{AgentWrite, ServerAddrs};
+use crate::catalog::CommandResult;
+use crate::client_agent::servers::{AgentWrite, AgentWriteAnswer, ServerAddrs};
 use crate::dns::remote::FactsRequest;
 use crate::http::authz::Authz;
-use crate::http::authz_records::check_registration;
+use crate::http::authz_records::{check_registration, check_services_of_registration};
 use crate::http::error::ApiError;
 
 #[derive(Clone)]
@@ -107,40 +108,46 @@ async fn forward(State(svc): State<RaftService>, body: Bytes) -> Response {
 
 /// Whether `cmd` is what a client agent writes: its node's registrations and their pruning
 /// (anti-entropy), and a node's removal (leave, force-leave). Anything else (KV, sessions, ACL
-/// records, a whole catalog) comes through a server's HTTP API, where the request's token is
-/// checked, never through this route.
+/// records, a whole catalog, nested batches) comes through a server's HTTP API, where the
+/// request's token is checked, never through this route.
 fn an_agents_write(cmd: &Command) -> bool {
-    match cmd {
-        Command::Register(_) | Command::PruneNode { .. } | Command::DeregisterNode { .. } => true,
-        Command::Batch(commands) => commands.iter().all(an_agents_write),
-        _ => false,
-    }
+    matches!(cmd, Command::Register(_) | Command::PruneNode { .. } | Command::DeregisterNode { .. })
 }
 
-/// A client agent's write: any server checks it and hands it to the leader. With ACLs on, each
-/// part must be allowed to the token it carries, as Consul's servers check a client agent's
-/// catalog registrations.
+/// A client agent's write: any server checks it and hands the allowed parts to the leader.
 async fn write(State(svc): State<RaftService>, body: Bytes) -> Response {
     let write: AgentWrite = match decode(&body) {
         Ok(w) => w,
         Err(resp) => return resp,
     };
-    if let Err(denied) = authorize_agent_write(&svc, &write) {
-        return encode(&Remote::<(u64, crate::catalog::CommandResult)>::Err(RemoteError::PermissionDenied(
-            denied,
-        )));
-    }
-    let answer: Remote<_> = svc.node.write(write.into_command()).await.map_err(|e| match e {
-        crate::raft::ClusterError::NoLeader => RemoteError::NotLeader,
-        crate::raft::ClusterError::DiskFull { free, needed } => RemoteError::DiskFull { free, needed },
-        other => RemoteError::failed(other),
-    });
+    let (mut allowed, refused) = match vet_agent_write(&svc, write) {
+        Ok(vetted) => vetted,
+        Err(denied) => {
+            return encode(&Remote::<AgentWriteAnswer>::Err(RemoteError::PermissionDenied(denied)));
+        }
+    };
+    let command = match allowed.len() {
+        0 => return encode(&Remote::Ok(AgentWriteAnswer { index: 0, result: CommandResult::Done, refused })),
+        1 => allowed.remove(0),
+        _ => Command::Batch(allowed),
+    };
+    let answer: Remote<_> = match svc.node.write(command).await {
+        Ok((index, result)) => Ok(AgentWriteAnswer { index, result, refused }),
+        Err(crate::raft::ClusterError::NoLeader) => Err(RemoteError::NotLeader),
+        Err(crate::raft::ClusterError::DiskFull { free, needed }) => {
+            Err(RemoteError::DiskFull { free, needed })
+        }
+        Err(other) => Err(RemoteError::failed(other)),
+    };
     encode(&answer)
 }
 
-/// `Err` with Consul's 403 text when a part is not a client agent's kind of write, or (ACLs on)
-/// its token does not allow it.
-fn authorize_agent_write(svc: &RaftService, write: &AgentWrite) -> Result<(), String> {
+/// The parts of a client agent's write to apply, and the refused ones (by position, with
+/// Consul's 403 text).
+type Vetted = (Vec<Command>, Vec<(usize, String)>);
+
+/// `Err` when a part is not a client agent's kind of write: then nothing is applied.
+fn vet_agent_write(svc: &RaftService, write: AgentWrite) -> Result<Vetted, String> {
     if !write.parts.iter().all(|(_, cmd)| an_agents_write(cmd)) {
         return Err(
             "Permission denied: only a client agent's node registrations are written through this route"
@@ -148,28 +155,54 @@ fn authorize_agent_write(svc: &RaftService, write: &AgentWrite) -> Result<(), St
         );
     }
     if !svc.acl.enabled() {
-        return Ok(());
+        return Ok((write.parts.into_iter().map(|(_, cmd)| cmd).collect(), Vec::new()));
     }
-    for (token, cmd) in &write.parts {
-        let identity = svc.acl.resolve_sent(token).map_err(|e| e.to_string())?;
-        let authz = Authz(identity);
-        svc.node.catalog.read(|s| allowed(&authz, s, cmd)).map_err(|e| e.to_string())?;
+    let (mut allowed, mut refused) = (Vec::new(), Vec::new());
+    // Nodes an allowed part of this write registers, as it registers them: a later part that
+    // names the same node exactly so need not be allowed to create or change it (a service's
+    // token rarely holds `node:write`).
+    let mut nodes_written = std::collections::HashMap::new();
+    for (position, (token, cmd)) in write.parts.into_iter().enumerate() {
+        let verdict = svc.acl.resolve_sent(&token).map_err(|e| e.to_string()).and_then(|identity| {
+            let authz = Authz(identity);
+            svc.node
+                .catalog
+                .read(|s| allowed_part(&authz, s, &cmd, &nodes_written))
+                .map_err(|e| e.to_string())
+        });
+        match verdict {
+            Ok(()) => {
+                if let Command::Register(reg) = &cmd {
+                    nodes_written.entry(reg.node.name.clone()).or_insert_with(|| reg.node.clone());
+                }
+                allowed.push(cmd);
+            }
+            Err(why) => refused.push((position, why)),
+        }
     }
-    Ok(())
+    Ok((allowed, refused))
 }
 
-/// What a client agent's write needs: a registration as the catalog endpoint checks it; pruning
-/// the node's services and checks, `node:write`; removing a node, `node:write` on it or
-/// `operator:write` (force-leave).
-fn allowed(authz: &Authz, s: &crate::catalog::CatalogState, cmd: &Command) -> Result<(), ApiError> {
+/// What one part of a client agent's write needs: a registration as the catalog endpoint checks
+/// it (its node's share skipped when an earlier allowed part wrote the node); pruning the node's
+/// services and checks, `node:write`; removing a node, `node:write` on it or `operator:write`
+/// (force-leave).
+fn allowed_part(
+    authz: &Authz,
+    s: &crate::catalog::CatalogState,
+    cmd: &Command,
+    nodes_written: &std::collections::HashMap<String, crate::catalog::NodeSpec>,
+) -> Result<(), ApiError> {
     match cmd {
+        Command::Register(reg) if nodes_written.get(&reg.node.name) == Some(&reg.node) => {
+            check_services_of_registration(authz, s, reg)
+        }
         Command::Register(reg) => check_registration(authz, s, reg),
         Command::PruneNode { node, .. } => authz.require(Resource::Node, node, Access::Write),
         Command::DeregisterNode { node } => match authz.allows(Resource::Operator, "", Access::Write) {
             true => Ok(()),
             false => authz.require(Resource::Node, node, Access::Write),
         },
-        Command::Batch(commands) => commands.iter().try_for_each(|c| allowed(authz, s, c)),
         _ => Err(ApiError::PermissionDenied("Permission denied".into())),
     }
 }
@@ -305,13 +338,10 @@ mod tests {
             ..Default::default()
         });
         let prune = Command::PruneNode { node: "n1".into(), keep_services: vec![], keep_checks: vec![] };
-        assert!(an_agents_write(&Command::Batch(vec![register.clone(), prune])));
+        assert!(an_agents_write(&register) && an_agents_write(&prune));
         assert!(an_agents_write(&Command::DeregisterNode { node: "n1".into() }));
         let kv = Command::KvSet { key: "k".into(), value: b"v".to_vec(), flags: 0, cas: None };
         assert!(!an_agents_write(&kv));
-        assert!(
-            !an_agents_write(&Command::Batch(vec![register, kv])),
-            "one foreign command refuses the batch"
-        );
+        assert!(!an_agents_write(&Command::Batch(vec![register, prune])), "parts are never nested batches");
     }
 }
