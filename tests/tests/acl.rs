@@ -675,6 +675,11 @@ async fn a_client_agent_syncs_its_node_and_each_service_with_their_own_tokens() 
         catalog_has("/v1/catalog/service/web".into(), "web-1")
     })
     .await;
+    assert!(
+        !client.log().contains("blocked by ACLs"),
+        "web-1 came back with the node in one write, never refused for lack of node:write:\n{}",
+        client.log()
+    );
 
     // A service whose token was deleted is refused alone: the rest of the node still syncs.
     let (status, db_token) = call(
