@@ -115,6 +115,19 @@ async fn token_with(admin: &Client, name: &str, rules: &str) -> String {
     token["SecretID"].as_str().expect("secret").to_string()
 }
 
+/// Creates a token with a service identity for `service`; returns the token as the API shows it.
+async fn service_identity_token(admin: &Client, service: &str) -> Value {
+    let body = json!({"ServiceIdentities": [{"ServiceName": service}]});
+    let (status, token) = call(admin, Method::PUT, "/v1/acl/token", Some(body)).await;
+    assert_eq!(status, StatusCode::OK, "{token}");
+    serde_json::from_str(&token).expect("token json")
+}
+
+/// The SecretID of `token`.
+fn secret_of(token: &Value) -> String {
+    token["SecretID"].as_str().expect("secret").to_string()
+}
+
 /// A concrete path for a route pattern, naming records that exist (the `web` service, its check,
 /// a session) so that only the ACL check stands between the request and its effect.
 fn concrete(route: &str, node: &str, session: &str) -> String {
@@ -245,19 +258,7 @@ async fn a_service_token_registers_only_its_own_service() {
     let dir = tempfile::tempdir().expect("tempdir");
     let agent = acl_server("svc1", "deny", &dir).await;
     let admin = as_token(&agent, MANAGEMENT);
-    let (status, token) = call(
-        &admin,
-        Method::PUT,
-        "/v1/acl/token",
-        Some(json!({"ServiceIdentities": [{"ServiceName": "web"}]})),
-    )
-    .await;
-    assert_eq!(status, StatusCode::OK, "{token}");
-    let secret = serde_json::from_str::<Value>(&token).expect("json")["SecretID"]
-        .as_str()
-        .expect("secret")
-        .to_string();
-    let web = as_token(&agent, &secret);
+    let web = as_token(&agent, &secret_of(&service_identity_token(&admin, "web").await));
     let register = |name: &str| json!({"Name": name, "ID": format!("{name}-1"), "Port": 8080});
     let (status, body) = call(&web, Method::PUT, "/v1/agent/service/register", Some(register("web"))).await;
     assert_eq!(status, StatusCode::OK, "{body}");
@@ -535,17 +536,7 @@ async fn a_client_agent_checks_tokens_through_the_servers_and_keeps_them_while_t
     let dir = tempfile::tempdir().expect("tempdir");
     let mut server = acl_server("acs1", "deny", &dir).await;
     let admin = as_token(&server, MANAGEMENT);
-    let (_, token) = call(
-        &admin,
-        Method::PUT,
-        "/v1/acl/token",
-        Some(json!({"ServiceIdentities": [{"ServiceName": "web"}]})),
-    )
-    .await;
-    let web_secret = serde_json::from_str::<Value>(&token).expect("json")["SecretID"]
-        .as_str()
-        .expect("secret")
-        .to_string();
+    let web_secret = secret_of(&service_identity_token(&admin, "web").await);
     // The agent token Consul's docs give a client agent: write its node, read services.
     let agent_token = token_with(
         &admin,
@@ -682,16 +673,8 @@ async fn a_client_agent_syncs_its_node_and_each_service_with_their_own_tokens() 
     );
 
     // A service whose token was deleted is refused alone: the rest of the node still syncs.
-    let (status, db_token) = call(
-        &admin,
-        Method::PUT,
-        "/v1/acl/token",
-        Some(json!({"ServiceIdentities": [{"ServiceName": "db"}]})),
-    )
-    .await;
-    assert_eq!(status, StatusCode::OK, "{db_token}");
-    let db_token: Value = serde_json::from_str(&db_token).expect("token");
-    let db = as_token(&client, db_token["SecretID"].as_str().expect("secret"));
+    let db_token = service_identity_token(&admin, "db").await;
+    let db = as_token(&client, &secret_of(&db_token));
     let service = json!({"ID": "db-1", "Name": "db", "Port": 5432});
     assert_eq!(call(&db, Method::PUT, "/v1/agent/service/register", Some(service)).await.0, StatusCode::OK);
     eventually(Duration::from_secs(20), "db-1 in the catalog", || {

@@ -77,7 +77,6 @@ pub fn sync_parts(state: &CatalogState, node: &NodeSpec) -> Vec<(Signer, Command
                 }),
                 checks: checks_of(&s.id),
                 replace_service_checks: true,
-                ..Default::default()
             }),
         ));
     }
