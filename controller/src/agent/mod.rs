@@ -428,16 +428,17 @@ pub async fn run(config: AgentConfig) -> Result<(), AgentError> {
                 .then(|| rustls_pki_types::ServerName::try_from(config.tls.server_name.clone()))
                 .transpose()
                 .map_err(|e| AgentError::Other(format!("server name {:?}: {e}", config.tls.server_name)))?;
-            if servers_only.is_none() && rpc.verify_incoming {
-                tracing::warn!(
-                    target: "agent",
-                    "tls.internal_rpc.verify_server_hostname is off: any certificate from the CA (a client agent's too) reaches the servers' Raft routes, past ACLs"
-                );
-            }
             RaftListener::Tls(tls_listener(raft_listener, rpc, &[b"h2"], &mut reloader)?, servers_only)
         } else {
             RaftListener::Plain(raft_listener)
         };
+        if config.acl.enabled && !matches!(listener, RaftListener::Tls(_, Some(_))) {
+            tracing::warn!(
+                target: "agent",
+                "ACLs are on, but the server port's own routes are open to {}: set a certificate, verify_incoming and verify_server_hostname in tls.internal_rpc",
+                if rpc.has_certificate() { "any certificate from the CA" } else { "anyone who reaches it" }
+            );
+        }
         let role =
             start_server(&config, &node_id, &http_addr, &gossip, listener, transport, (catalog, acl.clone()))
                 .await?;

@@ -111,14 +111,18 @@ pub fn sign(parts: Vec<(Signer, Command)>, acl: &Acl) -> AgentWrite {
 }
 
 /// Logs the parts the servers refused, in Consul's words, each once while it stays refused
-/// (`logged` holds what was logged since the last sync with nothing refused).
+/// (`logged` holds the refusals logged and still standing).
 fn log_refusals(signers: &[Signer], refused: &[(usize, String)], logged: &mut Vec<(Signer, String)>) {
-    for (position, why) in refused {
-        let signer = signers.get(*position).cloned().unwrap_or(Signer::Agent);
-        let seen = (signer, why.clone());
+    let now: Vec<(Signer, String)> = refused
+        .iter()
+        .map(|(position, why)| (signers.get(*position).cloned().unwrap_or(Signer::Agent), why.clone()))
+        .collect();
+    logged.retain(|seen| now.contains(seen));
+    for seen in now {
         if logged.contains(&seen) {
             continue;
         }
+        let why = &seen.1;
         match &seen.0 {
             Signer::Service(id) => {
                 tracing::warn!(target: "agent", service = %id, error = %why, "Service registration blocked by ACLs");

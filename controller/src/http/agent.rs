@@ -9,7 +9,7 @@ use axum::response::Response;
 use census_client::types::{AgentServiceRegistration, CheckDefinition};
 
 use super::authz::Authz;
-use super::authz_records::{check_deregistration, may_read_check};
+use super::authz_records::{check_deregistration, check_services_of_registration, may_read_check};
 use super::decode::{MAX_BODY, decode_json, read_body};
 use super::error::{ApiError, ApiResult};
 use super::query::{Params, listing_response};
@@ -96,9 +96,10 @@ pub async fn service_register(
     let body = read_body(&headers, body, MAX_BODY, "Request body").await?;
     let reg: AgentServiceRegistration = decode_json(&body)?;
     let registrations = agent_registrations(&state, &reg, params.flag("replace-existing-checks"))?;
-    // The agent writes its own node with its own token: the request needs the services only.
-    for svc in registrations.iter().filter_map(|r| r.service.as_ref()) {
-        authz.require(Resource::Service, &svc.name, Access::Write)?;
+    // The agent writes its own node with its own token: the request needs the services only,
+    // vetted as the catalog vets them (a reused ID, existing checks, a proxy's destination).
+    for reg in &registrations {
+        state.catalog.read(|s| check_services_of_registration(&authz, s, reg))?;
     }
     // Recorded before the write, so that the sync it sets off carries it; put back if refused.
     let before: Vec<(String, String)> = registrations
@@ -193,10 +194,6 @@ pub async fn check_register(
     if !def.service_id.is_empty() && service.is_none() {
         return Err(ApiError::NotFound(format!("ServiceID {:?} does not exist", def.service_id)));
     }
-    match &service {
-        Some(name) => authz.require(Resource::Service, name, Access::Write)?,
-        None => authz.require(Resource::Node, node, Access::Write)?,
-    }
     let check = registration::check_registration(
         &def,
         &def.name,
@@ -204,12 +201,11 @@ pub async fn check_register(
         &def.service_id,
         state.info.enable_script_checks,
     )?;
-    let cmd = Command::Register(Registration {
-        node: state.self_node_spec(),
-        checks: vec![check],
-        ..Default::default()
-    });
-    state.write(cmd).await?;
+    let reg = Registration { node: state.self_node_spec(), checks: vec![check], ..Default::default() };
+    // `service:write` on its service (`node:write` for a node check), and on whatever an existing
+    // check of this ID belonged to.
+    state.catalog.read(|s| check_services_of_registration(&authz, s, &reg))?;
+    state.write(Command::Register(reg)).await?;
     Ok(empty_ok())
 }
 

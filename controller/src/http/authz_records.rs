@@ -48,7 +48,7 @@ pub fn check_services_of_registration(authz: &Authz, s: &CatalogState, reg: &Reg
         {
             authz.require(Resource::Service, &existing.name, Access::Write)?;
         }
-        if !svc.proxy.is_empty() {
+        if svc.kind == "connect-proxy" && !svc.proxy.is_empty() {
             let destination = serde_json::from_str::<census_client::types::ProxyConfig>(&svc.proxy)
                 .map(|p| p.destination_service_name)
                 .unwrap_or_default();

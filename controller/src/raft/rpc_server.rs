@@ -158,51 +158,54 @@ fn vet_agent_write(svc: &RaftService, write: AgentWrite) -> Result<Vetted, Strin
         return Ok((write.parts.into_iter().map(|(_, cmd)| cmd).collect(), Vec::new()));
     }
     let (mut allowed, mut refused) = (Vec::new(), Vec::new());
-    // Nodes an allowed part of this write registers, as it registers them: a later part that
-    // names the same node exactly so need not be allowed to create or change it (a service's
-    // token rarely holds `node:write`).
-    let mut nodes_written = std::collections::HashMap::new();
+    let mut nodes_written = std::collections::HashSet::new();
     for (position, (token, cmd)) in write.parts.into_iter().enumerate() {
-        let verdict = svc.acl.resolve_sent(&token).map_err(|e| e.to_string()).and_then(|identity| {
-            let authz = Authz(identity);
-            svc.node
-                .catalog
-                .read(|s| allowed_part(&authz, s, &cmd, &nodes_written))
-                .map_err(|e| e.to_string())
-        });
-        match verdict {
-            Ok(()) => {
-                if let Command::Register(reg) = &cmd {
-                    nodes_written.entry(reg.node.name.clone()).or_insert_with(|| reg.node.clone());
-                }
-                allowed.push(cmd);
+        let authz = match svc.acl.resolve_sent(&token) {
+            Ok(identity) => Authz(identity),
+            Err(e) => {
+                refused.push((position, e.to_string()));
+                continue;
             }
-            Err(why) => refused.push((position, why)),
+        };
+        match svc.node.catalog.read(|s| allowed_part(&authz, s, &cmd, &mut nodes_written)) {
+            Ok(()) => allowed.push(cmd),
+            Err(e) => refused.push((position, e.to_string())),
         }
     }
     Ok((allowed, refused))
 }
 
 /// What one part of a client agent's write needs: a registration as the catalog endpoint checks
-/// it (its node's share skipped when an earlier allowed part wrote the node); pruning the node's
-/// services and checks, `node:write`; removing a node, `node:write` on it or `operator:write`
-/// (force-leave).
+/// it; pruning the node's services and checks, `node:write`; removing a node, `node:write` on it
+/// or `operator:write` (force-leave). `nodes_written` holds the nodes earlier parts of the write
+/// registered with `node:write` (and did not remove): a later part that leaves such a node as it
+/// is (`skip_node_update`) need not be allowed to create it, since a service's token rarely holds
+/// `node:write`.
 fn allowed_part(
     authz: &Authz,
     s: &crate::catalog::CatalogState,
     cmd: &Command,
-    nodes_written: &std::collections::HashMap<String, crate::catalog::NodeSpec>,
+    nodes_written: &mut std::collections::HashSet<String>,
 ) -> Result<(), ApiError> {
     match cmd {
-        Command::Register(reg) if nodes_written.get(&reg.node.name) == Some(&reg.node) => {
+        Command::Register(reg) if reg.skip_node_update && nodes_written.contains(&reg.node.name) => {
             check_services_of_registration(authz, s, reg)
         }
-        Command::Register(reg) => check_registration(authz, s, reg),
+        Command::Register(reg) => {
+            check_registration(authz, s, reg)?;
+            if !reg.skip_node_update && authz.allows(Resource::Node, &reg.node.name, Access::Write) {
+                nodes_written.insert(reg.node.name.clone());
+            }
+            Ok(())
+        }
         Command::PruneNode { node, .. } => authz.require(Resource::Node, node, Access::Write),
-        Command::DeregisterNode { node } => match authz.allows(Resource::Operator, "", Access::Write) {
-            true => Ok(()),
-            false => authz.require(Resource::Node, node, Access::Write),
-        },
+        Command::DeregisterNode { node } => {
+            if !authz.allows(Resource::Operator, "", Access::Write) {
+                authz.require(Resource::Node, node, Access::Write)?;
+            }
+            nodes_written.remove(node);
+            Ok(())
+        }
         _ => Err(ApiError::PermissionDenied("Permission denied".into())),
     }
 }
@@ -343,5 +346,64 @@ mod tests {
         let kv = Command::KvSet { key: "k".into(), value: b"v".to_vec(), flags: 0, cas: None };
         assert!(!an_agents_write(&kv));
         assert!(!an_agents_write(&Command::Batch(vec![register, prune])), "parts are never nested batches");
+    }
+
+    fn authz(rules: &str) -> Authz {
+        let rules = crate::acl::rules::parse(rules).expect("rules");
+        let authorizer = crate::acl::authorizer::Authorizer::from_rules(
+            rules,
+            crate::acl::authorizer::DefaultPolicy::Deny,
+        );
+        Authz(Arc::new(crate::acl::resolver::Identity {
+            accessor_id: "test".into(),
+            authorizer: Arc::new(authorizer),
+            named: true,
+        }))
+    }
+
+    fn register(node: &str, address: &str, skip_node_update: bool) -> Command {
+        Command::Register(Registration {
+            node: NodeSpec { name: node.into(), address: address.into(), ..Default::default() },
+            skip_node_update,
+            ..Default::default()
+        })
+    }
+
+    /// Vets `parts` in order as `vet_agent_write` does; true for each allowed part.
+    fn vet(s: &crate::catalog::CatalogState, parts: &[(&Authz, Command)]) -> Vec<bool> {
+        let mut written = std::collections::HashSet::new();
+        parts.iter().map(|(authz, cmd)| allowed_part(authz, s, cmd, &mut written).is_ok()).collect()
+    }
+
+    #[test]
+    fn a_node_is_changed_only_with_node_write_whatever_the_order_of_parts() {
+        let catalog = crate::catalog::Catalog::new();
+        catalog.apply(1, &register("victim", "10.0.0.1", false));
+        let web = authz(r#"service "web" { policy = "write" }"#);
+        let agent = authz(r#"node "n1" { policy = "write" }"#);
+        catalog.read(|s| {
+            // A made-up record of an existing node, "skipped", then the same record for real.
+            let crafted = [
+                (&web, register("victim", "192.0.2.66", true)),
+                (&web, register("victim", "192.0.2.66", false)),
+            ];
+            assert_eq!(vet(s, &crafted), [true, false], "the second part changes the node: node:write");
+            // The agent's own sync: its node with node:write, then its services leaving it as is.
+            let sync =
+                [(&agent, register("n1", "10.0.0.2", false)), (&web, register("n1", "10.0.0.2", true))];
+            assert_eq!(vet(s, &sync), [true, true]);
+            // The node created by a part the token could not write is no excuse for the next.
+            let unowned =
+                [(&web, register("n2", "10.0.0.3", false)), (&web, register("n2", "10.0.0.3", true))];
+            assert_eq!(vet(s, &unowned), [false, false]);
+            // Removed, then recreated on the strength of the removal: refused.
+            let operator = authz(r#"operator = "write""#);
+            let recreate = [
+                (&agent, register("n1", "10.0.0.2", false)),
+                (&operator, Command::DeregisterNode { node: "n1".into() }),
+                (&web, register("n1", "10.0.0.2", true)),
+            ];
+            assert_eq!(vet(s, &recreate), [true, true, false]);
+        });
     }
 }
