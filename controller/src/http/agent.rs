@@ -190,8 +190,8 @@ pub async fn check_register(
         return Err(ApiError::BadRequest("Missing check name".into()));
     }
     let node = &state.info.node_name;
-    let service = state.catalog.read(|s| s.service(node, &def.service_id).map(|svc| svc.name.clone()));
-    if !def.service_id.is_empty() && service.is_none() {
+    let service_exists = state.catalog.read(|s| s.service(node, &def.service_id).is_some());
+    if !def.service_id.is_empty() && !service_exists {
         return Err(ApiError::NotFound(format!("ServiceID {:?} does not exist", def.service_id)));
     }
     let check = registration::check_registration(
