@@ -33,17 +33,16 @@ impl RegistrationTokens {
     /// and replaced by the next change).
     pub fn kept_in(dir: PathBuf) -> RegistrationTokens {
         let path = dir.join(FILE);
-        let kept = match std::fs::read(&path) {
-            Ok(bytes) => serde_json::from_slice(&bytes).unwrap_or_else(|e| {
-                tracing::warn!(target: "agent", path = %path.display(), error = %e, "unreadable registration tokens");
-                Kept::default()
-            }),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Kept::default(),
-            Err(e) => {
-                tracing::warn!(target: "agent", path = %path.display(), error = %e, "unreadable registration tokens");
-                Kept::default()
-            }
+        let read = match std::fs::read(&path) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Kept::default()),
+            read => read
+                .map_err(|e| e.to_string())
+                .and_then(|bytes| serde_json::from_slice::<Kept>(&bytes).map_err(|e| e.to_string())),
         };
+        let kept = read.unwrap_or_else(|e| {
+            tracing::warn!(target: "agent", path = %path.display(), error = %e, "unreadable registration tokens");
+            Kept::default()
+        });
         RegistrationTokens { dir: Some(dir), kept: Mutex::new(kept) }
     }
 

@@ -115,7 +115,7 @@ impl Acl {
         }
     }
 
-    /// Keeps the tokens local services and checks were registered with in `dir`.
+    /// Keeps the tokens local services were registered with in `dir`.
     pub fn keeping_registrations_in(mut self, dir: std::path::PathBuf) -> Acl {
         self.registrations = super::registration_tokens::RegistrationTokens::kept_in(dir);
         self
